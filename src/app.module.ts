@@ -1,0 +1,33 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { AvatarModule } from './avatar/avatar.module';
+import { ChatModule } from './chat/chat.module';
+import { ConfigModule } from './config/config.module';
+import type { GatewayConfig } from './config/gateway-config';
+import { DialogModule } from './dialog/dialog.module';
+import { EngineModule } from './engine/engine.module';
+import { GatewayModule } from './gateway/gateway.module';
+import { LoggingModule, type LoggingOptions } from './logging/logging.module';
+import { MessagingModule } from './messaging/messaging.module';
+import { PresenceModule } from './presence/presence.module';
+
+export interface AppOptions extends LoggingOptions {}
+
+@Module({})
+export class AppModule {
+  static forRoot(config: GatewayConfig, options: AppOptions = {}): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggingModule.forRoot(config, options),
+        EngineModule.forRoot(config),
+        MessagingModule,
+        GatewayModule,
+        PresenceModule,
+        ChatModule,
+        DialogModule,
+        AvatarModule,
+      ],
+    };
+  }
+}

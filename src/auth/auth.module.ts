@@ -1,0 +1,33 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { HttpModule } from '@nestjs/axios';
+import { Module } from '@nestjs/common';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { AuthGuard } from './auth.guard';
+import { DemoTokenVerifier } from './demo-token-verifier';
+import { HttpTokenVerifier } from './http-token-verifier';
+import { TokenService } from './token.service';
+import { TOKEN_VERIFIER } from './token-verifier';
+
+@Module({
+  imports: [
+    HttpModule.register({
+      // Keep-alive: a login storm must not open one TCP connection per CHECK_TOKEN.
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 256 }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
+    }),
+  ],
+  providers: [
+    HttpTokenVerifier,
+    {
+      provide: TOKEN_VERIFIER,
+      inject: [GATEWAY_CONFIG, HttpTokenVerifier],
+      useFactory: (config: GatewayConfig, http: HttpTokenVerifier) =>
+        config.authServerUrl ? http : new DemoTokenVerifier(),
+    },
+    TokenService,
+    AuthGuard,
+  ],
+  exports: [TokenService, AuthGuard],
+})
+export class AuthModule {}

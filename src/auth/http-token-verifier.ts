@@ -1,0 +1,80 @@
+import { HttpService } from '@nestjs/axios';
+import { Inject, Injectable } from '@nestjs/common';
+import { firstValueFrom } from 'rxjs';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { Status, toProfile } from '../protocol/protocol';
+import type { TokenCheck, TokenVerifier } from './token-verifier';
+
+const INVALID_TOKEN_STATUSES = new Set([401, 403, 404]);
+const MAX_REPLY_BYTES = 64 * 1024;
+
+/**
+ * CHECK_TOKEN over HTTP: POST {"type":"CHECK_TOKEN","authToken":...} to AUTH_SERVER_URL.
+ * 200 SUCCESS with a userId is a valid token; 200 ERROR, 401, 403 and 404 an invalid one;
+ * anything else (timeout, refused, 5xx, 3xx, other 4xx, a body of another shape) is "unavailable".
+ */
+@Injectable()
+export class HttpTokenVerifier implements TokenVerifier {
+  constructor(
+    private readonly http: HttpService,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+  ) {}
+
+  async verify(token: string): Promise<TokenCheck> {
+    const url = this.config.authServerUrl;
+    if (!url) return { outcome: 'unavailable', reason: 'no AUTH_SERVER_URL' };
+    let status: number;
+    let body: string;
+    try {
+      const response = await firstValueFrom(
+        this.http.post<string>(
+          url,
+          { type: 'CHECK_TOKEN', authToken: token },
+          {
+            timeout: this.config.authTimeoutMs,
+            signal: AbortSignal.timeout(this.config.authTimeoutMs),
+            maxRedirects: 0,
+            maxContentLength: MAX_REPLY_BYTES,
+            responseType: 'text',
+            transformResponse: (data: unknown) => data,
+            validateStatus: () => true,
+            headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+          },
+        ),
+      );
+      status = response.status;
+      body = typeof response.data === 'string' ? response.data : '';
+    } catch (err) {
+      // Never include the request (it holds the token) in the reason: only the error's code.
+      const code = (err as { code?: unknown }).code;
+      return { outcome: 'unavailable', reason: typeof code === 'string' ? code : 'request failed' };
+    }
+    return classifyReply(status, body);
+  }
+}
+
+/** Classifies an authorization server's reply (exported for unit tests). */
+export function classifyReply(status: number, body: string): TokenCheck {
+  if (INVALID_TOKEN_STATUSES.has(status)) return { outcome: 'invalid' };
+  if (status !== 200) return { outcome: 'unavailable', reason: `HTTP ${status}` };
+  let reply: unknown;
+  try {
+    reply = JSON.parse(body);
+  } catch {
+    return { outcome: 'unavailable', reason: 'reply is not JSON' };
+  }
+  if (typeof reply !== 'object' || reply === null || Array.isArray(reply)) {
+    return { outcome: 'unavailable', reason: 'reply is not an object' };
+  }
+  const { status: verdict, serverData } = reply as Record<string, unknown>;
+  if (verdict === Status.ERROR) return { outcome: 'invalid' };
+  if (verdict !== Status.SUCCESS) return { outcome: 'unavailable', reason: 'reply has no SUCCESS or ERROR status' };
+  if (typeof serverData !== 'object' || serverData === null || Array.isArray(serverData)) {
+    return { outcome: 'unavailable', reason: 'SUCCESS without serverData' };
+  }
+  const profile = toProfile(serverData as Record<string, unknown>);
+  if (profile.userId === '' || typeof (serverData as Record<string, unknown>).userId !== 'string') {
+    return { outcome: 'unavailable', reason: 'SUCCESS without a userId' };
+  }
+  return { outcome: 'valid', profile };
+}

@@ -1,0 +1,221 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+} from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+const toBool = ({ value }: { value: unknown }) => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0' || v === '') return false;
+  return value;
+};
+const emptyToUndefined = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+/**
+ * The environment, validated at boot. Names and defaults are those of the protocol's
+ * Configuration table; a bad value stops the start with a message naming the variable.
+ */
+export class EnvironmentDto {
+  @IsOptional() @IsIn(['development', 'production', 'test'])
+  NODE_ENV?: string;
+
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT = 8080;
+
+  @IsOptional() @IsString()
+  HOST?: string;
+
+  @IsString() @Matches(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, { message: 'WS_PATH must be an absolute URL path such as /ws' })
+  WS_PATH = '/ws';
+
+  @Transform(emptyToUndefined) @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'PUBLIC_URL must be an absolute http(s) URL' })
+  PUBLIC_URL?: string;
+
+  @Transform(emptyToUndefined) @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'AUTH_SERVER_URL must be an absolute http(s) URL' })
+  AUTH_SERVER_URL?: string;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(600_000)
+  AUTH_TIMEOUT_MS = 3000;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(3_600_000)
+  AUTH_DEADLINE_MS = 10_000;
+
+  @Transform(toInt) @IsInt() @Min(0) @Max(86_400_000)
+  AUTH_CACHE_TTL_MS = 30_000;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  AUTH_BREAKER_THRESHOLD = 5;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(3_600_000)
+  AUTH_BREAKER_COOLDOWN_MS = 5000;
+
+  @Transform(toBool) @IsBoolean()
+  ALLOW_QUERY_TOKEN = false;
+
+  @Transform(emptyToUndefined) @IsOptional() @IsString()
+  ALLOWED_ORIGINS?: string;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000)
+  CHAT_MAX_LENGTH = 4096;
+
+  @Transform(toInt) @IsInt() @Min(2) @Max(64 * 1024 * 1024)
+  DIALOG_MAX_BYTES = 16384;
+
+  @Transform(toInt) @IsInt() @Min(0) @Max(7 * 86_400_000)
+  DEDUP_WINDOW_MS = 600_000;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(600_000)
+  DELIVERY_TIMEOUT_MS = 5000;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(64 * 1024 * 1024)
+  AVATAR_MAX_BYTES = 1_048_576;
+
+  @IsString()
+  AVATAR_DIR = './data/avatars';
+
+  @Transform(toInt) @IsOptional() @IsInt() @Min(1024) @Max(256 * 1024 * 1024)
+  MAX_FRAME_BYTES?: number;
+
+  @Transform(toInt) @IsInt() @Min(100) @Max(3_600_000)
+  HEARTBEAT_INTERVAL_MS = 25_000;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  RATE_LIMIT_PER_SEC = 50;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  RATE_LIMIT_BURST = 100;
+
+  @Transform(toInt) @IsInt() @Min(1024) @Max(1024 * 1024 * 1024)
+  SEND_BUFFER_MAX_BYTES = 1_048_576;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000)
+  MAX_CONNECTIONS = 10_000;
+
+  @Transform(emptyToUndefined) @IsOptional()
+  @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+
+  @Transform(toInt) @IsInt() @Min(1000) @Max(3_600_000)
+  PRESENCE_TTL_MS = 15_000;
+
+  @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  SHUTDOWN_DRAIN_MS = 10_000;
+
+  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+  LOG_LEVEL?: string;
+}
+
+/** The validated, typed configuration the rest of the gateway reads. */
+export interface GatewayConfig {
+  production: boolean;
+  port: number;
+  host?: string;
+  wsPath: string;
+  publicUrl: string;
+  authServerUrl?: string;
+  authTimeoutMs: number;
+  authDeadlineMs: number;
+  authCacheTtlMs: number;
+  authBreakerThreshold: number;
+  authBreakerCooldownMs: number;
+  allowQueryToken: boolean;
+  allowedOrigins?: ReadonlySet<string>;
+  chatMaxLength: number;
+  dialogMaxBytes: number;
+  dedupWindowMs: number;
+  deliveryTimeoutMs: number;
+  avatarMaxBytes: number;
+  avatarDir: string;
+  maxFrameBytes: number;
+  heartbeatIntervalMs: number;
+  rateLimitPerSec: number;
+  rateLimitBurst: number;
+  sendBufferMaxBytes: number;
+  maxConnections: number;
+  redisUrl?: string;
+  presenceTtlMs: number;
+  shutdownDrainMs: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+/** Validates an environment (process.env by default) into a GatewayConfig, or throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const known = Object.keys(new EnvironmentDto());
+  const input: Record<string, string> = {};
+  for (const key of [...known, 'NODE_ENV', 'HOST', 'PUBLIC_URL', 'AUTH_SERVER_URL', 'ALLOWED_ORIGINS', 'MAX_FRAME_BYTES', 'REDIS_URL', 'LOG_LEVEL']) {
+    const value = env[key];
+    if (value !== undefined) input[key] = value;
+  }
+  const dto = plainToInstance(EnvironmentDto, input);
+  const errors = validateSync(dto, { whitelist: false, forbidUnknownValues: true });
+  if (errors.length > 0) {
+    const lines = errors.map((e) => `${e.property}=${JSON.stringify(input[e.property] ?? null)}: ${Object.values(e.constraints ?? {}).join('; ')}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const production = dto.NODE_ENV === 'production';
+  if (production && !dto.AUTH_SERVER_URL) {
+    throw new ConfigError(
+      'AUTH_SERVER_URL is required when NODE_ENV=production: the built-in demo users are for development only',
+    );
+  }
+  const origins = dto.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter((o) => o.length > 0);
+  if (origins) {
+    for (const origin of origins) {
+      if (!/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(origin)) {
+        throw new ConfigError(`invalid configuration:\n  ALLOWED_ORIGINS: "${origin}" is not scheme://host[:port] (no path, no trailing slash)`);
+      }
+    }
+  }
+  const maxFrameBytes = dto.MAX_FRAME_BYTES ?? Math.ceil(dto.AVATAR_MAX_BYTES / 3) * 4 + 65_536;
+  return {
+    production,
+    port: dto.PORT,
+    host: dto.HOST,
+    wsPath: dto.WS_PATH,
+    publicUrl: (dto.PUBLIC_URL ?? `http://localhost:${dto.PORT}`).replace(/\/+$/, ''),
+    authServerUrl: dto.AUTH_SERVER_URL,
+    authTimeoutMs: dto.AUTH_TIMEOUT_MS,
+    authDeadlineMs: dto.AUTH_DEADLINE_MS,
+    authCacheTtlMs: dto.AUTH_CACHE_TTL_MS,
+    authBreakerThreshold: dto.AUTH_BREAKER_THRESHOLD,
+    authBreakerCooldownMs: dto.AUTH_BREAKER_COOLDOWN_MS,
+    allowQueryToken: dto.ALLOW_QUERY_TOKEN,
+    allowedOrigins: origins && origins.length > 0 ? new Set(origins) : undefined,
+    chatMaxLength: dto.CHAT_MAX_LENGTH,
+    dialogMaxBytes: dto.DIALOG_MAX_BYTES,
+    dedupWindowMs: dto.DEDUP_WINDOW_MS,
+    deliveryTimeoutMs: dto.DELIVERY_TIMEOUT_MS,
+    avatarMaxBytes: dto.AVATAR_MAX_BYTES,
+    avatarDir: dto.AVATAR_DIR,
+    maxFrameBytes,
+    heartbeatIntervalMs: dto.HEARTBEAT_INTERVAL_MS,
+    rateLimitPerSec: dto.RATE_LIMIT_PER_SEC,
+    rateLimitBurst: dto.RATE_LIMIT_BURST,
+    sendBufferMaxBytes: dto.SEND_BUFFER_MAX_BYTES,
+    maxConnections: dto.MAX_CONNECTIONS,
+    redisUrl: dto.REDIS_URL,
+    presenceTtlMs: dto.PRESENCE_TTL_MS,
+    shutdownDrainMs: dto.SHUTDOWN_DRAIN_MS,
+    logLevel: dto.LOG_LEVEL ?? (dto.NODE_ENV === 'test' ? 'warn' : 'info'),
+  };
+}
+
+/** Injection token of the GatewayConfig. */
+export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG');

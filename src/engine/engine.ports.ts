@@ -1,0 +1,85 @@
+import type { DeliveryStatus, UserProfile } from '../protocol/protocol';
+
+/**
+ * The shared state of a deployment, behind interfaces. The single-node engine keeps it in
+ * memory; the cluster engine keeps it in Redis. Feature modules depend on these ports only.
+ */
+
+/** One authenticated connection of a user, somewhere in the deployment. */
+export interface Session {
+  userId: string;
+  nodeId: string;
+  connId: string;
+  profile: UserProfile;
+}
+
+/** A serialized frame for the clients of a deployment, optionally skipping one user. */
+export interface BroadcastEvent {
+  frame: string;
+  exceptUserId?: string;
+}
+
+/** A serialized frame to hand to one user's live connection on a given node. */
+export interface DeliveryRequest {
+  userId: string;
+  frame: string;
+}
+
+/** Carries broadcasts and node-addressed deliveries between nodes. */
+export interface ClusterBus {
+  readonly nodeId: string;
+  /** Fans a frame out to the clients of every *other* node (the caller serves its own). */
+  publish(event: BroadcastEvent): void;
+  /**
+   * Asks node `nodeId` to hand a frame to a user's connection there. Resolves with the outcome
+   * reported by that node, or ERROR when it does not answer within `timeoutMs`. Never rejects.
+   */
+  deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<DeliveryStatus>;
+  /** Registers the handler of broadcasts that come from other nodes. */
+  onBroadcast(handler: (event: BroadcastEvent) => void): void;
+  /** Registers the handler of deliveries addressed to this node. */
+  onDeliver(handler: (request: DeliveryRequest) => Promise<DeliveryStatus>): void;
+  /** True when the bus can carry traffic between nodes now (always true on one node). */
+  isHealthy(): Promise<boolean>;
+}
+
+/** Who is online and where: the single-session rule lives here. */
+export interface PresenceRegistry {
+  /** Atomically registers a session; false when this user already has a live session anywhere. */
+  claim(session: Session): Promise<boolean>;
+  /** Removes the session if it is still this one; true when it was removed by this call. */
+  release(session: Session): Promise<boolean>;
+  /** Every user online in the deployment. */
+  list(): Promise<UserProfile[]>;
+  /** The live session of a user, if any. */
+  locate(userId: string): Promise<Session | undefined>;
+  /** Changes fields of an online user's profile (for example its avatar). */
+  updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void>;
+  /**
+   * Registers the handler called with the users whose sessions vanished without a release
+   * (their node died); called on exactly one node per vanished session.
+   */
+  onExpired(handler: (userIds: string[]) => void): void;
+}
+
+export enum DedupState {
+  /** This attempt owns the id: deliver, then settle. */
+  NEW = 'NEW',
+  /** Delivered within the window: answer SUCCESS, do not deliver again. */
+  DELIVERED = 'DELIVERED',
+  /** Another attempt is under way: wait for its outcome. */
+  PENDING = 'PENDING',
+}
+
+/** Memory of client-supplied message ids, keyed by (sender, messageId). */
+export interface DedupStore {
+  reserve(senderId: string, messageId: string): Promise<DedupState>;
+  /** SUCCESS remembers the id for the dedup window; ERROR forgets it (a repeat is a new attempt). */
+  settle(senderId: string, messageId: string, status: DeliveryStatus): Promise<void>;
+  /** The outcome of a pending attempt; ERROR if it is not settled within `timeoutMs`. */
+  outcome(senderId: string, messageId: string, timeoutMs: number): Promise<DeliveryStatus>;
+}
+
+export const CLUSTER_BUS = Symbol('CLUSTER_BUS');
+export const PRESENCE_REGISTRY = Symbol('PRESENCE_REGISTRY');
+export const DEDUP_STORE = Symbol('DEDUP_STORE');

@@ -1,0 +1,37 @@
+import type { UserProfile } from '../../protocol/protocol';
+import type { PresenceRegistry, Session } from '../engine.ports';
+
+/** Presence of a single node: a map from user id to its one session. */
+export class MemoryPresenceRegistry implements PresenceRegistry {
+  private readonly sessions = new Map<string, Session>();
+
+  async claim(session: Session): Promise<boolean> {
+    if (this.sessions.has(session.userId)) return false;
+    this.sessions.set(session.userId, { ...session, profile: { ...session.profile } });
+    return true;
+  }
+
+  async release(session: Session): Promise<boolean> {
+    const current = this.sessions.get(session.userId);
+    if (!current || current.connId !== session.connId) return false;
+    this.sessions.delete(session.userId);
+    return true;
+  }
+
+  async list(): Promise<UserProfile[]> {
+    return Array.from(this.sessions.values(), (s) => ({ ...s.profile }));
+  }
+
+  async locate(userId: string): Promise<Session | undefined> {
+    return this.sessions.get(userId);
+  }
+
+  async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
+    const session = this.sessions.get(userId);
+    if (session) session.profile = { ...session.profile, ...patch, userId };
+  }
+
+  onExpired(_handler: (userIds: string[]) => void): void {
+    // sessions of one node never expire behind its back
+  }
+}

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import type { WebSocket, RawData } from 'ws';
+import { SendResult, type JoiningClient } from '../messaging/client';
+import type { Session } from '../engine/engine.ports';
+import { CloseCode, type UserProfile } from '../protocol/protocol';
+
+const OPEN = 1;
+let sequence = 0;
+const nodeTag = randomBytes(3).toString('hex');
+
+const EMPTY_PROFILE: UserProfile = Object.freeze({
+  userId: '', nickname: '', avatar: '', language: '', status: '', lastOnline: '', registerDate: '',
+});
+
+export interface ConnectionLimits {
+  sendBufferMaxBytes: number;
+}
+
+/**
+ * One WebSocket connection: its identity once authenticated, its inbound queue, and the only
+ * place frames are written to its socket (slow consumers are dropped here).
+ */
+export class ClientConnection implements JoiningClient {
+  /** Connection id, safe to log: node tag and a counter, nothing about the user. */
+  readonly id = `${nodeTag}-${(++sequence).toString(36)}`;
+  readonly openedAt = Date.now();
+  userId = '';
+  profile: UserProfile = EMPTY_PROFILE;
+  /** AUTH SUCCESS was sent: frames are processed and broadcasts received. */
+  authenticated = false;
+  /** The presence session, once claimed. */
+  session?: Session;
+  /** No token came with the upgrade: the first AUTH_MESSAGE frame may bring it. */
+  awaitingAuthFrame = false;
+  /** A token is being checked (or was). */
+  authStarted = false;
+  authDeadline?: NodeJS.Timeout;
+  /** Inbound frames wait here while an asynchronous handler of an earlier frame runs. */
+  busy = false;
+  readonly queue: [RawData, boolean][] = [];
+  /** Answered the last ping (heartbeat). */
+  alive = true;
+  /** Set once the gateway closed or dropped it, with the code it used. */
+  closeCode?: number;
+  private held?: string[];
+
+  constructor(
+    readonly socket: WebSocket,
+    private readonly limits: ConnectionLimits,
+    private readonly onSlowConsumer: (connection: ClientConnection) => void,
+  ) {}
+
+  get joined(): boolean {
+    return this.authenticated;
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === OPEN && this.closeCode === undefined;
+  }
+
+  send(frame: object | string): void {
+    const data = typeof frame === 'string' ? frame : JSON.stringify(frame);
+    if (this.held) this.held.push(data);
+    else this.write(data);
+  }
+
+  sendConfirmed(frame: string): Promise<SendResult> {
+    return new Promise((resolve) => {
+      if (!this.write(frame, (err) => resolve(err ? SendResult.FAILED : SendResult.OK))) resolve(SendResult.FAILED);
+    });
+  }
+
+  beginJoin(profile: UserProfile): void {
+    this.userId = profile.userId;
+    this.profile = profile;
+    this.held = [];
+  }
+
+  completeJoin(authSuccessFrame: string): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.authenticated = true;
+    this.write(authSuccessFrame);
+    for (const data of held) this.write(data);
+  }
+
+  abortJoin(): void {
+    this.held = undefined;
+  }
+
+  /** Closes with a close frame; the close code is remembered for metrics. */
+  close(code: CloseCode, reason: string): void {
+    if (this.closeCode !== undefined) return;
+    this.closeCode = code;
+    this.clearTimers();
+    this.socket.close(code, reason);
+  }
+
+  /** Drops without a close handshake (dead peer). */
+  terminate(code: number): void {
+    if (this.closeCode === undefined) this.closeCode = code;
+    this.clearTimers();
+    this.socket.terminate();
+  }
+
+  clearTimers(): void {
+    if (this.authDeadline) clearTimeout(this.authDeadline);
+    this.authDeadline = undefined;
+  }
+
+  /** Writes to the socket; false (and nothing written) when it is closed or its send buffer is full. */
+  private write(data: string, callback?: (err?: Error) => void): boolean {
+    const socket = this.socket;
+    if (socket.readyState !== OPEN || this.closeCode !== undefined) return false;
+    if (socket.bufferedAmount + data.length > this.limits.sendBufferMaxBytes) {
+      this.onSlowConsumer(this);
+      return false;
+    }
+    socket.send(data, callback);
+    return true;
+  }
+}

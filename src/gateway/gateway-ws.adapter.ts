@@ -1,0 +1,60 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocketServer } from 'ws';
+import type { GatewayConfig } from '../config/gateway-config';
+import { PROTOCOL_SUBPROTOCOL } from '../protocol/protocol';
+import { Admission } from './admission';
+
+/**
+ * platform-ws with the gateway's settings: the path from WS_PATH, a bounded maxPayload (never ws's
+ * 100 MiB default), no compression, `mpgp.v1` selected whenever offered (never a token entry),
+ * Origin and capacity checked before the upgrade. The gateway reads frames itself (see
+ * MessageRouter), so the adapter binds no per-connection observable pipelines.
+ */
+export class GatewayWsAdapter extends WsAdapter {
+  private readonly log = new Logger('WebSocket');
+
+  constructor(
+    private readonly app: INestApplicationContext,
+    private readonly config: GatewayConfig,
+  ) {
+    super(app);
+  }
+
+  override create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
+    const admission = this.app.get(Admission);
+    let server: WebSocketServer;
+    const wsOptions = {
+      ...options,
+      path: this.config.wsPath,
+      maxPayload: this.config.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: true,
+      handleProtocols: (protocols: Set<string>) => (protocols.has(PROTOCOL_SUBPROTOCOL) ? PROTOCOL_SUBPROTOCOL : false),
+      verifyClient: (
+        info: { req: IncomingMessage },
+        done: (ok: boolean, status?: number, message?: string) => void,
+      ) => {
+        const verdict = admission.check(info.req, server ? server.clients.size : 0);
+        done(verdict.ok, verdict.status, verdict.message);
+      },
+    };
+    server = super.create(port, wsOptions) as WebSocketServer;
+    return server;
+  }
+
+  /** Frames are read by the gateway itself, in order, one connection at a time. */
+  override bindMessageHandlers(): void {
+    // intentionally empty: see MessageRouter
+  }
+
+  override bindErrorHandler(server: WebSocketServer): WebSocketServer {
+    server.on('connection', (socket) =>
+      socket.on('error', (err: Error & { code?: string }) => this.log.debug(`socket error: ${err.code ?? err.message}`)),
+    );
+    server.on('error', (err) => this.log.error(err));
+    return server;
+  }
+}

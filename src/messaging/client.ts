@@ -1,0 +1,53 @@
+import type { Session } from '../engine/engine.ports';
+import type { UserProfile } from '../protocol/protocol';
+
+/** Outcome of handing a frame to one local connection. */
+export enum SendResult {
+  /** Written to the connection without an error. */
+  OK = 'OK',
+  /** The connection is gone or the write failed. */
+  FAILED = 'FAILED',
+}
+
+/**
+ * What a feature service sees of the client whose frame it handles: who it is and a way to
+ * answer it. Implemented by the gateway's connection; features never touch the socket.
+ */
+export interface ClientHandle {
+  /** Connection id: unique per connection, safe to log. */
+  readonly id: string;
+  readonly userId: string;
+  readonly profile: UserProfile;
+  /** Sends a frame (an object, serialized here, or an already serialized string). */
+  send(frame: object | string): void;
+  /** Sends a frame and resolves once it was written (OK) or could not be (FAILED). */
+  sendConfirmed(frame: string): Promise<SendResult>;
+}
+
+/** A connection in the local registry. */
+export interface RegisteredConnection extends ClientHandle {
+  /** True once AUTH SUCCESS was sent: it receives broadcasts from then on. */
+  readonly joined: boolean;
+}
+
+/** A frame as received: a JSON object with a string `type`. */
+export type InboundFrame = Record<string, unknown> & { type: string };
+
+/** A message handler of a feature module. */
+export type MessageHandlerFn = (client: ClientHandle, frame: InboundFrame) => void | Promise<void>;
+
+/**
+ * A connection whose token was verified, as the presence service sees it while it joins: frames
+ * broadcast to it before AUTH SUCCESS is sent are held back and follow the AUTH SUCCESS.
+ */
+export interface JoiningClient extends RegisteredConnection {
+  readonly isOpen: boolean;
+  /** The presence session, set while the client holds one. */
+  session?: Session;
+  /** Adopts the verified identity and starts holding back broadcast frames. */
+  beginJoin(profile: UserProfile): void;
+  /** Sends AUTH SUCCESS, marks the client authenticated and flushes what was held back. */
+  completeJoin(authSuccessFrame: string): void;
+  /** Drops what was held back: the join failed. */
+  abortJoin(): void;
+}

@@ -1,0 +1,109 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { AVATAR_INDEX, type AvatarIndex } from '../avatar/avatar-index';
+import { CLUSTER_BUS, PRESENCE_REGISTRY, type ClusterBus, type PresenceRegistry, type Session } from '../engine/engine.ports';
+import type { JoiningClient } from '../messaging/client';
+import { ConnectionRegistry } from '../messaging/connection-registry';
+import { Messenger } from '../messaging/messenger';
+import { ConnectionStatus, MessageType, Status, type UserProfile } from '../protocol/protocol';
+
+export enum JoinOutcome {
+  JOINED = 'JOINED',
+  /** The user has a live session somewhere: AUTH error "1". */
+  ALREADY_CONNECTED = 'ALREADY_CONNECTED',
+  /** The single-session rule cannot be checked now (shared state unreachable): AUTH error "3". */
+  UNAVAILABLE = 'UNAVAILABLE',
+  /** The connection closed while it was joining. */
+  CLOSED = 'CLOSED',
+}
+
+/**
+ * Who is online: a verified connection joins (single session per user, AUTH SUCCESS with the
+ * online list, CONNECT to everyone else) and leaves (DISCONNECT to everyone else).
+ */
+@Injectable()
+export class PresenceService implements OnModuleInit {
+  private readonly logger = new Logger(PresenceService.name);
+
+  constructor(
+    @Inject(PRESENCE_REGISTRY) private readonly registry: PresenceRegistry,
+    @Inject(AVATAR_INDEX) private readonly avatars: AvatarIndex,
+    @Inject(CLUSTER_BUS) private readonly bus: ClusterBus,
+    private readonly connections: ConnectionRegistry,
+    private readonly messenger: Messenger,
+  ) {}
+
+  onModuleInit(): void {
+    this.registry.onExpired((userIds) => {
+      for (const userId of userIds) this.messenger.broadcast(disconnectFrame(userId), userId);
+    });
+  }
+
+  async join(client: JoiningClient, verified: UserProfile): Promise<JoinOutcome> {
+    let session: Session;
+    try {
+      const avatar = await this.avatars.get(verified.userId);
+      const profile = avatar ? { ...verified, avatar } : verified;
+      session = { userId: profile.userId, nodeId: this.bus.nodeId, connId: client.id, profile };
+      if (!client.isOpen) return JoinOutcome.CLOSED;
+      if (!(await this.registry.claim(session))) return JoinOutcome.ALREADY_CONNECTED;
+    } catch (err) {
+      this.logger.warn({ connId: client.id, err: String(err) }, 'presence unavailable: login refused');
+      return JoinOutcome.UNAVAILABLE;
+    }
+    client.session = session;
+    if (!client.isOpen) {
+      await this.leave(client);
+      return JoinOutcome.CLOSED;
+    }
+    // From here on broadcasts reach the client (held back until AUTH SUCCESS is written), so none
+    // falls between the online list it gets and the presence changes after it.
+    client.beginJoin(session.profile);
+    this.connections.register(client);
+    let userList: UserProfile[];
+    try {
+      userList = await this.registry.list();
+    } catch (err) {
+      this.logger.warn({ connId: client.id, err: String(err) }, 'online list unavailable: login refused');
+      client.abortJoin();
+      await this.leave(client);
+      return JoinOutcome.UNAVAILABLE;
+    }
+    if (!userList.some((u) => u.userId === session.userId)) userList.push(session.profile);
+    client.completeJoin(
+      JSON.stringify({ type: MessageType.AUTH, status: Status.SUCCESS, serverData: { userId: session.userId, userList } }),
+    );
+    this.messenger.broadcast(
+      { type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.CONNECT, ...session.profile } },
+      session.userId,
+    );
+    return JoinOutcome.JOINED;
+  }
+
+  /** Ends a client's session (idempotent): DISCONNECT to everyone else if it was still online. */
+  async leave(client: JoiningClient): Promise<void> {
+    const session = client.session;
+    if (!session) return;
+    client.session = undefined;
+    this.connections.unregister(client);
+    let released = false;
+    try {
+      released = await this.registry.release(session);
+    } catch (err) {
+      // Shared state unreachable: the lease of this node expires the session; tell everyone we can reach.
+      this.logger.warn({ connId: client.id, err: String(err) }, 'presence unavailable while leaving');
+      released = true;
+    }
+    if (released) this.messenger.broadcast(disconnectFrame(session.userId), session.userId);
+  }
+
+  /** Changes an online user's profile everywhere (for example a new avatar). */
+  async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
+    const local = this.connections.get(userId);
+    if (local) Object.assign(local.profile, patch);
+    await this.registry.updateProfile(userId, patch);
+  }
+}
+
+function disconnectFrame(userId: string): string {
+  return JSON.stringify({ type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.DISCONNECT, userId } });
+}

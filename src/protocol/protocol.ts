@@ -1,0 +1,102 @@
+/**
+ * The wire contract in one typed place: message types, error codes, close codes and the
+ * shapes of the frames (see docs/protocol.md and ../shared/PROTOCOL.md).
+ */
+
+export const PROTOCOL_SUBPROTOCOL = 'mpgp.v1';
+export const TOKEN_SUBPROTOCOL_PREFIX = 'authToken.';
+export const TOKEN_HEADER = 'authtoken';
+export const TOKEN_QUERY_PARAM = 'authToken';
+
+export enum MessageType {
+  AUTH = 'AUTH_MESSAGE',
+  CHAT = 'CHAT_MESSAGE',
+  DIALOG = 'DIALOG_MESSAGE',
+  DELIVERY = 'DELIVERY_MESSAGE',
+  USER_CONNECTION = 'USER_CONNECTION_MESSAGE',
+  USER_UPDATE = 'USER_UPDATE_MESSAGE',
+  SAVE_AVATAR = 'SAVE_AVATAR',
+  ERROR = 'ERROR_MESSAGE',
+}
+
+export enum Status {
+  SUCCESS = 'SUCCESS',
+  ERROR = 'ERROR',
+}
+
+/** errorCode of AUTH_MESSAGE ERROR. */
+export enum AuthErrorCode {
+  ALREADY_CONNECTED = '1',
+  INVALID_TOKEN = '2',
+  AUTH_UNAVAILABLE = '3',
+}
+
+/** errorCode of SAVE_AVATAR ERROR. */
+export enum AvatarErrorCode {
+  TOO_LARGE = '1',
+  INVALID_IMAGE = '2',
+  STORE_FAILED = '3',
+}
+
+/** errorCode of ERROR_MESSAGE. */
+export enum FrameErrorCode {
+  INVALID_JSON = 'INVALID_JSON',
+  INVALID_MESSAGE = 'INVALID_MESSAGE',
+  UNKNOWN_TYPE = 'UNKNOWN_TYPE',
+  RATE_LIMITED = 'RATE_LIMITED',
+}
+
+export enum CloseCode {
+  NORMAL = 1000,
+  GOING_AWAY = 1001,
+  MESSAGE_TOO_BIG = 1009,
+  TRY_AGAIN_LATER = 1013,
+  UNAUTHORIZED = 4401,
+  AUTH_DEADLINE = 4408,
+  ALREADY_CONNECTED = 4409,
+  SLOW_CONSUMER = 4413,
+  FLOODING = 4429,
+}
+
+export enum ConnectionStatus {
+  CONNECT = 'CONNECT',
+  DISCONNECT = 'DISCONNECT',
+}
+
+/** The seven profile fields of a user, all strings. */
+export interface UserProfile {
+  userId: string;
+  nickname: string;
+  avatar: string;
+  language: string;
+  status: string;
+  lastOnline: string;
+  registerDate: string;
+}
+
+export const PROFILE_FIELDS = [
+  'userId',
+  'nickname',
+  'avatar',
+  'language',
+  'status',
+  'lastOnline',
+  'registerDate',
+] as const satisfies readonly (keyof UserProfile)[];
+
+/** Builds a complete profile: every field a string, a missing or non-string one becomes "". */
+export function toProfile(source: Record<string, unknown>): UserProfile {
+  const out = {} as UserProfile;
+  for (const field of PROFILE_FIELDS) {
+    const value = source[field];
+    out[field] = typeof value === 'string' ? value : '';
+  }
+  return out;
+}
+
+export type DeliveryStatus = Status.SUCCESS | Status.ERROR;
+
+export interface WireError {
+  errorCode: string;
+  message: string;
+}
