@@ -1,5 +1,5 @@
-/** Two projects: unit tests beside the code (src/**/*.spec.ts), e2e tests against the real app (test/**/*.e2e-spec.ts). */
-const tsJest = ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }];
+// Two projects: unit tests beside the code (src/**/*.spec.ts), e2e tests against the real app (test/**/*.e2e-spec.ts).
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.test.json' }];
 const common = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': tsJest },

@@ -1,0 +1,56 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { loadConfig } from '../../src/config/gateway-config';
+import { createGatewayApp } from '../../src/setup-app';
+import { freePort } from './free-port';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface TestGateway {
+  app: NestExpressApplication;
+  port: number;
+  /** http://127.0.0.1:<port> */
+  httpUrl: string;
+  /** ws://127.0.0.1:<port>/ws (or the WS_PATH given) */
+  wsUrl: string;
+  /** Every log line the app wrote (JSON), for leak checks. */
+  logs: string[];
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the real gateway application (the same createGatewayApp as main.ts) on a free port of
+ * 127.0.0.1, with its log lines captured. `env` is validated exactly as at a real boot.
+ */
+export async function startGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const ownDir = env.AVATAR_DIR ? undefined : mkdtempSync(join(tmpdir(), 'gw-avatars-'));
+  const fullEnv: Record<string, string> = {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'debug',
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    AVATAR_DIR: ownDir ?? env.AVATAR_DIR,
+    ...env,
+  };
+  const config = loadConfig(fullEnv);
+  const logs: string[] = [];
+  const app = await createGatewayApp(config, { logDestination: { write: (line: string) => void logs.push(line) } });
+  await app.listen(port, '127.0.0.1');
+  let closed = false;
+  return {
+    app,
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}${config.wsPath}`,
+    logs,
+    env: fullEnv,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import WebSocket from 'ws';
+
+/** A frame as the tests see it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Frame = Record<string, any>;
+
+export interface ConnectOptions {
+  /** Sent as the authToken header. */
+  token?: string;
+  headers?: Record<string, string>;
+  protocols?: string[];
+  /** Path and query after the base URL (default: the gateway's WS path as given in the URL). */
+  query?: string;
+  origin?: string;
+  /** Skip the wait for the open event (for upgrades that are expected to fail). */
+  noWait?: boolean;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+/**
+ * A real `ws` client that records every frame it receives and lets a test wait for the next one
+ * matching a predicate. Nothing is mocked: it talks to the gateway over TCP.
+ */
+export class TestClient {
+  readonly frames: Frame[] = [];
+  readonly rawFrames: string[] = [];
+  closeInfo?: CloseInfo;
+  readonly closed: Promise<CloseInfo>;
+  private cursor = 0;
+  private waiters: (() => void)[] = [];
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data, isBinary) => {
+      const text = isBinary ? '' : data.toString();
+      this.rawFrames.push(text);
+      try {
+        this.frames.push(JSON.parse(text) as Frame);
+      } catch {
+        this.frames.push({ unparsable: text });
+      }
+      this.wake();
+    });
+    this.closed = new Promise((resolve) => {
+      socket.on('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        this.wake();
+        resolve(this.closeInfo);
+      });
+    });
+    socket.on('error', () => {
+      /* surfaced through close / unexpected-response */
+    });
+  }
+
+  static async connect(url: string, options: ConnectOptions = {}): Promise<TestClient> {
+    const headers: Record<string, string> = { ...(options.headers ?? {}) };
+    if (options.token !== undefined) headers.authToken = options.token;
+    if (options.origin !== undefined) headers.Origin = options.origin;
+    const socket = new WebSocket(url + (options.query ?? ''), options.protocols ?? [], { headers });
+    const client = new TestClient(socket);
+    if (options.noWait) return client;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+      socket.once('error', reject);
+    });
+    return client;
+  }
+
+  /** Connects with a token and waits for AUTH SUCCESS. */
+  static async login(url: string, token: string, options: ConnectOptions = {}): Promise<TestClient> {
+    const client = await TestClient.connect(url, { token, ...options });
+    const auth = await client.next((f) => f.type === 'AUTH_MESSAGE');
+    if (auth.status !== 'SUCCESS') throw new Error(`login failed: ${JSON.stringify(auth)}`);
+    return client;
+  }
+
+  send(frame: Frame | string): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Waits for the next unread frame that matches (frames skipped on the way stay readable by `all`). */
+  async next(match: (f: Frame) => boolean = () => true, timeoutMs = 4000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = this.cursor; i < this.frames.length; i++) {
+        if (match(this.frames[i])) {
+          this.cursor = i + 1;
+          return this.frames[i];
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closeInfo) {
+        throw new Error(
+          `no matching frame within ${timeoutMs} ms (closed: ${JSON.stringify(this.closeInfo)}); got ${JSON.stringify(this.frames.slice(this.cursor))}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Next frame of a type. */
+  nextOfType(type: string, timeoutMs?: number): Promise<Frame> {
+    return this.next((f) => f.type === type, timeoutMs);
+  }
+
+  /** All frames received so far of a type. */
+  all(type?: string): Frame[] {
+    return type ? this.frames.filter((f) => f.type === type) : [...this.frames];
+  }
+
+  /** Waits `ms` and asserts that no frame (matching) arrived in that time. */
+  async expectSilence(ms: number, match: (f: Frame) => boolean = () => true): Promise<void> {
+    const before = this.frames.length;
+    await sleep(ms);
+    const extra = this.frames.slice(before).filter(match);
+    if (extra.length > 0) throw new Error(`unexpected frames: ${JSON.stringify(extra)}`);
+  }
+
+  async close(): Promise<void> {
+    if (this.closeInfo) return;
+    this.socket.close(1000);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
+    if (!this.closeInfo) this.socket.terminate();
+  }
+
+  terminate(): void {
+    this.socket.terminate();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns true or the time runs out. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 4000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
