@@ -6,8 +6,10 @@ import type { GatewayConfig } from './config/gateway-config';
 import { DialogModule } from './dialog/dialog.module';
 import { EngineModule } from './engine/engine.module';
 import { GatewayModule } from './gateway/gateway.module';
+import { HealthModule } from './health/health.module';
 import { LoggingModule, type LoggingOptions } from './logging/logging.module';
 import { MessagingModule } from './messaging/messaging.module';
+import { ObservabilityModule } from './observability/observability.module';
 import { PresenceModule } from './presence/presence.module';
 
 export interface AppOptions extends LoggingOptions {}
@@ -21,12 +23,14 @@ export class AppModule {
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, options),
         EngineModule.forRoot(config),
+        ObservabilityModule,
         MessagingModule,
         GatewayModule,
         PresenceModule,
         ChatModule,
         DialogModule,
         AvatarModule,
+        HealthModule,
       ],
     };
   }

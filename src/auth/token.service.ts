@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { MetricsService } from '../observability/metrics.service';
 import { TOKEN_VERIFIER, type TokenCheck, type TokenVerifier } from './token-verifier';
 
 interface CachedCheck {
@@ -28,6 +29,7 @@ export class TokenService {
   constructor(
     @Inject(TOKEN_VERIFIER) private readonly verifier: TokenVerifier,
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   /** The clock (replaceable in unit tests). */
@@ -43,27 +45,36 @@ export class TokenService {
     const cached = this.cache.get(key);
     const now = this.now();
     if (cached) {
-      if (cached.expiresAt > now) return Promise.resolve(cached.check);
+      if (cached.expiresAt > now) {
+        this.metrics.authChecks.inc({ result: 'cached' });
+        return Promise.resolve(cached.check);
+      }
       this.cache.delete(key);
     }
     const pending = this.inFlight.get(key);
     if (pending) return pending;
     if (this.circuitOpen) {
       if (now < this.openUntil || this.probing) {
+        this.metrics.authChecks.inc({ result: 'circuit_open' });
         return Promise.resolve({ outcome: 'unavailable', reason: 'circuit open' });
       }
       this.probing = true;
     }
+    const stopTimer = this.metrics.authCheckDuration.startTimer();
     const request = this.verifier.verify(token).then(
       (check) => this.record(key, check),
       () => this.record(key, { outcome: 'unavailable', reason: 'verifier failed' }),
     );
     this.inFlight.set(key, request);
-    return request;
+    return request.then((check) => {
+      stopTimer();
+      return check;
+    });
   }
 
   private record(key: string, check: TokenCheck): TokenCheck {
     this.inFlight.delete(key);
+    this.metrics.authChecks.inc({ result: check.outcome });
     const wasProbe = this.probing;
     this.probing = false;
     if (check.outcome === 'unavailable') {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { MetricsService } from '../observability/metrics.service';
 import { DEDUP_STORE, DedupState, type DedupStore } from '../engine/engine.ports';
 import type { ClientHandle, InboundFrame } from '../messaging/client';
 import { Messenger } from '../messaging/messenger';
@@ -23,6 +24,7 @@ export class DialogService {
     private readonly messenger: Messenger,
     @Inject(DEDUP_STORE) private readonly dedup: DedupStore,
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -80,11 +82,16 @@ export class DialogService {
   }
 
   private report(client: ClientHandle, messageId: string, outcome: Promise<DeliveryStatus>): void {
+    const stopTimer = this.metrics.dialogDeliveryDuration.startTimer();
     outcome
       .catch((err: unknown) => {
         this.logger.warn({ connId: client.id, err: String(err) }, 'dialog delivery failed');
         return Status.ERROR as DeliveryStatus;
       })
-      .then((status) => client.send(`{"type":"${MessageType.DELIVERY}","status":"${status}","serverData":{"messageId":"${messageId}"}}`));
+      .then((status) => {
+        stopTimer();
+        this.metrics.dialogDeliveries.inc({ status });
+        client.send(`{"type":"${MessageType.DELIVERY}","status":"${status}","serverData":{"messageId":"${messageId}"}}`);
+      });
   }
 }

@@ -3,6 +3,7 @@ import type { WebSocket, RawData } from 'ws';
 import { SendResult, type JoiningClient } from '../messaging/client';
 import type { Session } from '../engine/engine.ports';
 import { CloseCode, type UserProfile } from '../protocol/protocol';
+import { RateLimiter } from './rate-limiter';
 
 const OPEN = 1;
 let sequence = 0;
@@ -12,8 +13,25 @@ const EMPTY_PROFILE: UserProfile = Object.freeze({
   userId: '', nickname: '', avatar: '', language: '', status: '', lastOnline: '', registerDate: '',
 });
 
-export interface ConnectionLimits {
-  sendBufferMaxBytes: number;
+/** What a connection needs from the node: its limits and where to report. */
+export interface ConnectionHooks {
+  readonly sendBufferMaxBytes: number;
+  readonly rateLimitPerSec: number;
+  readonly rateLimitBurst: number;
+  onSlowConsumer(connection: ClientConnection): void;
+  countSent(type: string): void;
+}
+
+let lastFrame = '';
+let lastType = '';
+
+/** The type of an outbound frame (they all start with {"type":"...), memoized for broadcasts. */
+function outboundType(data: string): string {
+  if (data === lastFrame) return lastType;
+  const end = data.indexOf('"', 9);
+  lastFrame = data;
+  lastType = data.startsWith('{"type":"') && end > 9 ? data.slice(9, end) : 'other';
+  return lastType;
 }
 
 /**
@@ -43,11 +61,12 @@ export class ClientConnection implements JoiningClient {
   /** Set once the gateway closed or dropped it, with the code it used. */
   closeCode?: number;
   private held?: string[];
+  /** Created when the connection is authenticated: only its data frames are rate limited. */
+  limiter?: RateLimiter;
 
   constructor(
     readonly socket: WebSocket,
-    private readonly limits: ConnectionLimits,
-    private readonly onSlowConsumer: (connection: ClientConnection) => void,
+    private readonly hooks: ConnectionHooks,
   ) {}
 
   get joined(): boolean {
@@ -80,6 +99,7 @@ export class ClientConnection implements JoiningClient {
     const held = this.held ?? [];
     this.held = undefined;
     this.authenticated = true;
+    this.limiter = new RateLimiter(this.hooks.rateLimitPerSec, this.hooks.rateLimitBurst, Date.now());
     this.write(authSuccessFrame);
     for (const data of held) this.write(data);
   }
@@ -112,11 +132,12 @@ export class ClientConnection implements JoiningClient {
   private write(data: string, callback?: (err?: Error) => void): boolean {
     const socket = this.socket;
     if (socket.readyState !== OPEN || this.closeCode !== undefined) return false;
-    if (socket.bufferedAmount + data.length > this.limits.sendBufferMaxBytes) {
-      this.onSlowConsumer(this);
+    if (socket.bufferedAmount + data.length > this.hooks.sendBufferMaxBytes) {
+      this.hooks.onSlowConsumer(this);
       return false;
     }
     socket.send(data, callback);
+    this.hooks.countSent(outboundType(data));
     return true;
   }
 }

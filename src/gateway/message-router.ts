@@ -7,6 +7,7 @@ import type { InboundFrame, MessageHandlerFn } from '../messaging/client';
 import { OnMessage } from '../messaging/on-message.decorator';
 import { FrameError, toWireError } from '../protocol/errors';
 import { FrameErrorCode } from '../protocol/protocol';
+import { MetricsService } from '../observability/metrics.service';
 import type { ClientConnection } from './client-connection';
 
 /**
@@ -23,6 +24,7 @@ export class MessageRouter implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly guard: AuthGuard,
+    private readonly metrics: MetricsService,
   ) {}
 
   onModuleInit(): void {
@@ -60,6 +62,7 @@ export class MessageRouter implements OnModuleInit {
     try {
       const frame = parseFrame(data, isBinary);
       requestType = frame.type;
+      this.metrics.countReceived(requestType);
       const handler = this.handlers.get(frame.type);
       if (!handler) throw new FrameError(FrameErrorCode.UNKNOWN_TYPE, `unknown message type`);
       if (!this.guard.canActivate(contextOf(connection))) return;

@@ -1,35 +1,55 @@
 import type { IncomingMessage } from 'node:http';
 import { Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
-import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { ConnectionRegistry } from '../messaging/connection-registry';
+import { MetricsService } from '../observability/metrics.service';
 import { PresenceService } from '../presence/presence.service';
-import { CloseCode } from '../protocol/protocol';
+import { CloseCode, FrameErrorCode, MessageType, Status } from '../protocol/protocol';
 import { Authenticator } from './authenticator';
-import { ClientConnection } from './client-connection';
+import { ClientConnection, type ConnectionHooks } from './client-connection';
 import { MessageRouter } from './message-router';
+import { RateVerdict } from './rate-limiter';
+
+const RATE_LIMITED_FRAME = JSON.stringify({
+  type: MessageType.ERROR,
+  status: Status.ERROR,
+  error: { errorCode: FrameErrorCode.RATE_LIMITED, message: 'too many frames: slow down' },
+});
 
 /**
  * The WebSocket endpoint. Thin by design: it authenticates new connections (Authenticator),
- * registers them (PresenceService), routes their frames (MessageRouter) and keeps them alive
- * (heartbeat); all message logic lives in the feature modules.
+ * registers them (PresenceService), routes their frames (MessageRouter) and enforces the
+ * per-connection limits (rate, heartbeat, send buffer); all message logic lives in the feature
+ * modules.
  */
 @WebSocketGateway({ path: '/ws' })
 export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicationShutdown {
   private readonly logger = new Logger(WsGateway.name);
   private readonly open = new Set<ClientConnection>();
+  private readonly hooks: ConnectionHooks;
   private heartbeat?: NodeJS.Timeout;
-  private server?: WebSocketServer;
 
   constructor(
     private readonly authenticator: Authenticator,
     private readonly router: MessageRouter,
     private readonly presence: PresenceService,
+    private readonly metrics: MetricsService,
+    connections: ConnectionRegistry,
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
-  ) {}
+  ) {
+    this.hooks = {
+      sendBufferMaxBytes: config.sendBufferMaxBytes,
+      rateLimitPerSec: config.rateLimitPerSec,
+      rateLimitBurst: config.rateLimitBurst,
+      onSlowConsumer: (c) => this.dropSlowConsumer(c),
+      countSent: (type) => metrics.countSent(type),
+    };
+    metrics.setConnectionSource(() => ({ open: this.open.size, authenticated: connections.size }));
+  }
 
-  afterInit(server: WebSocketServer): void {
-    this.server = server;
+  afterInit(): void {
     this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatIntervalMs);
     this.heartbeat.unref();
   }
@@ -37,7 +57,7 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
   /** Called synchronously on every upgraded socket: listeners are attached before any frame can arrive. */
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
     try {
-      const connection = new ClientConnection(socket, this.config, (c) => this.dropSlowConsumer(c));
+      const connection = new ClientConnection(socket, this.hooks);
       this.open.add(connection);
       socket.on('pong', () => (connection.alive = true));
       socket.on('message', (data: RawData, isBinary: boolean) => this.onFrame(connection, data, isBinary));
@@ -50,12 +70,29 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
   }
 
   /** Open connections of this node, authenticated or not. */
-  get connectionCount(): number {
-    return this.open.size;
-  }
-
   get connections(): ReadonlySet<ClientConnection> {
     return this.open;
+  }
+
+  /**
+   * Graceful shutdown: closes every open connection with 1001, spread evenly over `windowMs` so that
+   * clients do not all reconnect at once, and ends their sessions (DISCONNECT reaches the other nodes).
+   * Resolves when all are closed.
+   */
+  async drain(windowMs: number): Promise<void> {
+    const connections = [...this.open];
+    if (connections.length === 0) return;
+    this.logger.log(`draining ${connections.length} connections over ${windowMs} ms`);
+    const step = connections.length > 1 ? windowMs / connections.length : 0;
+    const start = Date.now();
+    for (let i = 0; i < connections.length; i++) {
+      const wait = start + i * step - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const connection = connections[i];
+      if (!this.open.has(connection)) continue;
+      connection.close(CloseCode.GOING_AWAY, 'server shutting down');
+      await this.presence.leave(connection).catch((err: unknown) => this.logger.warn({ connId: connection.id, err: String(err) }, 'leave failed'));
+    }
   }
 
   onApplicationShutdown(): void {
@@ -63,29 +100,48 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
   }
 
   private onFrame(connection: ClientConnection, data: RawData, isBinary: boolean): void {
-    if (connection.authenticated) {
-      this.router.route(connection, data, isBinary);
-    } else {
+    if (!connection.authenticated) {
       // Before AUTH SUCCESS: only a token-bearing AUTH_MESSAGE counts; everything else is discarded.
-      this.authenticator.onFrameBeforeAuth(connection, data, isBinary);
+      if (!this.authenticator.onFrameBeforeAuth(connection, data, isBinary)) this.metrics.droppedBeforeAuth.inc();
+      return;
     }
+    if (connection.closeCode !== undefined) return;
+    const verdict = connection.limiter!.take(Date.now());
+    if (verdict !== RateVerdict.ALLOW) {
+      this.metrics.rateLimited.inc();
+      connection.send(RATE_LIMITED_FRAME);
+      if (verdict === RateVerdict.FLOOD) {
+        this.logger.warn({ connId: connection.id }, 'flooding: closed');
+        connection.close(CloseCode.FLOODING, 'flooding');
+        this.leave(connection);
+      }
+      return;
+    }
+    this.router.route(connection, data, isBinary);
   }
 
   private onClose(connection: ClientConnection, code: number): void {
     connection.clearTimers();
     connection.queue.length = 0;
     this.open.delete(connection);
-    this.logger.debug({ connId: connection.id, closeCode: connection.closeCode ?? code }, 'closed');
+    const closeCode = connection.closeCode ?? code;
+    this.metrics.disconnects.inc({ code: String(closeCode) });
+    this.logger.debug({ connId: connection.id, closeCode }, 'closed');
+    this.leave(connection);
+  }
+
+  private leave(connection: ClientConnection): void {
     this.presence.leave(connection).catch((err: unknown) => this.logger.error({ connId: connection.id, err: String(err) }, 'leave failed'));
   }
 
   /** Slow consumer: a best-effort 4413, the socket cut soon after, and DISCONNECT at once. */
   private dropSlowConsumer(connection: ClientConnection): void {
     if (connection.closeCode !== undefined) return;
+    this.metrics.slowConsumerDrops.inc();
     this.logger.warn({ connId: connection.id }, 'slow consumer: send buffer overflow, dropped');
     connection.close(CloseCode.SLOW_CONSUMER, 'send buffer overflow');
     setTimeout(() => connection.socket.terminate(), 1000).unref();
-    this.presence.leave(connection).catch((err: unknown) => this.logger.error({ connId: connection.id, err: String(err) }, 'leave failed'));
+    this.leave(connection);
   }
 
   /** A peer that has not answered the previous ping is dropped (no close frame: it sees 1006). */

@@ -1,0 +1,127 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { MessageType } from '../protocol/protocol';
+
+const KNOWN_TYPES = new Set<string>(Object.values(MessageType));
+
+/** Bounded label values: a message type we know, or "other" (a client can send any string). */
+export function typeLabel(type: string | undefined): string {
+  return type !== undefined && KNOWN_TYPES.has(type) ? type : 'other';
+}
+
+/**
+ * The gateway's Prometheus metrics. Labels are bounded enums (message type, outcome, close
+ * code): never a user id or a token. Per-frame counts are plain integers on the hot path,
+ * copied into prom-client at scrape time.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+  private readonly received = new Map<string, number>();
+  private readonly sent = new Map<string, number>();
+  private connectionSource: () => { open: number; authenticated: number } = () => ({ open: 0, authenticated: 0 });
+
+  readonly authChecks = new Counter({
+    name: 'gateway_auth_checks_total',
+    help: 'Token checks by outcome (valid, invalid, unavailable, circuit_open, cached)',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly authCheckDuration = new Histogram({
+    name: 'gateway_auth_check_duration_seconds',
+    help: 'Duration of CHECK_TOKEN requests to the authorization server',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly dialogDeliveries = new Counter({
+    name: 'gateway_dialog_deliveries_total',
+    help: 'DELIVERY_MESSAGEs by status',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+  readonly dialogDeliveryDuration = new Histogram({
+    name: 'gateway_dialog_delivery_duration_seconds',
+    help: 'From accepting a DIALOG_MESSAGE to knowing its delivery outcome',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly disconnects = new Counter({
+    name: 'gateway_disconnects_total',
+    help: 'Closed connections by close code',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  readonly droppedBeforeAuth = new Counter({
+    name: 'gateway_frames_dropped_before_auth_total',
+    help: 'Frames discarded because they arrived before AUTH SUCCESS',
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'gateway_rate_limited_frames_total',
+    help: 'Frames refused by the per-connection rate limit',
+    registers: [this.registry],
+  });
+  readonly slowConsumerDrops = new Counter({
+    name: 'gateway_slow_consumer_drops_total',
+    help: 'Connections dropped because their send buffer overflowed',
+    registers: [this.registry],
+  });
+  readonly busErrors = new Counter({
+    name: 'gateway_bus_errors_total',
+    help: 'Failed operations on the cluster bus or shared state',
+    labelNames: ['operation'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    const received = this.received;
+    const sent = this.sent;
+    new Counter({
+      name: 'gateway_messages_received_total',
+      help: 'Frames received from authenticated clients, by type',
+      labelNames: ['type'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [type, n] of received) this.inc({ type }, n);
+      },
+    });
+    new Counter({
+      name: 'gateway_messages_sent_total',
+      help: 'Frames written to clients, by type',
+      labelNames: ['type'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [type, n] of sent) this.inc({ type }, n);
+      },
+    });
+    const source = () => this.connectionSource();
+    new Gauge({
+      name: 'gateway_connections',
+      help: 'Open WebSocket connections of this node, by state',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const { open, authenticated } = source();
+        this.set({ state: 'open' }, open);
+        this.set({ state: 'authenticated' }, authenticated);
+      },
+    });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Tells the gauge where to read connection counts from. */
+  setConnectionSource(source: () => { open: number; authenticated: number }): void {
+    this.connectionSource = source;
+  }
+
+  countReceived(type: string | undefined): void {
+    const label = typeLabel(type);
+    this.received.set(label, (this.received.get(label) ?? 0) + 1);
+  }
+
+  countSent(type: string, n = 1): void {
+    this.sent.set(type, (this.sent.get(type) ?? 0) + n);
+  }
+}
