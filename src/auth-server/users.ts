@@ -22,7 +22,6 @@ export const BUNDLED_USERS_SOURCE = 'bundled demo-users.json';
 const ENTRY_KEYS: ReadonlySet<string> = new Set(['token', 'profile']);
 const PROFILE_KEYS: ReadonlySet<string> = new Set(PROFILE_FIELDS);
 /** C0 controls, DEL and C1 controls: a token travels in an HTTP header, where these are illegal. */
-// eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const MAX_TOKEN_LENGTH = 4096;
 

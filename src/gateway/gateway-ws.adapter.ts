@@ -25,7 +25,6 @@ export class GatewayWsAdapter extends WsAdapter {
 
   override create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
     const admission = this.app.get(Admission);
-    let server: WebSocketServer;
     const wsOptions = {
       ...options,
       path: this.config.wsPath,
@@ -37,11 +36,12 @@ export class GatewayWsAdapter extends WsAdapter {
         info: { req: IncomingMessage },
         done: (ok: boolean, status?: number, message?: string) => void,
       ) => {
-        const verdict = admission.check(info.req, server ? server.clients.size : 0);
+        // Called at upgrade time, long after `server` below is assigned.
+        const verdict = admission.check(info.req, server.clients.size);
         done(verdict.ok, verdict.status, verdict.message);
       },
     };
-    server = super.create(port, wsOptions) as WebSocketServer;
+    const server = super.create(port, wsOptions) as WebSocketServer;
     return server;
   }
 
