@@ -60,7 +60,8 @@ export class ClientConnection implements JoiningClient {
   alive = true;
   /** Set once the gateway closed or dropped it, with the code it used. */
   closeCode?: number;
-  private held?: string[];
+  /** Frames that arrived while joining, written right after AUTH SUCCESS. */
+  private held?: { data: string; done?: (err?: Error) => void }[];
   /** Created when the connection is authenticated: only its data frames are rate limited. */
   limiter?: RateLimiter;
 
@@ -79,13 +80,15 @@ export class ClientConnection implements JoiningClient {
 
   send(frame: object | string): void {
     const data = typeof frame === 'string' ? frame : JSON.stringify(frame);
-    if (this.held) this.held.push(data);
+    if (this.held) this.held.push({ data });
     else this.write(data);
   }
 
   sendConfirmed(frame: string): Promise<SendResult> {
     return new Promise((resolve) => {
-      if (!this.write(frame, (err) => resolve(err ? SendResult.FAILED : SendResult.OK))) resolve(SendResult.FAILED);
+      const done = (err?: Error) => resolve(err ? SendResult.FAILED : SendResult.OK);
+      if (this.held) this.held.push({ data: frame, done });
+      else if (!this.write(frame, done)) resolve(SendResult.FAILED);
     });
   }
 
@@ -101,11 +104,15 @@ export class ClientConnection implements JoiningClient {
     this.authenticated = true;
     this.limiter = new RateLimiter(this.hooks.rateLimitPerSec, this.hooks.rateLimitBurst, Date.now());
     this.write(authSuccessFrame);
-    for (const data of held) this.write(data);
+    for (const { data, done } of held) {
+      if (!this.write(data, done)) done?.(new Error('connection closed'));
+    }
   }
 
   abortJoin(): void {
+    const held = this.held ?? [];
     this.held = undefined;
+    for (const { done } of held) done?.(new Error('join aborted'));
   }
 
   /** Closes with a close frame; the close code is remembered for metrics. */
