@@ -22,6 +22,9 @@ export interface ConnectionHooks {
   countSent(type: string): void;
 }
 
+/** ws sends a Buffer as a text frame with these options. */
+const TEXT_FRAME = { binary: false } as const;
+
 let lastFrame = '';
 let lastType = '';
 
@@ -84,6 +87,11 @@ export class ClientConnection implements JoiningClient {
     else this.write(data);
   }
 
+  sendEncoded(text: string, bytes: Buffer): void {
+    if (this.held) this.held.push({ data: text });
+    else this.write(text, undefined, bytes);
+  }
+
   sendConfirmed(frame: string): Promise<SendResult> {
     return new Promise((resolve) => {
       const done = (err?: Error) => resolve(err ? SendResult.FAILED : SendResult.OK);
@@ -136,14 +144,16 @@ export class ClientConnection implements JoiningClient {
   }
 
   /** Writes to the socket; false (and nothing written) when it is closed or its send buffer is full. */
-  private write(data: string, callback?: (err?: Error) => void): boolean {
+  private write(data: string, callback?: (err?: Error) => void, bytes?: Buffer): boolean {
     const socket = this.socket;
     if (socket.readyState !== OPEN || this.closeCode !== undefined) return false;
-    if (socket.bufferedAmount + data.length > this.hooks.sendBufferMaxBytes) {
+    const size = bytes ? bytes.length : data.length;
+    if (socket.bufferedAmount + size > this.hooks.sendBufferMaxBytes) {
       this.hooks.onSlowConsumer(this);
       return false;
     }
-    socket.send(data, callback);
+    if (bytes) socket.send(bytes, TEXT_FRAME, callback);
+    else socket.send(data, callback);
     this.hooks.countSent(outboundType(data));
     return true;
   }

@@ -20,6 +20,11 @@ export interface ClientHandle {
   readonly profile: UserProfile;
   /** Sends a frame (an object, serialized here, or an already serialized string). */
   send(frame: object | string): void;
+  /**
+   * Sends a frame already serialized and UTF-8 encoded (a broadcast encodes once for all its
+   * receivers); `text` is the same frame as a string.
+   */
+  sendEncoded(text: string, bytes: Buffer): void;
   /** Sends a frame and resolves once it was written (OK) or could not be (FAILED). */
   sendConfirmed(frame: string): Promise<SendResult>;
 }

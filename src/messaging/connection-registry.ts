@@ -34,8 +34,10 @@ export class ConnectionRegistry {
 
   /** Sends a serialized frame to every joined connection of this node, except one user's. */
   broadcastLocal(frame: string, exceptUserId?: string): void {
+    if (this.byUser.size === 0) return;
+    const bytes = Buffer.from(frame); // encoded once, not once per receiver
     for (const connection of this.byUser.values()) {
-      if (connection.userId !== exceptUserId) connection.send(frame);
+      if (connection.userId !== exceptUserId) connection.sendEncoded(frame, bytes);
     }
   }
 
