@@ -19,6 +19,8 @@ const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 @Injectable()
 export class DialogService {
   private readonly logger = new Logger(DialogService.name);
+  /** Per client and receiver: the last DELIVERY_MESSAGE still to be sent (see report). */
+  private readonly reportChains = new WeakMap<ClientHandle, Map<string, Promise<void>>>();
 
   constructor(
     private readonly messenger: Messenger,
@@ -52,7 +54,7 @@ export class DialogService {
       JSON.stringify({ messageId, sender: client.userId, sendTime: String(Date.now()) }) +
       '}';
     if (suppliedId === undefined) {
-      this.report(client, messageId, this.messenger.deliver(receiver, outbound, this.config.deliveryTimeoutMs));
+      this.report(client, receiver, messageId, this.messenger.deliver(receiver, outbound, this.config.deliveryTimeoutMs));
       return;
     }
     const reserved = this.dedup.reserve(client.userId, messageId).catch((err: unknown) => {
@@ -62,15 +64,16 @@ export class DialogService {
     });
     return reserved.then((state) => {
       if (state === DedupState.DELIVERED) {
-        this.report(client, messageId, Promise.resolve(Status.SUCCESS));
+        this.report(client, receiver, messageId, Promise.resolve(Status.SUCCESS));
       } else if (state === DedupState.PENDING) {
-        this.report(client, messageId, this.dedup.outcome(client.userId, messageId, this.config.deliveryTimeoutMs * 2));
+        this.report(client, receiver, messageId, this.dedup.outcome(client.userId, messageId, this.config.deliveryTimeoutMs * 2));
       } else {
         const delivery = this.messenger.deliver(receiver, outbound, this.config.deliveryTimeoutMs);
         this.report(
           client,
+          receiver,
           messageId,
-          delivery.then(async (status) => {
+          delivery.catch(() => Status.ERROR as DeliveryStatus).then(async (status) => {
             await this.dedup.settle(client.userId, messageId, status).catch((err: unknown) =>
               this.logger.warn({ connId: client.id, err: String(err) }, 'dedup store unavailable: id not remembered'),
             );
@@ -81,17 +84,26 @@ export class DialogService {
     });
   }
 
-  private report(client: ClientHandle, messageId: string, outcome: Promise<DeliveryStatus>): void {
+  /**
+   * Sends the DELIVERY_MESSAGE once `outcome` is known, but never before the DELIVERYs of this
+   * client's earlier dialogs to the same receiver: outcomes may settle out of order (the dedup path
+   * settles a few ticks later than a dialog without a messageId, a remote node may answer late).
+   */
+  private report(client: ClientHandle, receiver: string, messageId: string, outcome: Promise<DeliveryStatus>): void {
     const stopTimer = this.metrics.dialogDeliveryDuration.startTimer();
-    outcome
-      .catch((err: unknown) => {
-        this.logger.warn({ connId: client.id, err: String(err) }, 'dialog delivery failed');
-        return Status.ERROR as DeliveryStatus;
-      })
-      .then((status) => {
-        stopTimer();
-        this.metrics.dialogDeliveries.inc({ status });
-        client.send(`{"type":"${MessageType.DELIVERY}","status":"${status}","serverData":{"messageId":"${messageId}"}}`);
-      });
+    const settled = outcome.catch((err: unknown) => {
+      this.logger.warn({ connId: client.id, err: String(err) }, 'dialog delivery failed');
+      return Status.ERROR as DeliveryStatus;
+    });
+    let chains = this.reportChains.get(client);
+    if (!chains) this.reportChains.set(client, (chains = new Map()));
+    const previous = chains.get(receiver);
+    const done: Promise<void> = (previous ? previous.then(() => settled, () => settled) : settled).then((status) => {
+      if (chains.get(receiver) === done) chains.delete(receiver);
+      stopTimer();
+      this.metrics.dialogDeliveries.inc({ status });
+      client.send(`{"type":"${MessageType.DELIVERY}","status":"${status}","serverData":{"messageId":"${messageId}"}}`);
+    });
+    chains.set(receiver, done);
   }
 }

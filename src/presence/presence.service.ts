@@ -42,7 +42,8 @@ export class PresenceService implements OnModuleInit {
     let session: Session;
     try {
       const avatar = await this.avatars.get(verified.userId);
-      const profile = avatar ? { ...verified, avatar } : verified;
+      // A copy: the verified profile may be shared (token cache); this one changes with the avatar.
+      const profile = avatar ? { ...verified, avatar } : { ...verified };
       session = { userId: profile.userId, nodeId: this.bus.nodeId, connId: client.id, profile };
       if (!client.isOpen) return JoinOutcome.CLOSED;
       if (!(await this.registry.claim(session))) return JoinOutcome.ALREADY_CONNECTED;

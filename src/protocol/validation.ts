@@ -22,7 +22,11 @@ export function requireString(object: JsonObject, field: string, path: string): 
   return value;
 }
 
-/** Number of Unicode code points of a string, counting no further than `limit + 1`. */
+/**
+ * For length checks: a number greater than `limit` exactly when `text` has more than `limit`
+ * Unicode code points (counting stops at `limit + 1`). Strings of at most `limit` UTF-16 units
+ * return their unit count without scanning, which may exceed their code-point count but never `limit`.
+ */
 export function codePointsUpTo(text: string, limit: number): number {
   if (text.length <= limit) return text.length; // never more code points than UTF-16 units
   let count = 0;

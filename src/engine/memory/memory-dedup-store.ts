@@ -14,12 +14,14 @@ interface Entry {
  */
 export class MemoryDedupStore implements DedupStore {
   private readonly entries = new Map<string, Entry>();
-  private lastSweep = Date.now();
+  private lastSweep: number;
 
   constructor(
     private readonly windowMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lastSweep = now();
+  }
 
   async reserve(senderId: string, messageId: string): Promise<DedupState> {
     const key = this.key(senderId, messageId);

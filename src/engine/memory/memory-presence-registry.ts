@@ -34,4 +34,12 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
   onExpired(_handler: (userIds: string[]) => void): void {
     // sessions of one node never expire behind its back
   }
+
+  onSessionLost(_handler: (session: Session) => void): void {
+    // nobody else can take a session of the only node
+  }
+
+  onSessionsRestored(_handler: (sessions: Session[]) => void): void {
+    // nothing is ever lost, so nothing is restored
+  }
 }

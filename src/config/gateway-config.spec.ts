@@ -1,0 +1,135 @@
+import { ConfigError, loadConfig, type GatewayConfig } from './gateway-config';
+
+/** The message of the ConfigError thrown by loadConfig(env); fails the test when none is thrown. */
+function configErrorOf(env: NodeJS.ProcessEnv): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  throw new Error(`loadConfig(${JSON.stringify(env)}) did not throw`);
+}
+
+describe('loadConfig', () => {
+  describe('defaults (PROTOCOL.md, Configuration)', () => {
+    let config: GatewayConfig;
+    beforeAll(() => {
+      config = loadConfig({});
+    });
+
+    it.each<[keyof GatewayConfig, unknown]>([
+      ['port', 8080],
+      ['wsPath', '/ws'],
+      ['publicUrl', 'http://localhost:8080'],
+      ['authTimeoutMs', 3000],
+      ['authDeadlineMs', 10_000],
+      ['authCacheTtlMs', 30_000],
+      ['authBreakerThreshold', 5],
+      ['authBreakerCooldownMs', 5000],
+      ['allowQueryToken', false],
+      ['chatMaxLength', 4096],
+      ['dialogMaxBytes', 16_384],
+      ['dedupWindowMs', 600_000],
+      ['deliveryTimeoutMs', 5000],
+      ['avatarMaxBytes', 1_048_576],
+      ['avatarDir', './data/avatars'],
+      // ceil(1048576 / 3) * 4 + 65536 = 349526 * 4 + 65536
+      ['maxFrameBytes', 1_463_640],
+      ['heartbeatIntervalMs', 25_000],
+      ['rateLimitPerSec', 50],
+      ['rateLimitBurst', 100],
+      ['sendBufferMaxBytes', 1_048_576],
+      ['maxConnections', 10_000],
+      ['presenceTtlMs', 15_000],
+      ['shutdownDrainMs', 10_000],
+    ])('%s defaults to %p', (key, expected) => {
+      expect(config[key]).toStrictEqual(expected);
+    });
+
+    it('has no auth server, no origin list and no Redis, and is not production', () => {
+      expect(config.authServerUrl).toBeUndefined();
+      expect(config.allowedOrigins).toBeUndefined();
+      expect(config.redisUrl).toBeUndefined();
+      expect(config.production).toBe(false);
+    });
+  });
+
+  it('derives PUBLIC_URL from PORT when PUBLIC_URL is not set', () => {
+    expect(loadConfig({ PORT: '9001' }).publicUrl).toBe('http://localhost:9001');
+  });
+
+  it('keeps an explicit PUBLIC_URL (without a trailing slash) whatever the PORT', () => {
+    const config = loadConfig({ PORT: '9001', PUBLIC_URL: 'https://chat.example.com/' });
+    expect(config.port).toBe(9001);
+    expect(config.publicUrl).toBe('https://chat.example.com');
+  });
+
+  it.each([
+    ['3000', 1000 * 4 + 65_536],
+    ['1000', 334 * 4 + 65_536],
+    ['1', 1 * 4 + 65_536],
+  ])('recomputes MAX_FRAME_BYTES from AVATAR_MAX_BYTES=%s', (avatarMaxBytes, expected) => {
+    const config = loadConfig({ AVATAR_MAX_BYTES: avatarMaxBytes });
+    expect(config.avatarMaxBytes).toBe(Number(avatarMaxBytes));
+    expect(config.maxFrameBytes).toBe(expected);
+  });
+
+  it('takes an explicit MAX_FRAME_BYTES over the computed one', () => {
+    expect(loadConfig({ AVATAR_MAX_BYTES: '3000', MAX_FRAME_BYTES: '2048' }).maxFrameBytes).toBe(2048);
+  });
+
+  it('parses numbers and booleans from their string form', () => {
+    const config = loadConfig({ PORT: '1234', ALLOW_QUERY_TOKEN: 'true', CHAT_MAX_LENGTH: '10', DEDUP_WINDOW_MS: '0' });
+    expect(config.port).toBe(1234);
+    expect(config.allowQueryToken).toBe(true);
+    expect(config.chatMaxLength).toBe(10);
+    expect(config.dedupWindowMs).toBe(0);
+  });
+
+  describe('bad values throw a ConfigError naming the variable', () => {
+    it.each<[string, NodeJS.ProcessEnv, string]>([
+      ['PORT not a number', { PORT: 'abc' }, 'PORT'],
+      ['PORT out of range', { PORT: '70000' }, 'PORT'],
+      ['WS_PATH not absolute', { WS_PATH: 'ws' }, 'WS_PATH'],
+      ['AUTH_SERVER_URL not a URL', { AUTH_SERVER_URL: 'notaurl' }, 'AUTH_SERVER_URL'],
+      ['ALLOW_QUERY_TOKEN not a boolean', { ALLOW_QUERY_TOKEN: 'maybe' }, 'ALLOW_QUERY_TOKEN'],
+      ['ALLOWED_ORIGINS with a trailing slash', { ALLOWED_ORIGINS: 'https://a.example/' }, 'ALLOWED_ORIGINS'],
+      ['ALLOWED_ORIGINS with a path', { ALLOWED_ORIGINS: 'https://a.example, https://b.example/app' }, 'ALLOWED_ORIGINS'],
+      ['REDIS_URL not redis://', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
+      ['CHAT_MAX_LENGTH zero', { CHAT_MAX_LENGTH: '0' }, 'CHAT_MAX_LENGTH'],
+    ])('%s', (_case, env, variable) => {
+      const message = configErrorOf(env);
+      expect(message).toContain(variable);
+    });
+
+    it('names only the bad variables', () => {
+      const message = configErrorOf({ PORT: 'abc', CHAT_MAX_LENGTH: '0', WS_PATH: '/ok' });
+      expect(message).toContain('PORT');
+      expect(message).toContain('CHAT_MAX_LENGTH');
+      expect(message).not.toContain('WS_PATH');
+      expect(message).not.toContain('REDIS_URL');
+    });
+  });
+
+  it('refuses NODE_ENV=production without AUTH_SERVER_URL, saying why', () => {
+    const message = configErrorOf({ NODE_ENV: 'production' });
+    expect(message).toContain('AUTH_SERVER_URL');
+    expect(message).toMatch(/production/);
+    expect(message).toMatch(/demo/);
+  });
+
+  it('accepts NODE_ENV=production with an AUTH_SERVER_URL', () => {
+    const config = loadConfig({ NODE_ENV: 'production', AUTH_SERVER_URL: 'http://auth:9000/check' });
+    expect(config.production).toBe(true);
+    expect(config.authServerUrl).toBe('http://auth:9000/check');
+  });
+
+  it('parses ALLOWED_ORIGINS into a set of trimmed origins', () => {
+    const config = loadConfig({ ALLOWED_ORIGINS: 'https://a.example, http://b.example:8080 ,,https://a.example' });
+    expect(config.allowedOrigins).toBeInstanceOf(Set);
+    expect([...(config.allowedOrigins ?? [])].sort()).toEqual(['http://b.example:8080', 'https://a.example']);
+    expect(config.allowedOrigins?.has('https://a.example')).toBe(true);
+    expect(config.allowedOrigins?.has('https://a.example/')).toBe(false);
+  });
+});

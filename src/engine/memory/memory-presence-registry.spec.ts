@@ -1,0 +1,87 @@
+import type { UserProfile } from '../../protocol/protocol';
+import type { Session } from '../engine.ports';
+import { MemoryPresenceRegistry } from './memory-presence-registry';
+
+const profile = (userId: string, extra: Partial<UserProfile> = {}): UserProfile => ({
+  userId,
+  nickname: `nick-${userId}`,
+  avatar: '',
+  language: 'en',
+  status: '',
+  lastOnline: '',
+  registerDate: '',
+  ...extra,
+});
+const session = (userId: string, connId: string): Session => ({ userId, nodeId: 'node-a', connId, profile: profile(userId) });
+
+describe('MemoryPresenceRegistry', () => {
+  let registry: MemoryPresenceRegistry;
+
+  beforeEach(() => {
+    registry = new MemoryPresenceRegistry();
+  });
+
+  it('lets a user claim once; a second claim of the same user is refused and changes nothing', async () => {
+    await expect(registry.claim(session('u1', 'c1'))).resolves.toBe(true);
+    await expect(registry.claim(session('u1', 'c2'))).resolves.toBe(false);
+    await expect(registry.locate('u1')).resolves.toMatchObject({ userId: 'u1', connId: 'c1' });
+    await expect(registry.list()).resolves.toEqual([profile('u1')]);
+  });
+
+  it('lets different users claim', async () => {
+    await expect(registry.claim(session('u1', 'c1'))).resolves.toBe(true);
+    await expect(registry.claim(session('u2', 'c2'))).resolves.toBe(true);
+    const users = await registry.list();
+    expect(users.map((u) => u.userId).sort()).toEqual(['u1', 'u2']);
+  });
+
+  it('releases only for the same connection id', async () => {
+    await registry.claim(session('u1', 'c1'));
+    await expect(registry.release(session('u1', 'c-other'))).resolves.toBe(false);
+    await expect(registry.locate('u1')).resolves.toMatchObject({ connId: 'c1' });
+    await expect(registry.release(session('u1', 'c1'))).resolves.toBe(true);
+    await expect(registry.locate('u1')).resolves.toBeUndefined();
+    await expect(registry.release(session('u1', 'c1'))).resolves.toBe(false);
+  });
+
+  it('lets the user claim again after release', async () => {
+    await registry.claim(session('u1', 'c1'));
+    await registry.release(session('u1', 'c1'));
+    await expect(registry.claim(session('u1', 'c2'))).resolves.toBe(true);
+    await expect(registry.locate('u1')).resolves.toMatchObject({ connId: 'c2' });
+  });
+
+  it('does not keep a reference to the claimed profile', async () => {
+    const s = session('u1', 'c1');
+    await registry.claim(s);
+    s.profile.nickname = 'changed-outside';
+    await expect(registry.list()).resolves.toEqual([profile('u1')]);
+  });
+
+  it('lists copies: mutating the result does not change the registry', async () => {
+    await registry.claim(session('u1', 'c1'));
+    const first = await registry.list();
+    first[0].avatar = 'mutated';
+    first.push(profile('intruder'));
+    await expect(registry.list()).resolves.toEqual([profile('u1')]);
+  });
+
+  it('updates the profile of an online user, keeping its userId', async () => {
+    await registry.claim(session('u1', 'c1'));
+    await registry.updateProfile('u1', { avatar: 'http://x/avatars/a.webp', userId: 'someone-else' });
+    await expect(registry.list()).resolves.toEqual([profile('u1', { avatar: 'http://x/avatars/a.webp' })]);
+    await expect(registry.locate('u1')).resolves.toMatchObject({ profile: { avatar: 'http://x/avatars/a.webp', nickname: 'nick-u1' } });
+  });
+
+  it('ignores an update of a user who is not online', async () => {
+    await registry.updateProfile('ghost', { avatar: 'x' });
+    await expect(registry.list()).resolves.toEqual([]);
+    await expect(registry.locate('ghost')).resolves.toBeUndefined();
+  });
+
+  it('locates the session of an online user with its node and connection', async () => {
+    await registry.claim({ userId: 'u1', nodeId: 'node-b', connId: 'c9', profile: profile('u1') });
+    await expect(registry.locate('u1')).resolves.toEqual({ userId: 'u1', nodeId: 'node-b', connId: 'c9', profile: profile('u1') });
+    await expect(registry.locate('u2')).resolves.toBeUndefined();
+  });
+});
