@@ -60,6 +60,20 @@ export interface PresenceRegistry {
    * (their node died); called on exactly one node per vanished session.
    */
   onExpired(handler: (userIds: string[]) => void): void;
+  /**
+   * Registers the handler called with a session of *this* node that the registry no longer
+   * holds while its connection is still open: after an outage the user turned out to have a
+   * newer session on another node. The connection must be closed (4409) without a DISCONNECT
+   * (the user is online elsewhere). Never called on a single node.
+   */
+  onSessionLost(handler: (session: Session) => void): void;
+  /**
+   * Registers the handler called with sessions of *this* node written back to the registry after
+   * the other nodes had announced them gone (this node was cut off from the shared state longer
+   * than its lease, and swept): their CONNECT should be broadcast again. Never called on a single
+   * node.
+   */
+  onSessionsRestored(handler: (sessions: Session[]) => void): void;
 }
 
 export enum DedupState {

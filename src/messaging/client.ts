@@ -33,6 +33,8 @@ export interface ClientHandle {
 export interface RegisteredConnection extends ClientHandle {
   /** True once AUTH SUCCESS was sent: it receives broadcasts from then on. */
   readonly joined: boolean;
+  /** Closes the connection with a close frame. */
+  close(code: number, reason: string): void;
 }
 
 /** A frame as received: a JSON object with a string `type`. */

@@ -22,6 +22,8 @@ describe('PresenceService', () => {
   let list: jest.Mock<Promise<UserProfile[]>, []>;
   let registryUpdate: jest.Mock<Promise<void>, [string, Partial<UserProfile>]>;
   let onExpired: jest.Mock<void, [(userIds: string[]) => void]>;
+  let onSessionLost: jest.Mock<void, [(session: Session) => void]>;
+  let onSessionsRestored: jest.Mock<void, [(sessions: Session[]) => void]>;
   let avatarGet: jest.Mock<Promise<string | undefined>, [string]>;
   let register: jest.Mock<void, [RegisteredConnection]>;
   let unregister: jest.Mock<void, [RegisteredConnection]>;
@@ -54,13 +56,15 @@ describe('PresenceService', () => {
     list = logged<PresenceRegistry['list']>('list', async () => [testProfile('bob')]);
     registryUpdate = logged<PresenceRegistry['updateProfile']>('registry.updateProfile', async () => undefined);
     onExpired = jest.fn();
+    onSessionLost = jest.fn();
+    onSessionsRestored = jest.fn();
     avatarGet = logged<AvatarIndex['get']>('avatars.get', async () => undefined);
     register = logged<ConnectionRegistry['register']>('register', () => undefined);
     unregister = logged<ConnectionRegistry['unregister']>('unregister', () => undefined);
     connectionsGet = jest.fn();
     broadcast = logged<Messenger['broadcast']>('broadcast', () => undefined);
     service = new PresenceService(
-      strictMock<PresenceRegistry>({ claim, release, list, updateProfile: registryUpdate, onExpired }, 'registry'),
+      strictMock<PresenceRegistry>({ claim, release, list, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored }, 'registry'),
       strictMock<AvatarIndex>({ get: avatarGet }, 'avatars'),
       strictMock<ClusterBus>({ nodeId: NODE }, 'bus'),
       strictMock<ConnectionRegistry>({ register, unregister, get: connectionsGet }, 'connections'),
@@ -223,6 +227,35 @@ describe('PresenceService', () => {
     expect(broadcasts()).toEqual([
       { frame: disconnect('u1'), except: 'u1' },
       { frame: disconnect('u2'), except: 'u2' },
+    ]);
+  });
+
+  it('closes with 4409, without DISCONNECT, a local connection whose session a newer login took during an outage', () => {
+    service.onModuleInit();
+    const local = new FakeClient('alice', 'conn-7');
+    local.session = { userId: 'alice', nodeId: NODE, connId: 'conn-7', profile: testProfile('alice') };
+    connectionsGet.mockReturnValue(local);
+    onSessionLost.mock.calls[0][0]({ ...local.session });
+    expect(local.closes).toEqual([4409]);
+    expect(local.session).toBeUndefined();
+    expect(unregister).toHaveBeenCalledWith(local);
+    expect(broadcasts()).toEqual([]);
+  });
+
+  it('leaves alone a local connection of the same user that is not the lost session', () => {
+    service.onModuleInit();
+    const local = new FakeClient('alice', 'conn-8');
+    connectionsGet.mockReturnValue(local);
+    onSessionLost.mock.calls[0][0]({ userId: 'alice', nodeId: NODE, connId: 'conn-7', profile: testProfile('alice') });
+    expect(local.closes).toEqual([]);
+  });
+
+  it('broadcasts CONNECT again for sessions restored after the others announced them gone', () => {
+    service.onModuleInit();
+    const profile = testProfile('u1');
+    onSessionsRestored.mock.calls[0][0]([{ userId: 'u1', nodeId: NODE, connId: 'c', profile }]);
+    expect(broadcasts()).toEqual([
+      { frame: { type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'CONNECT', ...profile } }, except: 'u1' },
     ]);
   });
 

@@ -4,7 +4,7 @@ import { CLUSTER_BUS, PRESENCE_REGISTRY, type ClusterBus, type PresenceRegistry,
 import type { JoiningClient } from '../messaging/client';
 import { ConnectionRegistry } from '../messaging/connection-registry';
 import { Messenger } from '../messaging/messenger';
-import { ConnectionStatus, MessageType, Status, type UserProfile } from '../protocol/protocol';
+import { CloseCode, ConnectionStatus, MessageType, Status, type UserProfile } from '../protocol/protocol';
 
 export enum JoinOutcome {
   JOINED = 'JOINED',
@@ -35,6 +35,21 @@ export class PresenceService implements OnModuleInit {
   onModuleInit(): void {
     this.registry.onExpired((userIds) => {
       for (const userId of userIds) this.messenger.broadcast(disconnectFrame(userId), userId);
+    });
+    // After an outage: the user logged in elsewhere meanwhile. That newer session wins; this
+    // connection goes without a DISCONNECT (the user is online).
+    this.registry.onSessionLost((session) => {
+      const local = this.connections.get(session.userId);
+      if (!local || local.id !== session.connId) return;
+      const client = local as JoiningClient;
+      client.session = undefined;
+      this.connections.unregister(client);
+      this.logger.warn({ connId: client.id }, 'session taken over by a newer login during an outage: closed');
+      client.close(CloseCode.ALREADY_CONNECTED, 'this user connected elsewhere');
+    });
+    // After an outage longer than the lease: the others announced these users gone; announce them again.
+    this.registry.onSessionsRestored((sessions) => {
+      for (const session of sessions) this.messenger.broadcast(connectFrame(session.profile), session.userId);
     });
   }
 
@@ -73,10 +88,7 @@ export class PresenceService implements OnModuleInit {
     client.completeJoin(
       JSON.stringify({ type: MessageType.AUTH, status: Status.SUCCESS, serverData: { userId: session.userId, userList } }),
     );
-    this.messenger.broadcast(
-      { type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.CONNECT, ...session.profile } },
-      session.userId,
-    );
+    this.messenger.broadcast(connectFrame(session.profile), session.userId);
     return JoinOutcome.JOINED;
   }
 
@@ -103,6 +115,10 @@ export class PresenceService implements OnModuleInit {
     if (local) Object.assign(local.profile, patch);
     await this.registry.updateProfile(userId, patch);
   }
+}
+
+function connectFrame(profile: UserProfile): string {
+  return JSON.stringify({ type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.CONNECT, ...profile } });
 }
 
 function disconnectFrame(userId: string): string {

@@ -45,6 +45,14 @@ export class FakeClient implements JoiningClient {
     this.sent.push(text);
   }
 
+  /** Close codes this client was closed with. */
+  readonly closes: number[] = [];
+
+  close(code: number, _reason: string): void {
+    this.closes.push(code);
+    this.isOpen = false;
+  }
+
   sendConfirmed(_frame: string): Promise<SendResult> {
     throw new UnstubbedCallError('client', 'sendConfirmed');
   }
