@@ -50,10 +50,8 @@ export class GatewayWsAdapter extends WsAdapter {
     // intentionally empty: see MessageRouter
   }
 
+  /** Socket errors are handled per connection by WsGateway (with its connection id). */
   override bindErrorHandler(server: WebSocketServer): WebSocketServer {
-    server.on('connection', (socket) =>
-      socket.on('error', (err: Error & { code?: string }) => this.log.debug(`socket error: ${err.code ?? err.message}`)),
-    );
     server.on('error', (err) => this.log.error(err));
     return server;
   }

@@ -18,6 +18,12 @@ const RATE_LIMITED_FRAME = JSON.stringify({
   error: { errorCode: FrameErrorCode.RATE_LIMITED, message: 'too many frames: slow down' },
 });
 
+/** Close codes `ws` sends for the errors it detects (see ws/lib/receiver.js). */
+const WS_ERROR_CLOSE_CODES: Record<string, number> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_INVALID_UTF8: 1007,
+};
+
 /**
  * The WebSocket endpoint. Thin by design: it authenticates new connections (Authenticator),
  * registers them (PresenceService), routes their frames (MessageRouter) and enforces the
@@ -59,6 +65,7 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
     try {
       const connection = new ClientConnection(socket, this.hooks);
       this.open.add(connection);
+      socket.on('error', (err: Error & { code?: string }) => this.onSocketError(connection, err));
       socket.on('pong', () => (connection.alive = true));
       socket.on('message', (data: RawData, isBinary: boolean) => this.onFrame(connection, data, isBinary));
       socket.once('close', (code: number) => this.onClose(connection, code));
@@ -118,6 +125,16 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
       return;
     }
     this.router.route(connection, data, isBinary);
+  }
+
+  /**
+   * A protocol violation detected by `ws` (it then closes the socket itself, and the close event
+   * reports 1006): remember the code ws sent to the peer, for metrics and logs.
+   */
+  private onSocketError(connection: ClientConnection, err: Error & { code?: string }): void {
+    const code = err.code !== undefined ? WS_ERROR_CLOSE_CODES[err.code] ?? 1002 : undefined;
+    if (code !== undefined && connection.closeCode === undefined) connection.closeCode = code;
+    this.logger.log({ connId: connection.id, closeCode: code, err: err.code ?? err.message }, 'socket error');
   }
 
   private onClose(connection: ClientConnection, code: number): void {

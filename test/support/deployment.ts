@@ -6,7 +6,7 @@ import { startGateway, type TestGateway } from './gateway';
 /** The engines the protocol suite runs against: one suite, run once per engine. */
 export type EngineKind = 'memory' | 'redis';
 
-export const ENGINES: EngineKind[] = (process.env.E2E_ENGINES ?? 'memory').split(',').map((e) => e.trim()) as EngineKind[];
+export const ENGINES: EngineKind[] = (process.env.E2E_ENGINES ?? 'memory,redis').split(',').map((e) => e.trim()) as EngineKind[];
 
 /**
  * A deployment under test: one node (memory engine) or several nodes on one Redis. Tests reach

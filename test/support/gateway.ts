@@ -1,4 +1,5 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import { loadConfig } from '../../src/config/gateway-config';
 import { createGatewayApp } from '../../src/setup-app';
 import { freePort } from './free-port';
@@ -36,6 +37,10 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
   };
   const config = loadConfig(fullEnv);
   const logs: string[] = [];
+  // nestjs-pino and Nest's static Logger are process-wide: without this reset, a second app in the
+  // same test process would write into the first app's stream. With several apps alive at once,
+  // lines of any of them may land in the newest app's array: check leaks over all of them.
+  __resetOutOfContextForTests();
   const app = await createGatewayApp(config, { logDestination: { write: (line: string) => void logs.push(line) } });
   await app.listen(port, '127.0.0.1');
   let closed = false;

@@ -1,0 +1,187 @@
+import { ConnectionPool, quietLogs, sleep, waitFor } from '../../../test/support/redis-engine';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server';
+import { Status, type DeliveryStatus } from '../../protocol/protocol';
+import type { BroadcastEvent, DeliveryRequest } from '../engine.ports';
+import { RedisClusterBus } from './redis-cluster-bus';
+
+describe('RedisClusterBus (real redis-server)', () => {
+  let redis: RedisServer;
+  let pool: ConnectionPool;
+  const buses: RedisClusterBus[] = [];
+
+  beforeAll(async () => {
+    quietLogs();
+    redis = await startRedisServer();
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+  beforeEach(() => {
+    pool = new ConnectionPool(redis);
+  });
+  afterEach(async () => {
+    for (const bus of buses.splice(0)) bus.close();
+    await pool.closeAll();
+  });
+
+  async function bus(): Promise<RedisClusterBus> {
+    const connection = pool.create();
+    const b = new RedisClusterBus(connection);
+    buses.push(b);
+    connection.start();
+    await waitFor(() => connection.connected, 5000, 'connected');
+    return b;
+  }
+
+  function recordBroadcasts(b: RedisClusterBus): BroadcastEvent[] {
+    const got: BroadcastEvent[] = [];
+    b.onBroadcast((e) => got.push(e));
+    return got;
+  }
+
+  it('broadcasts reach every other node once, with the excepted user, not the sender', async () => {
+    const [a, b, c] = [await bus(), await bus(), await bus()];
+    const [ga, gb, gc] = [recordBroadcasts(a), recordBroadcasts(b), recordBroadcasts(c)];
+    const frame = JSON.stringify({ type: 'CHAT_MESSAGE', serverData: { message: 'multi\nline "quoted" ✓' } });
+    a.publish({ frame, exceptUserId: 'u\n1' });
+    a.publish({ frame: 'second' });
+    await waitFor(() => gb.length === 2 && gc.length === 2, 2000, 'broadcasts');
+    await sleep(50);
+    expect(ga).toEqual([]);
+    for (const got of [gb, gc]) {
+      expect(got).toEqual([
+        { frame, exceptUserId: 'u\n1' },
+        { frame: 'second', exceptUserId: undefined },
+      ]);
+    }
+  });
+
+  it('delivers to the receiving node and reports its outcome', async () => {
+    const [a, b] = [await bus(), await bus()];
+    const seen: DeliveryRequest[] = [];
+    b.onDeliver(async (request) => {
+      seen.push(request);
+      return request.userId === 'here' ? Status.SUCCESS : Status.ERROR;
+    });
+    await expect(a.deliver(b.nodeId, { userId: 'here', frame: '{"x":1}' }, 2000)).resolves.toBe(Status.SUCCESS);
+    await expect(a.deliver(b.nodeId, { userId: 'gone', frame: '{"x":2}' }, 2000)).resolves.toBe(Status.ERROR);
+    expect(seen).toEqual([
+      { userId: 'here', frame: '{"x":1}' },
+      { userId: 'gone', frame: '{"x":2}' },
+    ]);
+    expect(a.pendingDeliveries).toBe(0);
+  });
+
+  it('a handler that throws or rejects is an ERROR', async () => {
+    const [a, b] = [await bus(), await bus()];
+    b.onDeliver(() => {
+      throw new Error('boom');
+    });
+    await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 2000)).resolves.toBe(Status.ERROR);
+    b.onDeliver(() => Promise.reject(new Error('boom')));
+    await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 2000)).resolves.toBe(Status.ERROR);
+  });
+
+  it('answers ERROR at once for a node nobody listens for', async () => {
+    const a = await bus();
+    const started = Date.now();
+    await expect(a.deliver('no-such-node', { userId: 'u', frame: 'f' }, 5000)).resolves.toBe(Status.ERROR);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('answers ERROR when the node does not answer in time, and ignores its late answer', async () => {
+    const [a, b] = [await bus(), await bus()];
+    let finish!: (s: DeliveryStatus) => void;
+    b.onDeliver(() => new Promise<DeliveryStatus>((resolve) => (finish = resolve)));
+    const started = Date.now();
+    await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 300)).resolves.toBe(Status.ERROR);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    finish(Status.SUCCESS);
+    await sleep(100);
+    expect(a.pendingDeliveries).toBe(0);
+  });
+
+  it('does not deliver a request that arrives after its deadline', async () => {
+    const [a, b] = [await bus(), await bus()];
+    let calls = 0;
+    b.onDeliver(async () => {
+      calls += 1;
+      return Status.SUCCESS;
+    });
+    // The request is written at once; then this process (both nodes) stalls past its deadline,
+    // as a stopped node would: when b reads the request, it is too late.
+    const outcome = a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 30);
+    const until = Date.now() + 100;
+    while (Date.now() < until) {
+      // busy: nothing else runs
+    }
+    await expect(outcome).resolves.toBe(Status.ERROR);
+    await sleep(100);
+    expect(calls).toBe(0);
+  });
+
+  it('keeps the order of one sender’s deliveries to one node', async () => {
+    const [a, b] = [await bus(), await bus()];
+    const order: string[] = [];
+    b.onDeliver(async (r) => {
+      order.push(r.frame);
+      await sleep(Math.random() * 5); // answers complete out of order
+      return Status.SUCCESS;
+    });
+    const frames = Array.from({ length: 300 }, (_, i) => `m${i}`);
+    const results = await Promise.all(frames.map((frame) => a.deliver(b.nodeId, { userId: 'u', frame }, 5000)));
+    expect(results.every((r) => r === Status.SUCCESS)).toBe(true);
+    expect(order).toEqual(frames);
+  });
+
+  it('fails fast while Redis is down and carries traffic again once it is back', async () => {
+    const [a, b] = [await bus(), await bus()];
+    const gb = recordBroadcasts(b);
+    b.onDeliver(async () => Status.SUCCESS);
+    await expect(a.isHealthy()).resolves.toBe(true);
+    await redis.stop();
+    try {
+      await waitFor(async () => !(await a.isHealthy()), 2000, 'unhealthy');
+      const started = Date.now();
+      a.publish({ frame: 'lost' }); // never throws
+      await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 5000)).resolves.toBe(Status.ERROR);
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      await redis.start();
+    }
+    await waitFor(() => a.isHealthy(), 5000, 'healthy again');
+    await waitFor(() => b.isHealthy(), 5000, 'healthy again');
+    a.publish({ frame: 'after' });
+    await waitFor(() => gb.length > 0, 2000, 'broadcast after recovery');
+    expect(gb.map((e) => e.frame)).toEqual(['after']);
+    await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 2000)).resolves.toBe(Status.SUCCESS);
+  });
+
+  it('a hung Redis (SIGSTOP): unhealthy within the ping timeout, deliveries ERROR within their timeout', async () => {
+    const [a, b] = [await bus(), await bus()];
+    b.onDeliver(async () => Status.SUCCESS);
+    process.kill(redis.pid!, 'SIGSTOP');
+    try {
+      let started = Date.now();
+      await expect(a.isHealthy()).resolves.toBe(false);
+      expect(Date.now() - started).toBeLessThan(1500);
+      started = Date.now();
+      a.publish({ frame: 'lost' });
+      await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 300)).resolves.toBe(Status.ERROR);
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      process.kill(redis.pid!, 'SIGCONT');
+    }
+    await waitFor(() => a.isHealthy(), 5000, 'healthy again');
+  });
+
+  it('close() answers the deliveries in flight with ERROR', async () => {
+    const [a, b] = [await bus(), await bus()];
+    b.onDeliver(() => new Promise<DeliveryStatus>(() => undefined));
+    const pending = a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 10_000);
+    await sleep(50);
+    a.close();
+    await expect(pending).resolves.toBe(Status.ERROR);
+    await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 10_000)).resolves.toBe(Status.ERROR);
+  });
+});

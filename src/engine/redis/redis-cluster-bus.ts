@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { Status, type DeliveryStatus } from '../../protocol/protocol';
+import type { BroadcastEvent, ClusterBus, DeliveryRequest } from '../engine.ports';
+import type { RedisConnection } from './redis-connection';
+
+/**
+ * Messages: one line of JSON header, a newline, then the frame verbatim (frames are not
+ * re-encoded; the header never holds a raw newline since JSON escapes them).
+ *
+ *   broadcast channel   ["B", originNodeId, exceptUserId | null] \n frame
+ *   node channel        ["D", fromNodeId, requestId, userId, deadlineUnixMs] \n frame
+ *                       ["R", requestId, "SUCCESS" | "ERROR"]
+ */
+type BroadcastHeader = ['B', string, string | null];
+type DeliverHeader = ['D', string, string, string, number];
+type ReplyHeader = ['R', string, string];
+
+interface PendingDelivery {
+  resolve: (status: DeliveryStatus) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The cluster bus on Redis pub/sub.
+ *
+ * - Broadcasts: PUBLISH on one channel that every node subscribes to; a node ignores its own.
+ *   At most once: a node that is not subscribed at that moment (Redis down, reconnecting)
+ *   misses it, and a PUBLISH that fails is not retried (CHAT then stays on this node).
+ * - Deliveries: PUBLISH on the receiving node's channel with a request id and a deadline; that
+ *   node hands the frame to the local connection and answers SUCCESS/ERROR on the sender's
+ *   channel. The sender resolves ERROR when PUBLISH reaches no subscriber (the node is gone),
+ *   when the PUBLISH fails, and when no answer comes within the timeout. SUCCESS only ever comes
+ *   from the receiving node after the write to its client succeeded. A request that reaches its
+ *   node after its deadline (a node that was stalled) is not delivered, so a late delivery after
+ *   the sender was told ERROR is unlikely (not impossible: an answer can still be lost on the way
+ *   back, after the delivery).
+ * - Order: every PUBLISH of a node goes out on its one command connection, in call order, and a
+ *   node handles the messages of its channel in arrival order, handing frames to the local
+ *   connection synchronously: one sender's dialogs to one receiver keep their order.
+ */
+export class RedisClusterBus implements ClusterBus {
+  private readonly logger = new Logger('RedisClusterBus');
+  private broadcastHandler?: (event: BroadcastEvent) => void;
+  private deliverHandler?: (request: DeliveryRequest) => Promise<DeliveryStatus>;
+  private readonly pending = new Map<string, PendingDelivery>();
+  private sequence = 0;
+  private closed = false;
+
+  constructor(
+    private readonly connection: RedisConnection,
+    readonly nodeId: string = randomUUID(),
+  ) {
+    connection.subscribe(connection.keys.broadcastChannel, (message) => this.onBroadcastMessage(message));
+    connection.subscribe(connection.keys.nodeChannel(nodeId), (message) => this.onNodeMessage(message));
+  }
+
+  publish(event: BroadcastEvent): void {
+    if (this.closed) return;
+    const header: BroadcastHeader = ['B', this.nodeId, event.exceptUserId ?? null];
+    this.send(this.connection.keys.broadcastChannel, `${JSON.stringify(header)}\n${event.frame}`).catch((err: unknown) =>
+      this.logger.debug(`broadcast not published (other nodes miss it): ${String(err)}`),
+    );
+  }
+
+  deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<DeliveryStatus> {
+    if (this.closed) return Promise.resolve(Status.ERROR);
+    const requestId = (++this.sequence).toString(36);
+    const header: DeliverHeader = ['D', this.nodeId, requestId, request.userId, Date.now() + timeoutMs];
+    return new Promise<DeliveryStatus>((resolve) => {
+      const timer = setTimeout(() => this.settle(requestId, Status.ERROR), timeoutMs);
+      timer.unref();
+      this.pending.set(requestId, { resolve, timer });
+      this.send(this.connection.keys.nodeChannel(nodeId), `${JSON.stringify(header)}\n${request.frame}`).then(
+        (receivers) => {
+          // Nobody subscribed to that node's channel: the node is gone (or cut off from Redis).
+          if (receivers === 0) this.settle(requestId, Status.ERROR);
+        },
+        (err: unknown) => {
+          this.logger.debug(`delivery request not published: ${String(err)}`);
+          this.settle(requestId, Status.ERROR);
+        },
+      );
+    });
+  }
+
+  onBroadcast(handler: (event: BroadcastEvent) => void): void {
+    this.broadcastHandler = handler;
+  }
+
+  onDeliver(handler: (request: DeliveryRequest) => Promise<DeliveryStatus>): void {
+    this.deliverHandler = handler;
+  }
+
+  isHealthy(): Promise<boolean> {
+    return this.connection.isHealthy();
+  }
+
+  /** Deliveries still waiting for an answer (for tests). */
+  get pendingDeliveries(): number {
+    return this.pending.size;
+  }
+
+  /** Every pending delivery resolves ERROR; nothing is published any more. */
+  close(): void {
+    this.closed = true;
+    for (const requestId of [...this.pending.keys()]) this.settle(requestId, Status.ERROR);
+  }
+
+  private async send(channel: string, message: string): Promise<number> {
+    // With the offline queue disabled this rejects at once while the connection is down.
+    return this.connection.commands.publish(channel, message);
+  }
+
+  private settle(requestId: string, status: DeliveryStatus): void {
+    const pending = this.pending.get(requestId);
+    if (!pending) return;
+    this.pending.delete(requestId);
+    clearTimeout(pending.timer);
+    pending.resolve(status);
+  }
+
+  private onBroadcastMessage(message: string): void {
+    const parsed = splitMessage(message);
+    const header = parsed?.header as BroadcastHeader | undefined;
+    if (!parsed || !Array.isArray(header) || header[0] !== 'B' || typeof header[1] !== 'string') {
+      this.logger.warn('malformed broadcast ignored');
+      return;
+    }
+    if (header[1] === this.nodeId) return; // ours: the local clients were served by the caller
+    const except = typeof header[2] === 'string' ? header[2] : undefined;
+    this.broadcastHandler?.({ frame: parsed.body, exceptUserId: except });
+  }
+
+  private onNodeMessage(message: string): void {
+    const parsed = splitMessage(message);
+    const header = parsed?.header;
+    if (!parsed || !Array.isArray(header)) {
+      this.logger.warn('malformed node message ignored');
+      return;
+    }
+    if (header[0] === 'R' && typeof header[1] === 'string') {
+      const reply = header as ReplyHeader;
+      this.settle(reply[1], reply[2] === Status.SUCCESS ? Status.SUCCESS : Status.ERROR);
+      return;
+    }
+    if (header[0] === 'D' && typeof header[1] === 'string' && typeof header[2] === 'string' && typeof header[3] === 'string') {
+      const [, from, requestId, userId, deadline] = header as DeliverHeader;
+      this.handleDelivery(from, requestId, { userId, frame: parsed.body }, typeof deadline === 'number' ? deadline : 0);
+      return;
+    }
+    this.logger.warn('unknown node message ignored');
+  }
+
+  private handleDelivery(from: string, requestId: string, request: DeliveryRequest, deadline: number): void {
+    const answer = (status: DeliveryStatus) => {
+      const reply: ReplyHeader = ['R', requestId, status];
+      this.send(this.connection.keys.nodeChannel(from), `${JSON.stringify(reply)}\n`).catch((err: unknown) =>
+        this.logger.debug(`delivery answer not published (the sender times out): ${String(err)}`),
+      );
+    };
+    // Too late: the sender has already answered ERROR to its client.
+    if (!this.deliverHandler || Date.now() > deadline) {
+      answer(Status.ERROR);
+      return;
+    }
+    let outcome: Promise<DeliveryStatus>;
+    try {
+      // Called synchronously, in arrival order: the frame is written before the next one is handled.
+      outcome = this.deliverHandler(request);
+    } catch {
+      outcome = Promise.resolve(Status.ERROR);
+    }
+    outcome.then(
+      (status) => answer(status === Status.SUCCESS ? Status.SUCCESS : Status.ERROR),
+      () => answer(Status.ERROR),
+    );
+  }
+}
+
+function splitMessage(message: string): { header: unknown; body: string } | undefined {
+  const newline = message.indexOf('\n');
+  if (newline < 0) return undefined;
+  try {
+    return { header: JSON.parse(message.slice(0, newline)), body: message.slice(newline + 1) };
+  } catch {
+    return undefined;
+  }
+}

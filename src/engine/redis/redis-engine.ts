@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { RedisAvatarIndex } from './redis-avatar-index';
+import { RedisClusterBus } from './redis-cluster-bus';
+import { RedisConnection } from './redis-connection';
+import { RedisDedupStore } from './redis-dedup-store';
+import { RedisPresenceRegistry } from './redis-presence-registry';
+
+/** Bound on one Redis command: a hung Redis fails calls after this long. */
+export const REDIS_COMMAND_TIMEOUT_MS = 2000;
+
+/**
+ * The cluster engine of one node: its Redis connections and the four ports built on them.
+ * Nothing here waits for Redis at boot: the node starts, is not ready, and joins once Redis
+ * answers. On shutdown (after the gateway has closed its connections: this is a global module,
+ * so its hooks run last) the node leaves the registry and closes its connections.
+ */
+export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
+  readonly nodeId: string;
+  readonly connection: RedisConnection;
+  readonly bus: RedisClusterBus;
+  readonly presence: RedisPresenceRegistry;
+  readonly dedup: RedisDedupStore;
+  readonly avatars: RedisAvatarIndex;
+  private started = false;
+  private closing?: Promise<void>;
+
+  constructor(config: Pick<GatewayConfig, 'redisUrl' | 'presenceTtlMs' | 'dedupWindowMs' | 'deliveryTimeoutMs' | 'avatarDir'>, nodeId = randomUUID()) {
+    if (!config.redisUrl) throw new Error('RedisEngine needs REDIS_URL');
+    this.nodeId = nodeId;
+    this.connection = new RedisConnection({ url: config.redisUrl, commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, name: nodeId.slice(0, 8) });
+    this.bus = new RedisClusterBus(this.connection, nodeId);
+    this.presence = new RedisPresenceRegistry(this.connection, nodeId, { ttlMs: config.presenceTtlMs });
+    this.dedup = new RedisDedupStore(this.connection, {
+      windowMs: config.dedupWindowMs,
+      // The longest attempt: a locate and a publish (each bounded by the command timeout) and the wait for the answer.
+      pendingTtlMs: config.deliveryTimeoutMs + 2 * REDIS_COMMAND_TIMEOUT_MS + 1000,
+    });
+    this.avatars = new RedisAvatarIndex(this.connection, config.avatarDir);
+  }
+
+  /** Connects in the background and starts the heartbeat; idempotent. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.connection.start();
+    this.presence.start();
+  }
+
+  onModuleInit(): void {
+    this.start();
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        await this.presence.close();
+        this.bus.close();
+        await this.connection.close();
+      })();
+    }
+    return this.closing;
+  }
+}

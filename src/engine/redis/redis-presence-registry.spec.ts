@@ -1,0 +1,263 @@
+import { randomUUID } from 'node:crypto';
+import { ConnectionPool, quietLogs, raw, sleep, waitFor } from '../../../test/support/redis-engine';
+import { startRedisServer, type RedisServer } from '../../../test/support/redis-server';
+import type { UserProfile } from '../../protocol/protocol';
+import type { Session } from '../engine.ports';
+import type { RedisConnection } from './redis-connection';
+import { RedisPresenceRegistry } from './redis-presence-registry';
+
+const TTL = 1000;
+
+function profile(userId: string, extra: Partial<UserProfile> = {}): UserProfile {
+  return { userId, nickname: `nick-${userId}`, avatar: '', language: 'en', status: '', lastOnline: '', registerDate: '', ...extra };
+}
+
+let connSeq = 0;
+function session(node: Node, userId: string): Session {
+  return { userId, nodeId: node.nodeId, connId: `c${++connSeq}`, profile: profile(userId) };
+}
+
+interface Node {
+  nodeId: string;
+  connection: RedisConnection;
+  registry: RedisPresenceRegistry;
+  expired: string[][];
+  lost: Session[];
+  restored: Session[][];
+}
+
+describe('RedisPresenceRegistry (real redis-server)', () => {
+  let redis: RedisServer;
+  let pool: ConnectionPool;
+  const registries: RedisPresenceRegistry[] = [];
+
+  beforeAll(async () => {
+    quietLogs();
+    redis = await startRedisServer();
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+  beforeEach(() => {
+    pool = new ConnectionPool(redis);
+  });
+  afterEach(async () => {
+    for (const r of registries.splice(0)) await r.close();
+    await pool.closeAll();
+  });
+
+  /** A node; `timers: false` leaves the heartbeat and the sweep to the test (a node that can "die"). */
+  async function node(opts: { timers?: boolean; ttlMs?: number } = {}): Promise<Node> {
+    const connection = await pool.connect();
+    const nodeId = randomUUID();
+    const registry = new RedisPresenceRegistry(connection, nodeId, { ttlMs: opts.ttlMs ?? TTL, connectWaitMs: 200 });
+    registries.push(registry);
+    const n: Node = { nodeId, connection, registry, expired: [], lost: [], restored: [] };
+    registry.onExpired((ids) => n.expired.push(ids));
+    registry.onSessionLost((s) => n.lost.push(s));
+    registry.onSessionsRestored((s) => n.restored.push(s));
+    if (opts.timers === false) await registry.beat();
+    else registry.start();
+    await waitFor(() => registry.isRegistered, 3000, 'registration');
+    return n;
+  }
+
+  it('claims, lists, locates, updates and releases a session', async () => {
+    const a = await node();
+    const s = session(a, 'u1');
+    await expect(a.registry.claim(s)).resolves.toBe(true);
+    await expect(a.registry.claim({ ...s, connId: 'other' })).resolves.toBe(false);
+    expect(await a.registry.list()).toEqual([s.profile]);
+    await expect(a.registry.locate('u1')).resolves.toMatchObject({ userId: 'u1', nodeId: a.nodeId, connId: s.connId });
+    await expect(a.registry.locate('nobody')).resolves.toBeUndefined();
+
+    await a.registry.updateProfile('u1', { avatar: 'http://x/a.png' });
+    expect(await a.registry.list()).toEqual([{ ...s.profile, avatar: 'http://x/a.png' }]);
+
+    await expect(a.registry.release({ ...s, connId: 'not-this-one' })).resolves.toBe(false);
+    await expect(a.registry.release(s)).resolves.toBe(true);
+    await expect(a.registry.release(s)).resolves.toBe(false);
+    expect(await a.registry.list()).toEqual([]);
+  });
+
+  it('the users of two nodes are one list; a user online on one node cannot log in on the other', async () => {
+    const a = await node();
+    const b = await node();
+    await a.registry.claim(session(a, 'u1'));
+    await b.registry.claim(session(b, 'u2'));
+    await expect(b.registry.claim(session(b, 'u1'))).resolves.toBe(false);
+    const ids = (await a.registry.list()).map((p) => p.userId).sort();
+    expect(ids).toEqual(['u1', 'u2']);
+    await expect(a.registry.locate('u2')).resolves.toMatchObject({ nodeId: b.nodeId });
+  });
+
+  it('racing claims of one user on two nodes: exactly one wins, every time', async () => {
+    const a = await node();
+    const b = await node();
+    for (let i = 0; i < 100; i++) {
+      const userId = `race-${i}`;
+      const sa = session(a, userId);
+      const sb = session(b, userId);
+      const results = await Promise.all([a.registry.claim(sa), b.registry.claim(sb)]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = results[0] ? sa : sb;
+      await expect(a.registry.locate(userId)).resolves.toMatchObject({ connId: winner.connId });
+    }
+  });
+
+  it('sweeps a dead node: its users are reported exactly once, removed, and can log in again', async () => {
+    const a = await node();
+    const c = await node();
+    const dead = await node({ timers: false });
+    await dead.registry.claim(session(dead, 'd1'));
+    await dead.registry.claim(session(dead, 'd2'));
+    await a.registry.claim(session(a, 'a1'));
+
+    // Nothing renews the dead node's lease; two live nodes sweep concurrently.
+    await waitFor(
+      async () => {
+        await Promise.all([a.registry.sweep(), c.registry.sweep()]);
+        return a.expired.length + c.expired.length > 0;
+      },
+      TTL + 2000,
+      'sweep',
+    );
+    const reported = [...a.expired, ...c.expired].flat().sort();
+    expect(reported).toEqual(['d1', 'd2']);
+    await Promise.all([a.registry.sweep(), c.registry.sweep()]);
+    expect([...a.expired, ...c.expired].flat()).toHaveLength(2);
+
+    expect((await a.registry.list()).map((p) => p.userId)).toEqual(['a1']);
+    await expect(a.registry.claim(session(a, 'd1'))).resolves.toBe(true);
+    expect(await raw(redis, 'EXISTS', `${pool.prefix}swept:${dead.nodeId}`)).toBe(1);
+  });
+
+  it('a live node is never swept, and never sweeps itself', async () => {
+    const a = await node();
+    await a.registry.claim(session(a, 'a1'));
+    await sleep(TTL * 2);
+    await a.registry.sweep();
+    expect(a.expired).toEqual([]);
+    expect((await a.registry.list()).map((p) => p.userId)).toEqual(['a1']);
+  });
+
+  it('claims over the session of a dead node not swept yet, reporting it expired first', async () => {
+    const a = await node({ timers: false });
+    const dead = await node({ timers: false });
+    await dead.registry.claim(session(dead, 'u1'));
+    await sleep(TTL + 100);
+    await a.registry.beat();
+    await expect(a.registry.claim(session(a, 'u1'))).resolves.toBe(true);
+    expect(a.expired).toEqual([['u1']]);
+    await expect(a.registry.locate('u1')).resolves.toMatchObject({ nodeId: a.nodeId });
+    // The sweep does not report it again.
+    await a.registry.sweep();
+    expect(a.expired).toEqual([['u1']]);
+  });
+
+  it('re-registers its live users by itself after Redis lost its data (no CONNECT re-announce)', async () => {
+    const a = await node();
+    const b = await node();
+    await a.registry.claim(session(a, 'a1'));
+    await b.registry.claim(session(b, 'b1'));
+    await raw(redis, 'FLUSHALL');
+    expect(await a.registry.list()).toEqual([]);
+    await waitFor(async () => (await a.registry.list()).length === 2, TTL, 're-registration');
+    expect(a.restored).toEqual([]);
+    expect(b.restored).toEqual([]);
+    expect(a.expired).toEqual([]);
+    // The single-session rule holds again.
+    await expect(b.registry.claim(session(b, 'a1'))).resolves.toBe(false);
+  });
+
+  it('a node swept while cut off restores its sessions and reports them restored; one taken meanwhile is lost', async () => {
+    const a = await node();
+    const b = await node({ timers: false });
+    const keep = session(b, 'keep');
+    const taken = session(b, 'taken');
+    await b.registry.claim(keep);
+    await b.registry.claim(taken);
+    // b stalls longer than its lease: a sweeps it, then the user of `taken` logs in on a.
+    await waitFor(
+      async () => {
+        await a.registry.sweep();
+        return a.expired.length > 0;
+      },
+      TTL + 2000,
+      'sweep',
+    );
+    expect(a.expired.flat().sort()).toEqual(['keep', 'taken']);
+    const newer = session(a, 'taken');
+    await expect(a.registry.claim(newer)).resolves.toBe(true);
+
+    await b.registry.beat(); // b is back
+    expect(b.restored).toHaveLength(1);
+    expect(b.restored[0].map((s) => s.userId)).toEqual(['keep']);
+    expect(b.lost.map((s) => s.connId)).toEqual([taken.connId]);
+    await expect(a.registry.locate('taken')).resolves.toMatchObject({ connId: newer.connId });
+    await expect(a.registry.locate('keep')).resolves.toMatchObject({ connId: keep.connId, nodeId: b.nodeId });
+    // A second beat changes nothing.
+    await b.registry.beat();
+    expect(b.restored).toHaveLength(1);
+    expect(b.lost).toHaveLength(1);
+  });
+
+  it('fails fast while Redis is down, and recovers by itself when it is back (empty)', async () => {
+    const a = await node();
+    const s = session(a, 'u1');
+    await a.registry.claim(s);
+    await redis.stop();
+    try {
+      const started = Date.now();
+      await expect(a.registry.claim(session(a, 'u2'))).rejects.toThrow();
+      await expect(a.registry.list()).rejects.toThrow();
+      await expect(a.registry.locate('zz')).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(1000);
+      // A user leaving during the outage: the release fails; its session must not come back.
+      const gone = session(a, 'u3');
+      await expect(a.registry.release(gone)).rejects.toThrow();
+    } finally {
+      await redis.start();
+    }
+    await waitFor(async () => a.registry.isRegistered && (await a.registry.list()).length === 1, 3000, 'recovery');
+    expect((await a.registry.list()).map((p) => p.userId)).toEqual(['u1']);
+    await expect(a.registry.claim(session(a, 'u2'))).resolves.toBe(true);
+  });
+
+  it('a hung Redis (SIGSTOP): a claim fails within the command timeout', async () => {
+    const a = await node();
+    process.kill(redis.pid!, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      await expect(a.registry.claim(session(a, 'u1'))).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(1500); // commandTimeoutMs is 500 here
+    } finally {
+      process.kill(redis.pid!, 'SIGCONT');
+    }
+    await waitFor(async () => a.registry.isRegistered && (await a.registry.claim(session(a, 'u2'))), 3000, 'claims again');
+  });
+
+  it('removes, after an outage, a session whose release failed, and reports it', async () => {
+    const a = await node();
+    const s = session(a, 'u1');
+    await a.registry.claim(s);
+    // Writes hang longer than the command timeout (500 ms): the release fails, Redis keeps the session.
+    await raw(redis, 'CLIENT', 'PAUSE', '800', 'WRITE');
+    await expect(a.registry.release(s)).rejects.toThrow();
+    await sleep(900);
+    await waitFor(() => a.expired.length > 0, 3000, 'stale session reported');
+    expect(a.expired).toEqual([['u1']]);
+    expect(await a.registry.list()).toEqual([]);
+  });
+
+  it('leaves on close: remaining sessions are removed and reported, the lease deleted', async () => {
+    const a = await node();
+    const b = await node();
+    await b.registry.claim(session(b, 'b1'));
+    await b.registry.close();
+    expect(b.expired).toEqual([['b1']]);
+    expect(await a.registry.list()).toEqual([]);
+    expect(await raw(redis, 'EXISTS', `${pool.prefix}lease:${b.nodeId}`)).toBe(0);
+    expect(await raw(redis, 'SISMEMBER', `${pool.prefix}nodes`, b.nodeId)).toBe(0);
+  });
+});

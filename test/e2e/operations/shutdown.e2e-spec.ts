@@ -1,0 +1,142 @@
+/**
+ * Graceful shutdown of the real process (src/main.ts, run with ts-node): on SIGTERM readiness
+ * turns 503 and new upgrades get 503 at once, connected clients are closed with 1001 spread over
+ * SHUTDOWN_DRAIN_MS, the others get their DISCONNECTs, and the process exits 0 within the window
+ * plus 5 s. Its stdout, in production, is JSON lines.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { AuthServerHandle } from '../../../src/auth-server/auth-server';
+import { startAuthServer } from '../../../src/auth-server/auth-server';
+import { freePort } from '../../support/free-port';
+import { TestClient, eventually } from '../../support/ws-client';
+import { httpGet, isDisconnectOf, makeUsers, tryUpgrade } from './ops-support';
+
+jest.setTimeout(40_000);
+
+const DRAIN_MS = 1500;
+const ROOT = resolve(__dirname, '../../..');
+const users = makeUsers('sd1', 'sd2', 'sd3', 'sd4');
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  at: number;
+}
+
+describe('graceful shutdown (SIGTERM)', () => {
+  let auth: AuthServerHandle;
+  let child: ChildProcess | undefined;
+  let avatarDir: string;
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    auth = await startAuthServer({ users });
+    avatarDir = mkdtempSync(join(tmpdir(), 'gw-shutdown-'));
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.terminate();
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await auth.close();
+    rmSync(avatarDir, { recursive: true, force: true });
+  });
+
+  it('turns unready, refuses upgrades, closes clients with 1001 spread over SHUTDOWN_DRAIN_MS and exits 0', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const wsUrl = `ws://127.0.0.1:${port}/ws`;
+    const proc = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        NODE_ENV: 'production',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        AUTH_SERVER_URL: auth.url,
+        AVATAR_DIR: avatarDir,
+        SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
+        TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<Exit>((done) => proc.once('exit', (code, signal) => done({ code, signal, at: Date.now() })));
+
+    await eventually(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`gateway exited early (${proc.exitCode}): ${stderr}`);
+        return (await httpGet(`${base}/health/ready`).catch(() => ({ status: 0 }))).status === 200;
+      },
+      25_000,
+      'the gateway to be ready',
+    );
+
+    const closedAt = new Map<string, { code: number; at: number }>();
+    for (const u of users.slice(0, 3)) {
+      const c = await TestClient.login(wsUrl, u.token);
+      clients.push(c);
+      void c.closed.then((info) => closedAt.set(u.profile.userId, { code: info.code, at: Date.now() }));
+    }
+    await clients[0].next((f) => f.type === 'USER_CONNECTION_MESSAGE' && f.serverData.userId === users[2].profile.userId);
+
+    const sigtermAt = Date.now();
+    proc.kill('SIGTERM');
+
+    // Readiness 503 at once (allowing for signal delivery).
+    await eventually(async () => (await httpGet(`${base}/health/ready`)).status === 503, 1000, 'readiness 503');
+    // Well before the first drain step is over (the drain closes a client every 500 ms).
+    expect(Date.now() - sigtermAt).toBeLessThan(1000);
+    expect((await httpGet(`${base}/health/live`)).status).toBe(200);
+    // New upgrades are refused at the HTTP level, before any token check.
+    const requestsBefore = auth.requests;
+    expect((await tryUpgrade(wsUrl, { authToken: users[3].token })).status).toBe(503);
+    expect(auth.requests).toBe(requestsBefore);
+
+    const exit = await exited;
+    expect(exit.code).toBe(0);
+    expect(exit.signal).toBeNull();
+    expect(exit.at - sigtermAt).toBeLessThan(DRAIN_MS + 5000);
+
+    // Every client was closed with 1001, not all at once: spread over the window.
+    await eventually(() => closedAt.size === 3, 2000, 'all clients closed');
+    const closes = [...closedAt.values()];
+    for (const c of closes) expect(c.code).toBe(1001);
+    const times = closes.map((c) => c.at).sort((a, b) => a - b);
+    expect(times[2] - times[0]).toBeGreaterThanOrEqual(DRAIN_MS / 2);
+    expect(times[2] - sigtermAt).toBeLessThanOrEqual(DRAIN_MS + 1000);
+
+    // The clients still connected saw the DISCONNECTs of those closed before them.
+    const order = [...closedAt.entries()].sort((a, b) => a[1].at - b[1].at).map(([userId]) => userId);
+    const last = clients[users.findIndex((u) => u.profile.userId === order[2])];
+    for (const gone of order.slice(0, 2)) expect(last.frames.some(isDisconnectOf(gone))).toBe(true);
+
+    // Production logs: every stdout line is a JSON object with time, level and msg.
+    const lines = stdout.split('\n').filter((l) => l.trim() !== '');
+    expect(lines.length).toBeGreaterThan(3);
+    for (const line of lines) {
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new Error(`stdout line is not JSON: ${line}`);
+      }
+      expect(typeof parsed).toBe('object');
+      expect(typeof parsed.time).toBe('string');
+      expect(Number.isNaN(Date.parse(parsed.time as string))).toBe(false);
+      expect(typeof parsed.level).toBe('string');
+      expect(typeof parsed.msg).toBe('string');
+    }
+    expect(lines.some((l) => l.includes('SIGTERM'))).toBe(true);
+    expect(stdout + stderr).not.toMatch(/unhandled rejection/i);
+    for (const u of users) expect(stdout + stderr).not.toContain(u.token);
+    expect(stderr.trim()).toBe('');
+  });
+});
