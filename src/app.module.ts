@@ -11,6 +11,7 @@ import { LoggingModule, type LoggingOptions } from './logging/logging.module';
 import { MessagingModule } from './messaging/messaging.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { PresenceModule } from './presence/presence.module';
+import { WebModule } from './web/web.module';
 
 export interface AppOptions extends LoggingOptions {}
 
@@ -31,6 +32,7 @@ export class AppModule {
         DialogModule,
         AvatarModule,
         HealthModule,
+        ...(config.demoPage ? [WebModule] : []),
       ],
     };
   }

@@ -118,6 +118,10 @@ export class EnvironmentDto {
 
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL?: string;
+
+  /** Serve the demo chat page at GET / (src/web). */
+  @Transform(toBool) @IsBoolean()
+  DEMO_PAGE = true;
 }
 
 /** The validated, typed configuration the rest of the gateway reads. */
@@ -151,6 +155,7 @@ export interface GatewayConfig {
   presenceTtlMs: number;
   shutdownDrainMs: number;
   logLevel: string;
+  demoPage: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -214,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     presenceTtlMs: dto.PRESENCE_TTL_MS,
     shutdownDrainMs: dto.SHUTDOWN_DRAIN_MS,
     logLevel: dto.LOG_LEVEL ?? (dto.NODE_ENV === 'test' ? 'warn' : 'info'),
+    demoPage: dto.DEMO_PAGE,
   };
 }
 
