@@ -1,4 +1,13 @@
 import WebSocket from 'ws';
+import { serverFrameProblem } from './contract';
+
+/** Frames the gateway sent that break docs/asyncapi.yaml; checked after every e2e test (test/support/e2e-setup.ts). */
+const contractViolations: string[] = [];
+
+/** Returns and clears the contract violations seen since the last call. */
+export function takeContractViolations(): string[] {
+  return contractViolations.splice(0, contractViolations.length);
+}
 
 /** A frame as the tests see it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -38,8 +47,12 @@ export class TestClient {
       const text = isBinary ? '' : data.toString();
       this.rawFrames.push(text);
       try {
-        this.frames.push(JSON.parse(text) as Frame);
+        const frame = JSON.parse(text) as Frame;
+        const problem = serverFrameProblem(frame);
+        if (problem) contractViolations.push(`${problem}: ${text.slice(0, 300)}`);
+        this.frames.push(frame);
       } catch {
+        contractViolations.push(`not JSON: ${text.slice(0, 300)}`);
         this.frames.push({ unparsable: text });
       }
       this.wake();
