@@ -1,0 +1,161 @@
+/**
+ * PROTOCOL.md "Invalid frames (extension)" and "Transport": every invalid frame of an
+ * authenticated client is answered with ERROR_MESSAGE and the connection stays open; unknown
+ * fields are ignored; frames over MAX_FRAME_BYTES close the connection with 1009.
+ */
+import { ENGINES } from '../../support/deployment';
+import { eventually, type Frame } from '../../support/ws-client';
+import { expectChatWorks, frameError, ID, isDisconnect, Scope, T } from './harness';
+
+jest.setTimeout(15_000);
+
+describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
+  const scope = new Scope();
+
+  async function twoUsers(env: Record<string, string> = {}) {
+    const dep = await scope.deployment(engine, env);
+    const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+    return { dep, alice, bob };
+  }
+
+  it.each<[string, string]>([
+    ['text that is not JSON', 'hello there'],
+    ['truncated JSON', '{"type":"CHAT_MESSAGE","serverData":{"message":"hi"}'],
+    ['JSON with a trailing comma', '{"type":"CHAT_MESSAGE",}'],
+    ['an empty text frame', ''],
+  ])('%s: INVALID_JSON without requestType; the connection stays usable', async (_what, text) => {
+    const { alice, bob } = await twoUsers();
+    alice.send(text);
+    const error = await alice.nextOfType('ERROR_MESSAGE');
+    expect(error).toEqual(frameError('INVALID_JSON'));
+    expect(error).not.toHaveProperty('requestType');
+    await expectChatWorks(alice, ID.alice, [bob]);
+  });
+
+  it('a binary frame: INVALID_JSON, even when it holds valid JSON', async () => {
+    const { alice, bob } = await twoUsers();
+    alice.socket.send(Buffer.from(JSON.stringify({ type: 'CHAT_MESSAGE', serverData: { message: 'binary' } })), { binary: true });
+    expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_JSON'));
+    alice.socket.send(Buffer.from([0xff, 0x00, 0x13]), { binary: true });
+    expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_JSON'));
+    await expectChatWorks(alice, ID.alice, [bob]);
+    expect(bob.frames.map((f) => f.type)).toEqual(['AUTH_MESSAGE', 'CHAT_MESSAGE']);
+  });
+
+  it.each<[string, string]>([
+    ['a JSON array', '[{"type":"CHAT_MESSAGE"}]'],
+    ['a JSON number', '42'],
+    ['a JSON string', '"CHAT_MESSAGE"'],
+    ['JSON null', 'null'],
+    ['JSON true', 'true'],
+    ['an object without type', '{"serverData":{"message":"hi"}}'],
+    ['an object with a numeric type', '{"type":1,"serverData":{"message":"hi"}}'],
+    ['an object with a null type', '{"type":null}'],
+    ['an object with an object type', '{"type":{"name":"CHAT_MESSAGE"}}'],
+    ['an object with an array type', '{"type":["CHAT_MESSAGE"]}'],
+  ])('%s: INVALID_MESSAGE without requestType', async (_what, text) => {
+    const { alice, bob } = await twoUsers();
+    alice.send(text);
+    const error = await alice.nextOfType('ERROR_MESSAGE');
+    expect(error).toEqual(frameError('INVALID_MESSAGE'));
+    expect(error).not.toHaveProperty('requestType');
+    await expectChatWorks(alice, ID.alice, [bob]);
+    // In-order processing: had the invalid frame been broadcast, bob would have seen it first.
+    expect(bob.frames.map((f) => f.type)).toEqual(['AUTH_MESSAGE', 'CHAT_MESSAGE']);
+  });
+
+  it.each([
+    'NO_SUCH_TYPE',
+    'chat_message',
+    '',
+    'DELIVERY_MESSAGE',
+    'USER_CONNECTION_MESSAGE',
+    'USER_UPDATE_MESSAGE',
+    'ERROR_MESSAGE',
+    'AUTH_MESSAGE',
+    'CHECK_TOKEN',
+    '__proto__',
+    'constructor',
+    'toString',
+  ])('type %j: UNKNOWN_TYPE with requestType', async (type) => {
+    const { alice, bob } = await twoUsers();
+    const frame: Frame = { type, status: 'SUCCESS', serverData: { authToken: T.carol, message: 'x', messageId: 'm', userId: ID.alice, connectionStatus: 'DISCONNECT' } };
+    alice.send(frame);
+    const error = await alice.nextOfType('ERROR_MESSAGE');
+    expect(error).toEqual(frameError('UNKNOWN_TYPE', type));
+    await expectChatWorks(alice, ID.alice, [bob]);
+    // In-order processing: nothing reached bob before the chat (no forged presence, delivery...).
+    expect(bob.frames.map((f) => f.type)).toEqual(['AUTH_MESSAGE', 'CHAT_MESSAGE']);
+    expect(alice.all('AUTH_MESSAGE')).toHaveLength(1); // an AUTH_MESSAGE after auth re-authenticates nothing
+    expect(alice.all('ERROR_MESSAGE')).toHaveLength(1);
+  });
+
+  it('unknown extra fields on a valid frame are ignored', async () => {
+    const { alice, bob } = await twoUsers();
+    alice.send({ type: 'CHAT_MESSAGE', messageType: 'text', serverData: { message: 'with extras', sender: 'forged', sendTime: '1', extra: [1] }, extra: { a: 1 } });
+    const got = await bob.nextOfType('CHAT_MESSAGE');
+    expect(got).toEqual({ type: 'CHAT_MESSAGE', serverData: { message: 'with extras', sender: ID.alice, sendTime: expect.stringMatching(/^\d{13}$/) } });
+    expect(alice.all('ERROR_MESSAGE')).toEqual([]);
+  });
+
+  it('a sequence of invalid frames gets one answer each, in order, and then a valid frame works', async () => {
+    const { alice, bob } = await twoUsers();
+    alice.send('nope');
+    alice.send('[]');
+    alice.send({ type: 'NOPE' });
+    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: '' } });
+    alice.send({ type: 'DIALOG_MESSAGE', clientData: 1, serverData: {} });
+    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'finally' } });
+    expect((await bob.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('finally');
+    await eventually(() => alice.all('ERROR_MESSAGE').length >= 5, 3000, 'five errors');
+    expect(alice.all('ERROR_MESSAGE').map((f) => [f.error.errorCode, f.requestType])).toEqual([
+      ['INVALID_JSON', undefined],
+      ['INVALID_MESSAGE', undefined],
+      ['UNKNOWN_TYPE', 'NOPE'],
+      ['INVALID_MESSAGE', 'CHAT_MESSAGE'],
+      ['INVALID_MESSAGE', 'DIALOG_MESSAGE'],
+    ]);
+    // The answers came before the echo of the later chat: frames are processed in order.
+    const types = alice.frames.map((f) => f.type).filter((t) => t === 'ERROR_MESSAGE' || t === 'CHAT_MESSAGE');
+    expect(types).toEqual(['ERROR_MESSAGE', 'ERROR_MESSAGE', 'ERROR_MESSAGE', 'ERROR_MESSAGE', 'ERROR_MESSAGE', 'CHAT_MESSAGE']);
+  });
+
+  describe('MAX_FRAME_BYTES', () => {
+    it('a frame over the limit closes the connection with 1009 (and the others see DISCONNECT); one at the limit is fine', async () => {
+      const { alice, bob } = await twoUsers({ MAX_FRAME_BYTES: '2048' });
+      const envelope = JSON.stringify({ type: 'CHAT_MESSAGE', serverData: { message: '' } });
+      const atLimit = JSON.stringify({ type: 'CHAT_MESSAGE', serverData: { message: 'a'.repeat(2048 - envelope.length) } });
+      expect(Buffer.byteLength(atLimit)).toBe(2048);
+      alice.send(atLimit);
+      expect((await bob.nextOfType('CHAT_MESSAGE')).serverData.message).toHaveLength(2048 - envelope.length);
+
+      const over = JSON.stringify({ type: 'CHAT_MESSAGE', serverData: { message: 'b'.repeat(2049 - envelope.length) } });
+      expect(Buffer.byteLength(over)).toBe(2049);
+      alice.send(over);
+      const { code } = await alice.closed;
+      expect(code).toBe(1009);
+      expect(await bob.next((f) => isDisconnect(f, ID.alice))).toBeDefined();
+      expect(bob.all('CHAT_MESSAGE')).toHaveLength(1);
+      // alice may come back.
+      const { auth } = await scope.login(alice.socket.url.replace(/\?.*$/, ''), T.alice);
+      expect(auth.serverData.userId).toBe(ID.alice);
+    });
+
+    it('counts bytes, not characters', async () => {
+      const { alice, bob } = await twoUsers({ MAX_FRAME_BYTES: '2048' });
+      // 1000 three-byte characters: about 1030 characters but over 3000 bytes.
+      const frame = JSON.stringify({ type: 'CHAT_MESSAGE', serverData: { message: '€'.repeat(1000) } });
+      expect(frame.length).toBeLessThan(2048);
+      alice.send(frame);
+      expect((await alice.closed).code).toBe(1009);
+      await bob.next((f) => isDisconnect(f, ID.alice));
+    });
+
+    it('applies before authentication too', async () => {
+      const dep = await scope.deployment(engine, { MAX_FRAME_BYTES: '2048' });
+      const client = await scope.connect(dep.wsUrl(0));
+      client.send(JSON.stringify({ type: 'AUTH_MESSAGE', serverData: { authToken: 'x'.repeat(3000) } }));
+      expect((await client.closed).code).toBe(1009);
+    });
+  });
+});

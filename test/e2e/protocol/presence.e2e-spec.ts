@@ -1,0 +1,112 @@
+/**
+ * PROTOCOL.md "USER_CONNECTION_MESSAGE": CONNECT with the whole profile to everyone else when a
+ * user is authenticated, DISCONNECT with only connectionStatus and userId when its connection
+ * ends for any reason; the userList of a later login reflects who is online.
+ */
+import { ENGINES } from '../../support/deployment';
+import { eventually } from '../../support/ws-client';
+import { authFailure, ID, isConnect, isDisconnect, profileOf, QUIET_MS, Scope, T } from './harness';
+
+jest.setTimeout(15_000);
+
+const isPresence = (f: { type?: string }) => f.type === 'USER_CONNECTION_MESSAGE';
+
+describe.each(ENGINES)('presence (%s engine)', (engine) => {
+  const scope = new Scope();
+
+  it('CONNECT goes to everyone else with all seven profile fields; never to the user itself', async () => {
+    const dep = await scope.deployment(engine);
+    const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+    const { client: frank } = await scope.login(dep.wsUrl(2), T.frank);
+    for (const client of [alice, bob]) {
+      const frame = await client.next((f) => isConnect(f, ID.frank));
+      expect(frame).toEqual({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'CONNECT', ...profileOf(ID.frank) } });
+    }
+    // alice was told about bob with bob's profile.
+    expect(alice.frames.find((f) => isConnect(f, ID.bob))).toEqual({
+      type: 'USER_CONNECTION_MESSAGE',
+      serverData: { connectionStatus: 'CONNECT', ...profileOf(ID.bob) },
+    });
+    await frank.expectSilence(QUIET_MS);
+    expect(frank.all('USER_CONNECTION_MESSAGE')).toEqual([]);
+    expect(alice.all('USER_CONNECTION_MESSAGE').filter((f) => f.serverData.userId === ID.alice)).toEqual([]);
+    expect(bob.all('USER_CONNECTION_MESSAGE').filter((f) => f.serverData.userId === ID.bob)).toEqual([]);
+    // Exactly one CONNECT per login.
+    expect(alice.all('USER_CONNECTION_MESSAGE').filter((f) => isConnect(f, ID.frank))).toHaveLength(1);
+  });
+
+  it('DISCONNECT (only connectionStatus and userId) goes to everyone else when a user closes', async () => {
+    const dep = await scope.deployment(engine);
+    const [alice, bob, carol] = await scope.loginAll(dep, [T.alice, T.bob, T.carol]);
+    await bob.close();
+    for (const client of [alice, carol]) {
+      const frame = await client.next((f) => isDisconnect(f, ID.bob));
+      expect(frame).toEqual({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'DISCONNECT', userId: ID.bob } });
+    }
+    await alice.expectSilence(QUIET_MS, isPresence);
+    expect(alice.all('USER_CONNECTION_MESSAGE').filter((f) => isDisconnect(f, ID.bob))).toHaveLength(1);
+  });
+
+  it('DISCONNECT goes out when a socket is terminated without a close handshake', async () => {
+    const dep = await scope.deployment(engine);
+    const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+    bob.terminate();
+    const frame = await alice.next((f) => isDisconnect(f, ID.bob));
+    expect(frame).toEqual({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'DISCONNECT', userId: ID.bob } });
+    // bob is really gone: he can log in again, and a dialog to him meanwhile failed.
+    alice.send({ type: 'DIALOG_MESSAGE', clientData: 'x', serverData: { receiver: ID.bob, messageId: 'to-gone-bob' } });
+    expect(await alice.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'ERROR' });
+    const { auth } = await scope.login(dep.wsUrl(1), T.bob);
+    expect(auth.serverData.userList.map((u: { userId: string }) => u.userId).sort()).toEqual([ID.alice, ID.bob]);
+    expect(await alice.next((f) => isConnect(f, ID.bob))).toBeDefined();
+  });
+
+  it('the userList of a later login reflects exactly who is online', async () => {
+    const dep = await scope.deployment(engine);
+    const [alice, bob, carol] = await scope.loginAll(dep, [T.alice, T.bob, T.carol]);
+    await bob.close();
+    await alice.next((f) => isDisconnect(f, ID.bob));
+    await carol.next((f) => isDisconnect(f, ID.bob));
+    const { auth } = await scope.login(dep.wsUrl(3), T.dave);
+    const list = auth.serverData.userList as { userId: string }[];
+    expect(list.map((u) => u.userId).sort()).toEqual([ID.alice, ID.carol, ID.dave]);
+    expect(list.find((u) => u.userId === ID.carol)).toEqual(profileOf(ID.carol));
+    // One entry per user.
+    expect(new Set(list.map((u) => u.userId)).size).toBe(list.length);
+  });
+
+  it('the first login of a deployment sees only itself', async () => {
+    const dep = await scope.deployment(engine);
+    const { auth } = await scope.login(dep.wsUrl(0), T.alice);
+    expect(auth.serverData.userList).toEqual([profileOf(ID.alice)]);
+  });
+
+  it('connections that never authenticate cause no presence frames', async () => {
+    const dep = await scope.deployment(engine);
+    const [alice] = await scope.loginAll(dep, [T.alice]);
+    const invalid = await scope.connect(dep.wsUrl(1), { token: 'nobody-token' });
+    await authFailure(invalid);
+    const waiting = await scope.connect(dep.wsUrl(2));
+    await waiting.close();
+    const duplicate = await scope.connect(dep.wsUrl(3), { token: T.alice });
+    expect((await authFailure(duplicate)).code).toBe(4409);
+    await alice.expectSilence(QUIET_MS, isPresence);
+    expect(alice.all('USER_CONNECTION_MESSAGE')).toEqual([]);
+    const { auth } = await scope.login(dep.wsUrl(4), T.bob);
+    expect(auth.serverData.userList.map((u: { userId: string }) => u.userId).sort()).toEqual([ID.alice, ID.bob]);
+  });
+
+  it('a user who leaves and comes back is announced again, in order', async () => {
+    const dep = await scope.deployment(engine);
+    const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+    await bob.close();
+    await scope.login(dep.wsUrl(2), T.bob);
+    await eventually(() => alice.all('USER_CONNECTION_MESSAGE').length >= 3, 3000, 'three presence frames');
+    await alice.expectSilence(QUIET_MS, isPresence);
+    expect(alice.all('USER_CONNECTION_MESSAGE').map((f) => `${f.serverData.connectionStatus}:${f.serverData.userId}`)).toEqual([
+      `CONNECT:${ID.bob}`,
+      `DISCONNECT:${ID.bob}`,
+      `CONNECT:${ID.bob}`,
+    ]);
+  });
+});
