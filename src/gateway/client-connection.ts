@@ -147,9 +147,9 @@ export class ClientConnection implements JoiningClient {
   private write(data: string, callback?: (err?: Error) => void, bytes?: Buffer): boolean {
     const socket = this.socket;
     if (socket.readyState !== OPEN || this.closeCode !== undefined) return false;
-    // UTF-8 bytes of a string: its length is a lower bound, 3x its length an upper bound.
-    const size = bytes ? bytes.length : socket.bufferedAmount + data.length * 3 > this.hooks.sendBufferMaxBytes ? Buffer.byteLength(data) : data.length;
-    if (socket.bufferedAmount + size > this.hooks.sendBufferMaxBytes) {
+    // A slow consumer is one whose already-queued bytes exceed the limit: a single large frame
+    // (an AUTH SUCCESS with thousands of users online) still goes through.
+    if (socket.bufferedAmount > this.hooks.sendBufferMaxBytes) {
       this.hooks.onSlowConsumer(this);
       return false;
     }
