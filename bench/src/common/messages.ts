@@ -1,0 +1,94 @@
+/** What the orchestrator and the load generator say to each other over the IPC channel. */
+
+export type ClientKind = 'ws' | 'sio';
+
+export interface LoadgenInit {
+  kind: ClientKind;
+  /** One URL per node: client i connects to urls[i % urls.length]. */
+  urls: string[];
+  /** Tokens by user index. */
+  tokens: string[];
+  /** Largest number of users whose presence a client tracks (bitset size). */
+  maxUsers: number;
+}
+
+export type LoadgenCommand =
+  | { cmd: 'init'; init: LoadgenInit }
+  /** Connects users [from, to) with at most `concurrency` handshakes in flight; resolves when every
+   *  connected client (old and new) knows exactly the users online. */
+  | { cmd: 'connect'; from: number; to: number; concurrency: number; timeoutMs: number }
+  /** CHAT broadcast: `messages` messages, `window` in flight, each one complete when all online clients got it. */
+  | { cmd: 'broadcast'; messages: number; window: number; timeoutMs: number }
+  /** Open-loop dialogs between random pairs of the online clients. */
+  | { cmd: 'dialog'; rate: number; durationMs: number; warmupMs: number; drainMs: number; seed: number }
+  /** Presence churn: `storms` times, `size` extra users [from, from+size) connect then disconnect. */
+  | { cmd: 'churn'; from: number; size: number; storms: number; concurrency: number; timeoutMs: number }
+  /** Idle: nothing sent for durationMs; checks nothing arrives. */
+  | { cmd: 'idle'; durationMs: number }
+  /** Closes every client (after the server was killed) and exits. */
+  | { cmd: 'exit' };
+
+export interface ConnectResult {
+  connected: number;
+  elapsedMs: number;
+  /** Connections per second of this step. */
+  rate: number;
+  /** Presence frames received by all clients during the step. */
+  presenceFrames: number;
+  /** CONNECTs for users a client already knew (allowed by the protocol, reported). */
+  duplicates: number;
+  failures: string[];
+}
+
+export interface BroadcastResult {
+  online: number;
+  messages: number;
+  delivered: number;
+  expected: number;
+  elapsedMs: number;
+  deliveredPerSec: number;
+  fanoutP50Ms: number;
+  fanoutP99Ms: number;
+  fanoutMaxMs: number;
+  lost: number;
+  failures: string[];
+}
+
+export interface DialogResult {
+  online: number;
+  rate: number;
+  sent: number;
+  /** Achieved send rate over the sending window. */
+  sentPerSec: number;
+  success: number;
+  /** DELIVERY ERROR: reported as not delivered. */
+  deliveryErrors: number;
+  /** Neither delivered nor reported, or SUCCESS without the receiver getting it. */
+  lost: number;
+  /** Round trips measured (after warm-up). */
+  measured: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  failures: string[];
+}
+
+export interface ChurnResult {
+  online: number;
+  storms: number;
+  size: number;
+  elapsedMs: number;
+  /** Joins + leaves per second. */
+  eventsPerSec: number;
+  /** Presence frames the online (stable) clients received. */
+  presenceFrames: number;
+  lost: number;
+  failures: string[];
+}
+
+export interface IdleResult {
+  unexpectedFrames: number;
+  closed: number;
+}
+
+export type LoadgenReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };

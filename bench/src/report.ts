@@ -1,0 +1,265 @@
+/** The markdown table of a suite result: medians [min–max] and per-repetition ratios. */
+import { spread, type Spread } from './common/stats';
+
+export interface RunRecord {
+  rep: number;
+  server: string;
+  /** Flat metrics, "<phase>.<metric>" -> value. */
+  metrics: Record<string, number>;
+  /** Everything the load generator and the snapshots said, per phase. */
+  phases: Record<string, unknown>;
+  failures: string[];
+  lost: number;
+  aborted?: boolean;
+  seconds?: number;
+}
+
+export interface SuiteResult {
+  date: string;
+  mode: string;
+  reps: number;
+  servers: string[];
+  labels: Record<string, string>;
+  plan: unknown[];
+  clusterPlan: unknown[];
+  clusterNote?: string;
+  /** RAW_WS_* experiment switches the raw baseline ran with. */
+  rawVariants: Record<string, string>;
+  gateway: { commit: string; srcDirty: boolean; startProdFlags: string[]; flagsOverridden?: boolean; build: string };
+  machine: {
+    cpu: string;
+    cores: number;
+    memGiB: number;
+    node: string;
+    loadAvgStart: number[];
+    loadAvgEnd: number[];
+    busyCores: number;
+  };
+  seconds: number;
+  runs: RunRecord[];
+}
+
+interface MetricInfo {
+  label: string;
+  unit: string;
+  better: 'lower' | 'higher';
+}
+
+const METRICS: Record<string, MetricInfo> = {
+  connPerSec: { label: 'connections/s (to AUTH SUCCESS)', unit: '/s', better: 'higher' },
+  cpuPerConnUs: { label: 'server CPU per connection (incl. presence fan-out)', unit: 'µs', better: 'lower' },
+  rssPerConnKiB: { label: 'RSS per idle authenticated connection', unit: 'KiB', better: 'lower' },
+  heapPerConnKiB: { label: 'heap per idle connection (after GC)', unit: 'KiB', better: 'lower' },
+  deliveredPerSec: { label: 'delivered messages/s', unit: '/s', better: 'higher' },
+  cpuPerMsgUs: { label: 'server CPU per delivered message', unit: 'µs', better: 'lower' },
+  fanoutP50Ms: { label: 'fan-out completion p50', unit: 'ms', better: 'lower' },
+  fanoutP99Ms: { label: 'fan-out completion p99', unit: 'ms', better: 'lower' },
+  p50Ms: { label: 'round trip p50', unit: 'ms', better: 'lower' },
+  p99Ms: { label: 'round trip p99', unit: 'ms', better: 'lower' },
+  maxMs: { label: 'round trip max', unit: 'ms', better: 'lower' },
+  cpuPerRtUs: { label: 'server CPU per round trip', unit: 'µs', better: 'lower' },
+  sentPerSec: { label: 'achieved send rate', unit: '/s', better: 'higher' },
+  eventsPerSec: { label: 'joins+leaves/s', unit: '/s', better: 'higher' },
+  cpuPerCycleUs: { label: 'server CPU per join+leave', unit: 'µs', better: 'lower' },
+};
+
+const CONTEXT_METRICS = ['serverCpuPct', 'serverKernelPct', 'loadgenCpuPct', 'foreignCores', 'gcMs'];
+
+/** The issue's targets (ratio of ours to raw ws), where it sets one. */
+function target(phase: string, metric: string): { max?: number; min?: number } | undefined {
+  if (phase.startsWith('broadcast@') && metric === 'cpuPerMsgUs' && /@(1000|5000)$/.test(phase)) return { max: 1.1 };
+  if (phase.startsWith('dialog@')) {
+    if (metric === 'p50Ms') return { max: 1.5 };
+    if (metric === 'p99Ms') return { max: 3 };
+    if (metric === 'cpuPerRtUs') return { max: 1.3 };
+  }
+  if (phase === 'idle@10000' && metric === 'rssPerConnKiB') return { max: 1.5 };
+  if (phase.startsWith('connect@') && metric === 'connPerSec') return { min: 0.85 };
+  return undefined;
+}
+
+function phaseLabel(phase: string): string {
+  const [kind, rest] = phase.split('@');
+  switch (kind) {
+    case 'connect': {
+      const [from, to] = rest.split('-');
+      return `connect ${from}→${to}`;
+    }
+    case 'idle':
+      return `idle, N=${rest}`;
+    case 'broadcast':
+      return `broadcast, N=${rest}`;
+    case 'dialog': {
+      const [n, rate] = rest.split('/');
+      return `dialogs ${rate}/s, N=${n}`;
+    }
+    case 'churn':
+      return `presence churn, N=${rest}`;
+    default:
+      return phase;
+  }
+}
+
+export function fmt(x: number): string {
+  if (!Number.isFinite(x)) return '–';
+  const a = Math.abs(x);
+  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return x.toFixed(1);
+  if (a >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+function cell(s: Spread): string {
+  if (s.n === 0) return '–';
+  if (s.n === 1) return fmt(s.median);
+  return `${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]`;
+}
+
+function ratioCell(s: Spread): string {
+  if (s.n === 0) return '–';
+  const m = `${s.median.toFixed(2)}x`;
+  return s.n === 1 ? m : `${m} [${s.min.toFixed(2)}–${s.max.toFixed(2)}]`;
+}
+
+/** Values of one metric for one server, by repetition. */
+function byRep(runs: RunRecord[], server: string, key: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const r of runs) if (r.server === server && Number.isFinite(r.metrics[key])) out.set(r.rep, r.metrics[key]);
+  return out;
+}
+
+function ratios(a: Map<number, number>, b: Map<number, number>): number[] {
+  const out: number[] = [];
+  for (const [rep, v] of a) {
+    const w = b.get(rep);
+    if (w !== undefined && w !== 0) out.push(v / w);
+  }
+  return out;
+}
+
+export function renderMarkdown(result: SuiteResult): string {
+  const runs = result.runs;
+  const keys = new Set<string>();
+  for (const r of runs) if (r.server !== 'cluster') for (const k of Object.keys(r.metrics)) keys.add(k);
+  const phases: string[] = [];
+  for (const k of keys) {
+    const phase = k.slice(0, k.lastIndexOf('.'));
+    if (phase !== 'base' && !phases.includes(phase)) phases.push(phase);
+  }
+  const order = (p: string) => ['connect', 'idle', 'broadcast', 'dialog', 'churn'].indexOf(p.split('@')[0]);
+  const size = (p: string) => Number(/@(\d+)/.exec(p)?.[1] ?? 0);
+  const rate = (p: string) => Number(/\/(\d+)$/.exec(p)?.[1] ?? 0);
+  phases.sort((a, b) => order(a) - order(b) || size(a) - size(b) || rate(a) - rate(b));
+
+  const single = runs.filter((r) => r.server !== 'cluster');
+  const m = result.machine;
+  const lost = runs.reduce((s, r) => s + r.lost, 0);
+  const failures = runs.flatMap((r) => r.failures.map((f) => `${r.server} rep ${r.rep}: ${f}`));
+
+  const foreign = spread(single.flatMap((r) => Object.entries(r.metrics).filter(([k]) => k.endsWith('.foreignCores')).map(([, v]) => v)));
+  const has = (s: string) => result.servers.includes(s);
+  const lines: string[] = [];
+  lines.push(`# Benchmark: our gateway vs raw ws vs Socket.IO`);
+  lines.push('');
+  lines.push(`- **Date**: ${result.date}; mode **${result.mode}**, ${result.reps} repetition(s)${result.reps < 5 ? ' (fewer than 5: indicative only)' : ''}; ${fmt(result.seconds)} s in all.`);
+  lines.push(`- **Machine**: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}.`);
+  lines.push(
+    `- **Load**: load average ${m.loadAvgStart.map((x) => x.toFixed(2)).join(' ')} at the start, ${m.loadAvgEnd.map((x) => x.toFixed(2)).join(' ')} at the end; ` +
+      `CPU used by processes outside the bench during the scenarios: median ${fmt(foreign.median)} cores (${fmt(foreign.min)}–${fmt(foreign.max)}).`,
+  );
+  lines.push(`- **Gateway**: commit ${result.gateway.commit}${result.gateway.srcDirty ? ' with uncommitted changes in src/' : ''}, \`${result.gateway.build}\`, node flags${result.gateway.flagsOverridden ? ' (BENCH_GATEWAY_NODE_FLAGS, not start:prod)' : ' of start:prod'}: \`${result.gateway.startProdFlags.join(' ') || '(none)'}\`.`);
+  const variants = Object.entries(result.rawVariants ?? {});
+  if (variants.length) lines.push(`- **Raw ws variant**: ${variants.map(([k, v]) => `${k}=${v}`).join(', ')} (not the default baseline).`);
+  lines.push(`- **Lost messages: ${lost}**${failures.length ? `; ${failures.length} failure(s), see below` : ''}.`);
+  lines.push(`- Reproduce: \`npm run bench${result.mode === 'quick' ? ' -- --quick' : ''}\` (see bench/README.md).`);
+  lines.push('');
+  lines.push('Cells: median [min–max] over the repetitions. Ratios: ours ÷ the other server, computed within each repetition, then median [min–max]. ' +
+    'Target: the ratio to raw ws the issue asks for (✓ met / ✗ not met by the median; "≺ sio" means also better than Socket.IO).');
+  lines.push('');
+  const header = ['scenario', 'metric'];
+  if (has('gateway')) header.push(result.labels.gateway);
+  if (has('ws')) header.push(result.labels.ws);
+  if (has('sio')) header.push(result.labels.sio);
+  if (has('gateway') && has('ws')) header.push('ours/raw');
+  if (has('gateway') && has('sio')) header.push('ours/sio');
+  header.push('target');
+  lines.push(`| ${header.join(' | ')} |`);
+  lines.push(`|${header.map(() => '---').join('|')}|`);
+  for (const phase of phases) {
+    for (const [metric, info] of Object.entries(METRICS)) {
+      const key = `${phase}.${metric}`;
+      if (!keys.has(key)) continue;
+      const ours = byRep(single, 'gateway', key);
+      const raw = byRep(single, 'ws', key);
+      const sio = byRep(single, 'sio', key);
+      const row = [phaseLabel(phase), `${info.label} (${info.unit})`];
+      if (has('gateway')) row.push(cell(spread([...ours.values()])));
+      if (has('ws')) row.push(cell(spread([...raw.values()])));
+      if (has('sio')) row.push(cell(spread([...sio.values()])));
+      const rRaw = spread(ratios(ours, raw));
+      const rSio = spread(ratios(ours, sio));
+      if (has('gateway') && has('ws')) row.push(ratioCell(rRaw));
+      if (has('gateway') && has('sio')) row.push(ratioCell(rSio));
+      const t = target(phase, metric);
+      let verdict = '';
+      if (t && rRaw.n > 0) {
+        const ok = t.max !== undefined ? rRaw.median <= t.max : rRaw.median >= (t.min ?? 0);
+        verdict = `${t.max !== undefined ? `≤ ${t.max}x` : `≥ ${t.min}x`} ${ok ? '✓' : '✗'}`;
+      }
+      if (t && rSio.n > 0) {
+        const better = info.better === 'lower' ? rSio.median < 1 : rSio.median > 1;
+        verdict += `${verdict ? ', ' : ''}≺ sio ${better ? '✓' : '✗'}`;
+      }
+      row.push(verdict);
+      lines.push(`| ${row.join(' | ')} |`);
+    }
+  }
+  lines.push('');
+  lines.push('Context per scenario (medians): server CPU in % of one core, the kernel (system time) share of that server CPU in %, load-generator CPU in % of one core, CPU of processes outside the bench in cores, GC pause time of the server in ms (PerformanceObserver).');
+  lines.push('');
+  const cheader = ['scenario', ...result.servers.map((s) => `${result.labels[s]}: server % / kernel % / loadgen % / foreign cores / GC ms`)];
+  lines.push(`| ${cheader.join(' | ')} |`);
+  lines.push(`|${cheader.map(() => '---').join('|')}|`);
+  for (const phase of phases) {
+    if (!CONTEXT_METRICS.some((c) => keys.has(`${phase}.${c}`))) continue;
+    const row = [phaseLabel(phase)];
+    for (const s of result.servers) {
+      row.push(CONTEXT_METRICS.map((c) => fmt(spread([...byRep(single, s, `${phase}.${c}`).values()]).median)).join(' / '));
+    }
+    lines.push(`| ${row.join(' | ')} |`);
+  }
+  lines.push('');
+  lines.push('## Cluster mode (two gateway nodes on one Redis; CPU is both nodes)');
+  lines.push('');
+  const cluster = runs.filter((r) => r.server === 'cluster');
+  if (result.clusterNote) {
+    lines.push(`**Skipped**: ${result.clusterNote}`);
+  } else if (cluster.length === 0) {
+    lines.push('Not run.');
+  } else {
+    lines.push('| scenario | metric | value |');
+    lines.push('|---|---|---|');
+    const ckeys = new Set<string>();
+    for (const r of cluster) for (const k of Object.keys(r.metrics)) ckeys.add(k);
+    for (const phase of phases.concat([...ckeys].map((k) => k.slice(0, k.lastIndexOf('.'))).filter((p, i, a) => a.indexOf(p) === i && !phases.includes(p) && p !== 'base'))) {
+      for (const [metric, info] of Object.entries(METRICS)) {
+        const key = `${phase}.${metric}`;
+        if (!ckeys.has(key)) continue;
+        lines.push(`| ${phaseLabel(phase)} | ${info.label} (${info.unit}) | ${cell(spread([...byRep(cluster, 'cluster', key).values()]))} |`);
+      }
+      for (const [metric, label] of [['serverCpuPct', 'CPU of both nodes (% of one core)'], ['redisCpuPct', 'CPU of redis-server (% of one core)'], ['gcMs', 'GC pauses, both nodes (ms)']]) {
+        const key = `${phase}.${metric}`;
+        if (ckeys.has(key)) lines.push(`| ${phaseLabel(phase)} | ${label} | ${cell(spread([...byRep(cluster, 'cluster', key).values()]))} |`);
+      }
+    }
+  }
+  if (failures.length) {
+    lines.push('');
+    lines.push('## Failures');
+    lines.push('');
+    for (const f of failures.slice(0, 40)) lines.push(`- ${f.replace(/\n/g, ' ')}`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
