@@ -45,16 +45,9 @@ export const CloseCodes = {
   FLOODING: 4429,
 } as const;
 
-/** The seven profile fields of a user, all strings. */
-export interface UserProfile {
-  userId: string;
-  nickname: string;
-  avatar: string;
-  language: string;
-  status: string;
-  lastOnline: string;
-  registerDate: string;
-}
+/** The seven profile fields of a user, all strings: the gateway's own type (type-only, erased in bundles). */
+export type { UserProfile } from '../protocol/protocol';
+import type { UserProfile } from '../protocol/protocol';
 
 export interface WireError<C extends string = string> {
   errorCode: C;
