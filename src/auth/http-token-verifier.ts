@@ -31,6 +31,8 @@ export class HttpTokenVerifier implements TokenVerifier {
           url,
           { type: 'CHECK_TOKEN', authToken: token },
           {
+            // axios's timeout is an idle timeout on the socket (a server that trickles its reply
+            // never trips it); the signal bounds the whole request.
             timeout: this.config.authTimeoutMs,
             signal: AbortSignal.timeout(this.config.authTimeoutMs),
             maxRedirects: 0,

@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       ['rateLimitPerSec', 50],
       ['rateLimitBurst', 100],
       ['sendBufferMaxBytes', 1_048_576],
+      ['broadcastBatching', true],
       ['maxConnections', 10_000],
       ['presenceTtlMs', 15_000],
       ['shutdownDrainMs', 10_000],

@@ -103,6 +103,10 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(1024) @Max(1024 * 1024 * 1024)
   SEND_BUFFER_MAX_BYTES = 1_048_576;
 
+  /** Coalesce the broadcast frames a socket gets within one event-loop turn into one write. */
+  @Transform(toBool) @IsBoolean()
+  BROADCAST_BATCHING = true;
+
   @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000)
   MAX_CONNECTIONS = 10_000;
 
@@ -150,6 +154,7 @@ export interface GatewayConfig {
   rateLimitPerSec: number;
   rateLimitBurst: number;
   sendBufferMaxBytes: number;
+  broadcastBatching: boolean;
   maxConnections: number;
   redisUrl?: string;
   presenceTtlMs: number;
@@ -214,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     rateLimitPerSec: dto.RATE_LIMIT_PER_SEC,
     rateLimitBurst: dto.RATE_LIMIT_BURST,
     sendBufferMaxBytes: dto.SEND_BUFFER_MAX_BYTES,
+    broadcastBatching: dto.BROADCAST_BATCHING,
     maxConnections: dto.MAX_CONNECTIONS,
     redisUrl: dto.REDIS_URL,
     presenceTtlMs: dto.PRESENCE_TTL_MS,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { MetricsService } from '../observability/metrics.service';
@@ -12,15 +13,29 @@ import { requireObject, requireString } from '../protocol/validation';
 
 const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** A DELIVERY_MESSAGE still to be sent: its outcome, once known. */
+interface PendingReport {
+  readonly messageId: string;
+  readonly startedAt: number;
+  status?: DeliveryStatus;
+}
+
 /**
  * DIALOG_MESSAGE: a private message routed to its receiver wherever it is, answered to the sender
  * with exactly one DELIVERY_MESSAGE. A client-supplied messageId makes retries safe (dedup).
+ *
+ * The hot path (no messageId, receiver on this node) allocates no promise: the outcome comes
+ * from the receiver socket's write callback straight to the report queue.
  */
 @Injectable()
 export class DialogService {
   private readonly logger = new Logger(DialogService.name);
-  /** Per client and receiver: the last DELIVERY_MESSAGE still to be sent (see report). */
-  private readonly reportChains = new WeakMap<ClientHandle, Map<string, Promise<void>>>();
+  /**
+   * Per client and receiver: the DELIVERY_MESSAGEs not sent yet, in the order of their dialogs.
+   * Outcomes may be known out of order (the dedup path settles a few ticks later than a dialog
+   * without a messageId, a remote node may answer late); each DELIVERY waits for the earlier ones.
+   */
+  private readonly pending = new WeakMap<ClientHandle, Map<string, PendingReport[]>>();
 
   constructor(
     private readonly messenger: Messenger,
@@ -41,7 +56,8 @@ export class DialogService {
     const clientData = frame.clientData;
     if (clientData === undefined) throw invalidMessage('clientData is required');
     const clientJson = JSON.stringify(clientData);
-    if (Buffer.byteLength(clientJson) > this.config.dialogMaxBytes) {
+    // A UTF-8 byte is at most one UTF-16 unit: only a long string needs counting.
+    if (clientJson.length > this.config.dialogMaxBytes / 3 && Buffer.byteLength(clientJson) > this.config.dialogMaxBytes) {
       throw invalidMessage(`clientData is larger than ${this.config.dialogMaxBytes} bytes`);
     }
     const suppliedId = serverData.messageId;
@@ -50,11 +66,12 @@ export class DialogService {
     }
     const messageId = suppliedId ?? randomUUID();
     const outbound =
-      `{"type":"${MessageType.DIALOG}","clientData":${clientJson},"serverData":` +
-      JSON.stringify({ messageId, sender: client.userId, sendTime: String(Date.now()) }) +
-      '}';
+      `{"type":"${MessageType.DIALOG}","clientData":${clientJson},"serverData":{"messageId":"${messageId}","sender":` +
+      JSON.stringify(client.userId) +
+      `,"sendTime":"${Date.now()}"}}`;
     if (suppliedId === undefined) {
-      this.report(client, receiver, messageId, this.messenger.deliver(receiver, outbound, this.config.deliveryTimeoutMs));
+      const report = this.open(client, receiver, messageId);
+      this.messenger.deliver(receiver, outbound, this.config.deliveryTimeoutMs, (status) => this.settle(client, receiver, report, status));
       return;
     }
     const reserved = this.dedup.reserve(client.userId, messageId).catch((err: unknown) => {
@@ -63,47 +80,56 @@ export class DialogService {
       return DedupState.NEW;
     });
     return reserved.then((state) => {
+      const report = this.open(client, receiver, messageId);
       if (state === DedupState.DELIVERED) {
-        this.report(client, receiver, messageId, Promise.resolve(Status.SUCCESS));
+        this.settle(client, receiver, report, Status.SUCCESS);
       } else if (state === DedupState.PENDING) {
-        this.report(client, receiver, messageId, this.dedup.outcome(client.userId, messageId, this.config.deliveryTimeoutMs * 2));
-      } else {
-        const delivery = this.messenger.deliver(receiver, outbound, this.config.deliveryTimeoutMs);
-        this.report(
-          client,
-          receiver,
-          messageId,
-          delivery.catch(() => Status.ERROR as DeliveryStatus).then(async (status) => {
-            await this.dedup.settle(client.userId, messageId, status).catch((err: unknown) =>
-              this.logger.warn({ connId: client.id, err: String(err) }, 'dedup store unavailable: id not remembered'),
-            );
-            return status;
-          }),
+        this.dedup.outcome(client.userId, messageId, this.config.deliveryTimeoutMs * 2).then(
+          (status) => this.settle(client, receiver, report, status),
+          (err: unknown) => {
+            this.logger.warn({ connId: client.id, err: String(err) }, 'dialog delivery failed');
+            this.settle(client, receiver, report, Status.ERROR);
+          },
         );
+      } else {
+        this.messenger.deliver(receiver, outbound, this.config.deliveryTimeoutMs, (status) => {
+          this.dedup.settle(client.userId, messageId, status).then(
+            () => this.settle(client, receiver, report, status),
+            (err: unknown) => {
+              this.logger.warn({ connId: client.id, err: String(err) }, 'dedup store unavailable: id not remembered');
+              this.settle(client, receiver, report, status);
+            },
+          );
+        });
       }
     });
   }
 
-  /**
-   * Sends the DELIVERY_MESSAGE once `outcome` is known, but never before the DELIVERYs of this
-   * client's earlier dialogs to the same receiver: outcomes may settle out of order (the dedup path
-   * settles a few ticks later than a dialog without a messageId, a remote node may answer late).
-   */
-  private report(client: ClientHandle, receiver: string, messageId: string, outcome: Promise<DeliveryStatus>): void {
-    const stopTimer = this.metrics.dialogDeliveryDuration.startTimer();
-    const settled = outcome.catch((err: unknown) => {
-      this.logger.warn({ connId: client.id, err: String(err) }, 'dialog delivery failed');
-      return Status.ERROR as DeliveryStatus;
-    });
-    let chains = this.reportChains.get(client);
-    if (!chains) this.reportChains.set(client, (chains = new Map()));
-    const previous = chains.get(receiver);
-    const done: Promise<void> = (previous ? previous.then(() => settled, () => settled) : settled).then((status) => {
-      if (chains.get(receiver) === done) chains.delete(receiver);
-      stopTimer();
-      this.metrics.dialogDeliveries.inc({ status });
-      client.send(`{"type":"${MessageType.DELIVERY}","status":"${status}","serverData":{"messageId":"${messageId}"}}`);
-    });
-    chains.set(receiver, done);
+  /** Queues the DELIVERY_MESSAGE of a dialog behind the earlier ones of this client to this receiver. */
+  private open(client: ClientHandle, receiver: string, messageId: string): PendingReport {
+    let byReceiver = this.pending.get(client);
+    if (!byReceiver) this.pending.set(client, (byReceiver = new Map()));
+    const report: PendingReport = { messageId, startedAt: performance.now(), status: undefined };
+    const queue = byReceiver.get(receiver);
+    if (queue) queue.push(report);
+    else byReceiver.set(receiver, [report]);
+    return report;
+  }
+
+  /** Records an outcome and sends every DELIVERY_MESSAGE at the head of the queue whose outcome is known. */
+  private settle(client: ClientHandle, receiver: string, report: PendingReport, status: DeliveryStatus): void {
+    if (report.status !== undefined) return;
+    report.status = status;
+    this.metrics.observeDialogDelivery(status, (performance.now() - report.startedAt) / 1000);
+    const byReceiver = this.pending.get(client);
+    const queue = byReceiver?.get(receiver);
+    if (!byReceiver || !queue) return;
+    let sent = 0;
+    while (sent < queue.length && queue[sent].status !== undefined) {
+      const { messageId, status: outcome } = queue[sent++];
+      client.send(`{"type":"${MessageType.DELIVERY}","status":"${outcome}","serverData":{"messageId":"${messageId}"}}`);
+    }
+    if (sent === queue.length) byReceiver.delete(receiver);
+    else if (sent > 0) queue.splice(0, sent);
   }
 }

@@ -4,6 +4,7 @@ import { SendResult, type JoiningClient } from '../messaging/client';
 import type { Session } from '../engine/engine.ports';
 import { CloseCode, type UserProfile } from '../protocol/protocol';
 import { RateLimiter } from './rate-limiter';
+import type { Corkable, WriteBatch } from './write-batch';
 
 const OPEN = 1;
 let sequence = 0;
@@ -18,6 +19,8 @@ export interface ConnectionHooks {
   readonly sendBufferMaxBytes: number;
   readonly rateLimitPerSec: number;
   readonly rateLimitBurst: number;
+  /** Where broadcast frames are coalesced per event-loop turn; undefined writes each at once. */
+  readonly batch?: WriteBatch;
   onSlowConsumer(connection: ClientConnection): void;
   countSent(type: string): void;
 }
@@ -67,6 +70,8 @@ export class ClientConnection implements JoiningClient {
   private held?: { data: string; done?: (err?: Error) => void }[];
   /** Created when the connection is authenticated: only its data frames are rate limited. */
   limiter?: RateLimiter;
+  /** The WriteBatch turn in which this socket was last corked. */
+  private corkedTurn = 0;
 
   constructor(
     readonly socket: WebSocket,
@@ -88,16 +93,22 @@ export class ClientConnection implements JoiningClient {
   }
 
   sendEncoded(text: string, bytes: Buffer): void {
-    if (this.held) this.held.push({ data: text });
-    else this.write(text, undefined, bytes);
+    if (this.held) {
+      this.held.push({ data: text });
+      return;
+    }
+    const batch = this.hooks.batch;
+    if (batch && this.corkedTurn !== batch.turn && this.socket.readyState === OPEN) {
+      const raw = (this.socket as unknown as { _socket?: Corkable })._socket;
+      if (raw) this.corkedTurn = batch.cork(raw, this.corkedTurn);
+    }
+    this.write(text, undefined, bytes);
   }
 
-  sendConfirmed(frame: string): Promise<SendResult> {
-    return new Promise((resolve) => {
-      const done = (err?: Error) => resolve(err ? SendResult.FAILED : SendResult.OK);
-      if (this.held) this.held.push({ data: frame, done });
-      else if (!this.write(frame, done)) resolve(SendResult.FAILED);
-    });
+  sendConfirmed(frame: string, done: (result: SendResult) => void): void {
+    const callback = (err?: Error) => done(err ? SendResult.FAILED : SendResult.OK);
+    if (this.held) this.held.push({ data: frame, done: callback });
+    else if (!this.write(frame, callback)) done(SendResult.FAILED);
   }
 
   beginJoin(profile: UserProfile): void {

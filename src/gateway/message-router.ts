@@ -1,6 +1,5 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import type { RawData } from 'ws';
 import { AuthGuard } from '../auth/auth.guard';
 import type { InboundFrame, MessageHandlerFn } from '../messaging/client';
@@ -65,7 +64,7 @@ export class MessageRouter implements OnModuleInit {
       this.metrics.countReceived(requestType);
       const handler = this.handlers.get(frame.type);
       if (!handler) throw new FrameError(FrameErrorCode.UNKNOWN_TYPE, `unknown message type`);
-      if (!this.guard.canActivate(contextOf(connection))) return;
+      if (!this.guard.allows(connection)) return;
       const result = handler(connection, frame);
       if (result && typeof (result as Promise<void>).then === 'function') {
         connection.busy = true;
@@ -103,19 +102,6 @@ export class MessageRouter implements OnModuleInit {
     }
     this.logger.error({ connId: connection.id, requestType, err: err instanceof Error ? err.stack : String(err) }, 'handler failed');
   }
-}
-
-const contexts = new WeakMap<ClientConnection, ExecutionContextHost>();
-
-/** One execution context per connection, reused for every frame. */
-function contextOf(connection: ClientConnection): ExecutionContextHost {
-  let context = contexts.get(connection);
-  if (!context) {
-    context = new ExecutionContextHost([connection]);
-    context.setType('ws');
-    contexts.set(connection, context);
-  }
-  return context;
 }
 
 /** Parses a data frame into an object with a string type, or throws the FrameError that says why not. */

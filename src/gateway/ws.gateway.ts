@@ -11,6 +11,7 @@ import { Authenticator } from './authenticator';
 import { ClientConnection, type ConnectionHooks } from './client-connection';
 import { MessageRouter } from './message-router';
 import { RateVerdict } from './rate-limiter';
+import { writeBatch } from './write-batch';
 
 const RATE_LIMITED_FRAME = JSON.stringify({
   type: MessageType.ERROR,
@@ -49,6 +50,7 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
       sendBufferMaxBytes: config.sendBufferMaxBytes,
       rateLimitPerSec: config.rateLimitPerSec,
       rateLimitBurst: config.rateLimitBurst,
+      batch: config.broadcastBatching ? writeBatch : undefined,
       onSlowConsumer: (c) => this.dropSlowConsumer(c),
       countSent: (type) => metrics.countSent(type),
     };

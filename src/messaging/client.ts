@@ -25,8 +25,11 @@ export interface ClientHandle {
    * receivers); `text` is the same frame as a string.
    */
   sendEncoded(text: string, bytes: Buffer): void;
-  /** Sends a frame and resolves once it was written (OK) or could not be (FAILED). */
-  sendConfirmed(frame: string): Promise<SendResult>;
+  /**
+   * Sends a frame and calls `done` once it was written (OK) or could not be (FAILED); `done` may
+   * run before this returns (FAILED: the connection is closed or its send buffer is full).
+   */
+  sendConfirmed(frame: string, done: (result: SendResult) => void): void;
 }
 
 /** A connection in the local registry. */

@@ -41,10 +41,14 @@ export class ConnectionRegistry {
     }
   }
 
-  /** Hands a serialized frame to a user's connection on this node; undefined when the user is not here. */
-  deliverLocal(userId: string, frame: string): Promise<SendResult> | undefined {
+  /**
+   * Hands a serialized frame to a user's connection on this node and calls `done` with the
+   * outcome of the write; false (and `done` never called) when the user is not here.
+   */
+  deliverLocal(userId: string, frame: string, done: (result: SendResult) => void): boolean {
     const connection = this.byUser.get(userId);
-    if (!connection) return undefined;
-    return connection.sendConfirmed(frame);
+    if (!connection) return false;
+    connection.sendConfirmed(frame, done);
+    return true;
   }
 }

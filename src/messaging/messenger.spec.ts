@@ -1,7 +1,8 @@
+import { Logger } from '@nestjs/common';
 import { strictMock } from '../../test/support/strict-mock';
 import type { BroadcastEvent, ClusterBus, DeliveryRequest, PresenceRegistry, Session } from '../engine/engine.ports';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
-import { testProfile } from '../../test/support/fake-client';
+import { flushPromises, testProfile } from '../../test/support/fake-client';
 import { SendResult } from './client';
 import type { ConnectionRegistry } from './connection-registry';
 import { Messenger } from './messenger';
@@ -11,13 +12,15 @@ const session = (userId: string, nodeId: string): Session => ({ userId, nodeId, 
 
 describe('Messenger', () => {
   let broadcastLocal: jest.Mock<void, [string, string | undefined]>;
-  let deliverLocal: jest.Mock<Promise<SendResult> | undefined, [string, string]>;
+  let deliverLocal: jest.Mock<boolean, [string, string, (result: SendResult) => void]>;
   let publish: jest.Mock<void, [BroadcastEvent]>;
   let busDeliver: jest.Mock<Promise<DeliveryStatus>, [string, DeliveryRequest, number]>;
   let locate: jest.Mock<Promise<Session | undefined>, [string]>;
   let onBroadcast: jest.Mock<void, [(event: BroadcastEvent) => void]>;
   let onDeliver: jest.Mock<void, [(request: DeliveryRequest) => Promise<DeliveryStatus>]>;
   let messenger: Messenger;
+
+  beforeAll(() => Logger.overrideLogger(false));
 
   beforeEach(() => {
     broadcastLocal = jest.fn();
@@ -51,18 +54,47 @@ describe('Messenger', () => {
     });
   });
 
+  /** A local connection that is here and reports `result` when the write completes. */
+  const hereWith = (result: SendResult) =>
+    deliverLocal.mockImplementationOnce((_user, _frame, done) => {
+      setImmediate(() => done(result));
+      return true;
+    });
+
+  /** Calls deliver and collects every outcome it reports (it must report exactly one). */
+  async function deliverOutcomes(userId: string, frame: string, timeoutMs: number): Promise<DeliveryStatus[]> {
+    const outcomes: DeliveryStatus[] = [];
+    messenger.deliver(userId, frame, timeoutMs, (status) => outcomes.push(status));
+    await new Promise((resolve) => setImmediate(resolve));
+    await flushPromises();
+    return outcomes;
+  }
+
   describe('deliver', () => {
     it('hands the frame to a local connection first, without asking presence or the bus', async () => {
-      deliverLocal.mockReturnValueOnce(Promise.resolve(SendResult.OK));
-      await expect(messenger.deliver('bob', 'frame', 1000)).resolves.toBe(Status.SUCCESS);
-      expect(deliverLocal).toHaveBeenCalledWith('bob', 'frame');
+      hereWith(SendResult.OK);
+      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.SUCCESS]);
+      expect(deliverLocal).toHaveBeenCalledWith('bob', 'frame', expect.any(Function));
       expect(locate).not.toHaveBeenCalled();
       expect(busDeliver).not.toHaveBeenCalled();
     });
 
+    it('reports a local outcome only when the write completes, with no promise in between', () => {
+      let complete!: (result: SendResult) => void;
+      deliverLocal.mockImplementationOnce((_user, _frame, done) => {
+        complete = done;
+        return true;
+      });
+      const outcomes: DeliveryStatus[] = [];
+      messenger.deliver('bob', 'frame', 1000, (status) => outcomes.push(status));
+      expect(outcomes).toEqual([]);
+      complete(SendResult.OK);
+      expect(outcomes).toEqual([Status.SUCCESS]);
+    });
+
     it('answers ERROR when the local write fails, without trying elsewhere', async () => {
-      deliverLocal.mockReturnValueOnce(Promise.resolve(SendResult.FAILED));
-      await expect(messenger.deliver('bob', 'frame', 1000)).resolves.toBe(Status.ERROR);
+      hereWith(SendResult.FAILED);
+      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
       expect(locate).not.toHaveBeenCalled();
       expect(busDeliver).not.toHaveBeenCalled();
     });
@@ -70,10 +102,10 @@ describe('Messenger', () => {
     it.each([Status.SUCCESS, Status.ERROR] as const)(
       'delivers through the bus to the node of the session and answers what that node reports (%s)',
       async (reported) => {
-        deliverLocal.mockReturnValueOnce(undefined);
+        deliverLocal.mockReturnValueOnce(false);
         locate.mockResolvedValueOnce(session('bob', 'node-b'));
         busDeliver.mockResolvedValueOnce(reported);
-        await expect(messenger.deliver('bob', 'frame', 1234)).resolves.toBe(reported);
+        expect(await deliverOutcomes('bob', 'frame', 1234)).toEqual([reported]);
         expect(locate).toHaveBeenCalledWith('bob');
         expect(busDeliver).toHaveBeenCalledTimes(1);
         expect(busDeliver).toHaveBeenCalledWith('node-b', { userId: 'bob', frame: 'frame' }, 1234);
@@ -81,16 +113,23 @@ describe('Messenger', () => {
     );
 
     it('answers ERROR for an offline user', async () => {
-      deliverLocal.mockReturnValueOnce(undefined);
+      deliverLocal.mockReturnValueOnce(false);
       locate.mockResolvedValueOnce(undefined);
-      await expect(messenger.deliver('bob', 'frame', 1000)).resolves.toBe(Status.ERROR);
+      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
       expect(busDeliver).not.toHaveBeenCalled();
     });
 
     it('answers ERROR for a session of this node that has no local connection (it is leaving)', async () => {
-      deliverLocal.mockReturnValueOnce(undefined);
+      deliverLocal.mockReturnValueOnce(false);
       locate.mockResolvedValueOnce(session('bob', THIS_NODE));
-      await expect(messenger.deliver('bob', 'frame', 1000)).resolves.toBe(Status.ERROR);
+      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
+      expect(busDeliver).not.toHaveBeenCalled();
+    });
+
+    it('answers ERROR (once) when the shared state cannot be read', async () => {
+      deliverLocal.mockReturnValueOnce(false);
+      locate.mockRejectedValueOnce(new Error('redis down'));
+      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
       expect(busDeliver).not.toHaveBeenCalled();
     });
   });
@@ -106,16 +145,17 @@ describe('Messenger', () => {
       expect(publish).not.toHaveBeenCalled(); // never re-published
     });
 
-    it.each<[string, Promise<SendResult> | undefined, DeliveryStatus]>([
-      ['written', Promise.resolve(SendResult.OK), Status.SUCCESS],
-      ['failed', Promise.resolve(SendResult.FAILED), Status.ERROR],
+    it.each<[string, SendResult | undefined, DeliveryStatus]>([
+      ['written', SendResult.OK, Status.SUCCESS],
+      ['failed', SendResult.FAILED, Status.ERROR],
       ['not here', undefined, Status.ERROR],
     ])('answers a delivery addressed to this node: %s', async (_case, local, expected) => {
       expect(onDeliver).toHaveBeenCalledTimes(1);
       const handler = onDeliver.mock.calls[0][0];
-      deliverLocal.mockReturnValueOnce(local);
+      if (local === undefined) deliverLocal.mockReturnValueOnce(false);
+      else hereWith(local);
       await expect(handler({ userId: 'bob', frame: 'f' })).resolves.toBe(expected);
-      expect(deliverLocal).toHaveBeenCalledWith('bob', 'f');
+      expect(deliverLocal).toHaveBeenCalledWith('bob', 'f', expect.any(Function));
     });
   });
 });

@@ -1,8 +1,11 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { CLUSTER_BUS, PRESENCE_REGISTRY, type ClusterBus, type PresenceRegistry } from '../engine/engine.ports';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
 import { SendResult } from './client';
 import { ConnectionRegistry } from './connection-registry';
+
+/** Called once with the outcome of a delivery. */
+export type DeliveryCallback = (status: DeliveryStatus) => void;
 
 /**
  * The outbound port of the feature services: reaches users anywhere in the deployment, on this
@@ -10,6 +13,8 @@ import { ConnectionRegistry } from './connection-registry';
  */
 @Injectable()
 export class Messenger implements OnModuleInit {
+  private readonly logger = new Logger(Messenger.name);
+
   constructor(
     private readonly connections: ConnectionRegistry,
     @Inject(CLUSTER_BUS) private readonly bus: ClusterBus,
@@ -18,10 +23,15 @@ export class Messenger implements OnModuleInit {
 
   onModuleInit(): void {
     this.bus.onBroadcast((event) => this.connections.broadcastLocal(event.frame, event.exceptUserId));
-    this.bus.onDeliver(async (request) => {
-      const result = this.connections.deliverLocal(request.userId, request.frame);
-      return result && (await result) === SendResult.OK ? Status.SUCCESS : Status.ERROR;
-    });
+    this.bus.onDeliver(
+      (request) =>
+        new Promise<DeliveryStatus>((resolve) => {
+          const here = this.connections.deliverLocal(request.userId, request.frame, (result) =>
+            resolve(result === SendResult.OK ? Status.SUCCESS : Status.ERROR),
+          );
+          if (!here) resolve(Status.ERROR);
+        }),
+    );
   }
 
   /** Sends a frame to every authenticated client of the deployment, except one user. */
@@ -32,18 +42,28 @@ export class Messenger implements OnModuleInit {
   }
 
   /**
-   * Hands a frame to a user's live connection wherever it is. SUCCESS only when it was written to
-   * that connection without an error; ERROR when the user is offline, the write failed, or the
-   * user's node did not answer within `timeoutMs`.
+   * Hands a frame to a user's live connection wherever it is, and calls `done` exactly once:
+   * SUCCESS only when it was written to that connection without an error; ERROR when the user is
+   * offline, the write failed, the shared state could not be read, or the user's node did not
+   * answer within `timeoutMs`. A user on this node is served without a promise or a lookup (the
+   * hot path of a one-node deployment); `done` may then run before this returns.
    */
-  async deliver(userId: string, frame: string, timeoutMs: number): Promise<DeliveryStatus> {
-    const local = this.connections.deliverLocal(userId, frame);
-    if (local) return (await local) === SendResult.OK ? Status.SUCCESS : Status.ERROR;
-    const session = await this.presence.locate(userId);
-    if (!session || session.nodeId === this.bus.nodeId) {
-      // A session of this node with no local connection is on its way out: the user is not reachable.
+  deliver(userId: string, frame: string, timeoutMs: number, done: DeliveryCallback): void {
+    const here = this.connections.deliverLocal(userId, frame, (result) => done(result === SendResult.OK ? Status.SUCCESS : Status.ERROR));
+    if (!here) this.deliverRemote(userId, frame, timeoutMs).then(done);
+  }
+
+  private async deliverRemote(userId: string, frame: string, timeoutMs: number): Promise<DeliveryStatus> {
+    try {
+      const session = await this.presence.locate(userId);
+      if (!session || session.nodeId === this.bus.nodeId) {
+        // A session of this node with no local connection is on its way out: the user is not reachable.
+        return Status.ERROR;
+      }
+      return await this.bus.deliver(session.nodeId, { userId, frame }, timeoutMs);
+    } catch (err) {
+      this.logger.warn({ err: String(err) }, 'delivery failed: shared state unavailable');
       return Status.ERROR;
     }
-    return this.bus.deliver(session.nodeId, { userId, frame }, timeoutMs);
   }
 }

@@ -19,6 +19,7 @@ export class MetricsService {
   readonly registry = new Registry();
   private readonly received = new Map<string, number>();
   private readonly sent = new Map<string, number>();
+  private readonly deliveries = new Map<string, number>();
   private connectionSource: () => { open: number; authenticated: number } = () => ({ open: 0, authenticated: 0 });
 
   readonly authChecks = new Counter({
@@ -33,13 +34,7 @@ export class MetricsService {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
-  readonly dialogDeliveries = new Counter({
-    name: 'gateway_dialog_deliveries_total',
-    help: 'DELIVERY_MESSAGEs by status',
-    labelNames: ['status'],
-    registers: [this.registry],
-  });
-  readonly dialogDeliveryDuration = new Histogram({
+  private readonly dialogDeliveryDuration = new Histogram({
     name: 'gateway_dialog_delivery_duration_seconds',
     help: 'From accepting a DIALOG_MESSAGE to knowing its delivery outcome',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
@@ -96,6 +91,17 @@ export class MetricsService {
         for (const [type, n] of sent) this.inc({ type }, n);
       },
     });
+    const deliveries = this.deliveries;
+    new Counter({
+      name: 'gateway_dialog_deliveries_total',
+      help: 'DELIVERY_MESSAGEs by status',
+      labelNames: ['status'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [status, n] of deliveries) this.inc({ status }, n);
+      },
+    });
     const source = () => this.connectionSource();
     new Gauge({
       name: 'gateway_connections',
@@ -119,6 +125,12 @@ export class MetricsService {
   countReceived(type: string | undefined): void {
     const label = typeLabel(type);
     this.received.set(label, (this.received.get(label) ?? 0) + 1);
+  }
+
+  /** A dialog's outcome is known, `seconds` after it was accepted. */
+  observeDialogDelivery(status: string, seconds: number): void {
+    this.deliveries.set(status, (this.deliveries.get(status) ?? 0) + 1);
+    this.dialogDeliveryDuration.observe(seconds);
   }
 
   countSent(type: string, n = 1): void {

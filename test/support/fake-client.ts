@@ -53,7 +53,7 @@ export class FakeClient implements JoiningClient {
     this.isOpen = false;
   }
 
-  sendConfirmed(_frame: string): Promise<SendResult> {
+  sendConfirmed(_frame: string, _done: (result: SendResult) => void): void {
     throw new UnstubbedCallError('client', 'sendConfirmed');
   }
 
