@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { MessageType } from '../protocol/protocol';
+import { PlainHistogram } from './plain-histogram';
 
 const KNOWN_TYPES = new Set<string>(Object.values(MessageType));
 
@@ -34,12 +35,12 @@ export class MetricsService {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
-  private readonly dialogDeliveryDuration = new Histogram({
-    name: 'gateway_dialog_delivery_duration_seconds',
-    help: 'From accepting a DIALOG_MESSAGE to knowing its delivery outcome',
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
-    registers: [this.registry],
-  });
+  private readonly dialogDeliveryDuration = new PlainHistogram(
+    'gateway_dialog_delivery_duration_seconds',
+    'From accepting a DIALOG_MESSAGE to knowing its delivery outcome',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    this.registry,
+  );
   readonly disconnects = new Counter({
     name: 'gateway_disconnects_total',
     help: 'Closed connections by close code',

@@ -85,9 +85,7 @@ export class PresenceService implements OnModuleInit {
       return JoinOutcome.UNAVAILABLE;
     }
     if (!userList.some((u) => u.userId === session.userId)) userList.push(session.profile);
-    client.completeJoin(
-      JSON.stringify({ type: MessageType.AUTH, status: Status.SUCCESS, serverData: { userId: session.userId, userList } }),
-    );
+    client.completeJoin(authSuccessFrame(session.userId, userList));
     this.messenger.broadcast(connectFrame(session.profile), session.userId);
     return JoinOutcome.JOINED;
   }
@@ -115,6 +113,25 @@ export class PresenceService implements OnModuleInit {
     if (local) Object.assign(local.profile, patch);
     await this.registry.updateProfile(userId, patch);
   }
+}
+
+/**
+ * The JSON of each profile object the registry hands out. The one-node registry returns the same
+ * (never modified) objects at every login, so an AUTH SUCCESS with thousands of users online
+ * joins cached strings instead of serializing every profile again; fresh objects (the cluster
+ * registry) are simply serialized.
+ */
+const profileJson = new WeakMap<UserProfile, string>();
+
+function authSuccessFrame(userId: string, userList: readonly UserProfile[]): string {
+  const parts = new Array<string>(userList.length);
+  for (let i = 0; i < userList.length; i++) {
+    const profile = userList[i];
+    let json = profileJson.get(profile);
+    if (json === undefined) profileJson.set(profile, (json = JSON.stringify(profile)));
+    parts[i] = json;
+  }
+  return `{"type":"${MessageType.AUTH}","status":"${Status.SUCCESS}","serverData":{"userId":${JSON.stringify(userId)},"userList":[${parts.join(',')}]}}`;
 }
 
 function connectFrame(profile: UserProfile): string {

@@ -58,12 +58,25 @@ describe('MemoryPresenceRegistry', () => {
     await expect(registry.list()).resolves.toEqual([profile('u1')]);
   });
 
-  it('lists copies: mutating the result does not change the registry', async () => {
+  it('lists frozen profiles in a new array: a caller cannot change the registry', async () => {
     await registry.claim(session('u1', 'c1'));
     const first = await registry.list();
-    first[0].avatar = 'mutated';
+    expect(() => {
+      first[0].avatar = 'mutated';
+    }).toThrow(TypeError);
     first.push(profile('intruder'));
     await expect(registry.list()).resolves.toEqual([profile('u1')]);
+  });
+
+  it('hands out the same profile object until it changes, and a new one after an update', async () => {
+    await registry.claim(session('u1', 'c1'));
+    const [before] = await registry.list();
+    expect((await registry.list())[0]).toBe(before);
+    await registry.updateProfile('u1', { avatar: 'http://x/a.png' });
+    const [after] = await registry.list();
+    expect(after).not.toBe(before);
+    expect(before.avatar).toBe('');
+    expect(Object.isFrozen(after)).toBe(true);
   });
 
   it('updates the profile of an online user, keeping its userId', async () => {

@@ -7,7 +7,7 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
 
   async claim(session: Session): Promise<boolean> {
     if (this.sessions.has(session.userId)) return false;
-    this.sessions.set(session.userId, { ...session, profile: { ...session.profile } });
+    this.sessions.set(session.userId, { ...session, profile: Object.freeze({ ...session.profile }) });
     return true;
   }
 
@@ -18,8 +18,12 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
     return true;
   }
 
+  /**
+   * The registry's own profile objects, not copies: they are frozen (updateProfile replaces
+   * them), so callers may keep them, and cache what they derive from them.
+   */
   async list(): Promise<UserProfile[]> {
-    return Array.from(this.sessions.values(), (s) => ({ ...s.profile }));
+    return Array.from(this.sessions.values(), (s) => s.profile);
   }
 
   async locate(userId: string): Promise<Session | undefined> {
@@ -28,7 +32,7 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
 
   async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
     const session = this.sessions.get(userId);
-    if (session) session.profile = { ...session.profile, ...patch, userId };
+    if (session) session.profile = Object.freeze({ ...session.profile, ...patch, userId });
   }
 
   onExpired(_handler: (userIds: string[]) => void): void {
