@@ -6,7 +6,7 @@
  *   npm run bench -- --quick      quick: 1 repetition, N up to 1000 (< 3 minutes)
  *   npm run bench -- --profile    CPU profiles and GC traces of our gateway (see README)
  *
- * Options: --reps K, --max-n K, --servers gateway,ws,sio, --no-cluster, --no-build, --keep-logs,
+ * Options: --reps K, --max-n K, --from-n K, --servers gateway,ws,sio, --no-cluster, --no-build, --keep-logs,
  * --render <result.json> (write latest.md again from a result file).
  * Writes bench/results/<timestamp>.json and bench/results/latest.md; exits non-zero when a
  * message was lost or a scenario failed.
@@ -137,11 +137,25 @@ function capped(steps: Step[], maxN: number | undefined): Step[] {
   return i < 0 ? steps : steps.slice(0, i);
 }
 
+/**
+ * --from-n K: the plan from its first connect to K or more connections (the steps before it are
+ * dropped), so that the large-N steps can be repeated without the small-N ones (run those with
+ * --quick); that connect is then not measured, as it starts from zero.
+ */
+function from(steps: Step[], minN: number | undefined): Step[] {
+  if (minN === undefined) return steps;
+  const i = steps.findIndex((s) => s.kind === 'connect' && s.to >= minN);
+  if (i < 0) throw new Error(`--from-n ${minN}: no step connects that many`);
+  return steps.slice(i).map((s, j) => (j === 0 && s.kind === 'connect' ? { ...s, measure: false } : s));
+}
+
 const MAX_N_OPTION = option('--max-n') === undefined ? undefined : Number(option('--max-n'));
-const STEPS = capped(plan(), MAX_N_OPTION);
+const FROM_N_OPTION = option('--from-n') === undefined ? undefined : Number(option('--from-n'));
+const STEPS = from(capped(plan(), MAX_N_OPTION), FROM_N_OPTION);
 const MAX_N = Math.max(...STEPS.map((s) => (s.kind === 'connect' ? s.to : 0)), ...(CLUSTER ? clusterPlan().map((s) => (s.kind === 'connect' ? s.to : 0)) : [0]));
 const CHURN_SIZE = Math.max(0, ...STEPS.map((s) => (s.kind === 'churn' ? s.size : 0)));
 const TOTAL_USERS = MAX_N + CHURN_SIZE;
+const MODE = PROFILE ? 'profile' : QUICK ? 'quick' : FROM_N_OPTION !== undefined ? `full from N=${FROM_N_OPTION}` : 'full';
 const STAMP = new Date().toISOString().replace(/[:.]/g, '-');
 const RUN_TMP = join(TMP, STAMP);
 
@@ -618,7 +632,7 @@ async function probeCluster(ctx: RunContext): Promise<string | undefined> {
 async function main(): Promise<void> {
   const started = performance.now();
   mkdirSync(RUN_TMP, { recursive: true });
-  log(`mode: ${PROFILE ? 'profile' : QUICK ? 'quick' : 'full'}, ${REPS} repetition(s), servers: ${SERVERS.join(', ')}, max N ${MAX_N}`);
+  log(`mode: ${MODE}, ${REPS} repetition(s), servers: ${SERVERS.join(', ')}, max N ${MAX_N}`);
   const limits = openFilesLimit();
   log(`open files limit: soft ${limits.soft}, hard ${limits.hard} (needed ~${TOTAL_USERS + 2000} per process)`);
   const git = buildGateway();
@@ -661,7 +675,7 @@ async function main(): Promise<void> {
   const elapsed = (performance.now() - started) / 1000;
   const result: SuiteResult = {
     date: new Date().toISOString(),
-    mode: PROFILE ? 'profile' : QUICK ? 'quick' : 'full',
+    mode: MODE,
     reps: REPS,
     servers: SERVERS,
     labels: SERVER_LABEL,
