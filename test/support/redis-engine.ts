@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { RedisConnection, type RedisConnectionOptions } from '../../src/engine/redis/redis-connection';
-import { redisCommand, type RedisServer } from './redis-server';
+import { redisCommand, startRedisServer, type RedisServer } from './redis-server';
 
 /** Helpers for the unit tests of the Redis engine (src/engine/redis/*.spec.ts). */
 
@@ -55,4 +55,54 @@ export function raw(redis: RedisServer, ...args: string[]): ReturnType<typeof re
 export function quietLogs(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (require('@nestjs/common') as typeof import('@nestjs/common')).Logger.overrideLogger(false);
+}
+
+/** What useRedisEngine gives a spec: read its fields inside hooks and tests, not at collection time. */
+export interface RedisEngineTestContext {
+  /** One redis-server for the whole describe block (started in beforeAll, stopped in afterAll). */
+  readonly redis: RedisServer;
+  /** A fresh pool (fresh key prefix) for each test; its connections are closed after the test. */
+  readonly pool: ConnectionPool;
+}
+
+export interface RedisEngineTestOptions {
+  /** Runs after each test, before the pool's connections are closed (close what was built on them). */
+  beforeClose?: () => void | Promise<void>;
+}
+
+/**
+ * The set-up shared by the Redis engine specs; call it once at the top of a describe block:
+ * quiet Nest logs and a real redis-server for the block, a new ConnectionPool for each test,
+ * and its connections closed after each test (after options.beforeClose).
+ */
+export function useRedisEngine(options: RedisEngineTestOptions = {}): RedisEngineTestContext {
+  let redis: RedisServer | undefined;
+  let pool: ConnectionPool | undefined;
+
+  beforeAll(async () => {
+    quietLogs();
+    redis = await startRedisServer();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  beforeEach(() => {
+    pool = new ConnectionPool(context.redis);
+  });
+  afterEach(async () => {
+    await options.beforeClose?.();
+    await context.pool.closeAll();
+  });
+
+  const context: RedisEngineTestContext = {
+    get redis(): RedisServer {
+      if (!redis) throw new Error('useRedisEngine: the redis-server is not started (use it inside hooks and tests)');
+      return redis;
+    },
+    get pool(): ConnectionPool {
+      if (!pool) throw new Error('useRedisEngine: no pool yet (use it inside tests and beforeEach/afterEach hooks)');
+      return pool;
+    },
+  };
+  return context;
 }

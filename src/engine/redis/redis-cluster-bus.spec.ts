@@ -1,31 +1,18 @@
-import { ConnectionPool, quietLogs, sleep, waitFor } from '../../../test/support/redis-engine';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server';
+import { sleep, useRedisEngine, waitFor } from '../../../test/support/redis-engine';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
 import type { BroadcastEvent, DeliveryRequest } from '../engine.ports';
 import { RedisClusterBus } from './redis-cluster-bus';
 
 describe('RedisClusterBus (real redis-server)', () => {
-  let redis: RedisServer;
-  let pool: ConnectionPool;
   const buses: RedisClusterBus[] = [];
-
-  beforeAll(async () => {
-    quietLogs();
-    redis = await startRedisServer();
-  });
-  afterAll(async () => {
-    await redis.stop();
-  });
-  beforeEach(() => {
-    pool = new ConnectionPool(redis);
-  });
-  afterEach(async () => {
-    for (const bus of buses.splice(0)) bus.close();
-    await pool.closeAll();
+  const env = useRedisEngine({
+    beforeClose: () => {
+      for (const bus of buses.splice(0)) bus.close();
+    },
   });
 
   async function bus(): Promise<RedisClusterBus> {
-    const connection = pool.create();
+    const connection = env.pool.create();
     const b = new RedisClusterBus(connection);
     buses.push(b);
     connection.start();
@@ -139,7 +126,7 @@ describe('RedisClusterBus (real redis-server)', () => {
     const gb = recordBroadcasts(b);
     b.onDeliver(async () => Status.SUCCESS);
     await expect(a.isHealthy()).resolves.toBe(true);
-    await redis.stop();
+    await env.redis.stop();
     try {
       await waitFor(async () => !(await a.isHealthy()), 2000, 'unhealthy');
       const started = Date.now();
@@ -147,7 +134,7 @@ describe('RedisClusterBus (real redis-server)', () => {
       await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 5000)).resolves.toBe(Status.ERROR);
       expect(Date.now() - started).toBeLessThan(1000);
     } finally {
-      await redis.start();
+      await env.redis.start();
     }
     await waitFor(() => a.isHealthy(), 5000, 'healthy again');
     await waitFor(() => b.isHealthy(), 5000, 'healthy again');
@@ -160,7 +147,7 @@ describe('RedisClusterBus (real redis-server)', () => {
   it('a hung Redis (SIGSTOP): unhealthy within the ping timeout, deliveries ERROR within their timeout', async () => {
     const [a, b] = [await bus(), await bus()];
     b.onDeliver(async () => Status.SUCCESS);
-    process.kill(redis.pid!, 'SIGSTOP');
+    process.kill(env.redis.pid!, 'SIGSTOP');
     try {
       let started = Date.now();
       await expect(a.isHealthy()).resolves.toBe(false);
@@ -170,7 +157,7 @@ describe('RedisClusterBus (real redis-server)', () => {
       await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 300)).resolves.toBe(Status.ERROR);
       expect(Date.now() - started).toBeLessThan(1000);
     } finally {
-      process.kill(redis.pid!, 'SIGCONT');
+      process.kill(env.redis.pid!, 'SIGCONT');
     }
     await waitFor(() => a.isHealthy(), 5000, 'healthy again');
   });

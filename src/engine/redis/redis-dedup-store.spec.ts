@@ -1,30 +1,16 @@
-import { ConnectionPool, quietLogs, raw, sleep } from '../../../test/support/redis-engine';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server';
+import { raw, sleep, useRedisEngine } from '../../../test/support/redis-engine';
 import { Status } from '../../protocol/protocol';
 import { DedupState } from '../engine.ports';
 import { RedisDedupStore } from './redis-dedup-store';
 
 describe('RedisDedupStore (real redis-server)', () => {
-  let redis: RedisServer;
-  let pool: ConnectionPool;
-
-  beforeAll(async () => {
-    quietLogs();
-    redis = await startRedisServer();
-  });
-  afterAll(async () => {
-    await redis.stop();
-  });
-  beforeEach(() => {
-    pool = new ConnectionPool(redis);
-  });
-  afterEach(() => pool.closeAll());
+  const env = useRedisEngine();
 
   /** Two stores on two connections: two nodes. */
   async function stores(windowMs = 60_000, pendingTtlMs = 5_000): Promise<[RedisDedupStore, RedisDedupStore]> {
     return [
-      new RedisDedupStore(await pool.connect(), { windowMs, pendingTtlMs }),
-      new RedisDedupStore(await pool.connect(), { windowMs, pendingTtlMs }),
+      new RedisDedupStore(await env.pool.connect(), { windowMs, pendingTtlMs }),
+      new RedisDedupStore(await env.pool.connect(), { windowMs, pendingTtlMs }),
     ];
   }
 
@@ -72,7 +58,7 @@ describe('RedisDedupStore (real redis-server)', () => {
     await a.reserve('alice', 'd');
     await a.settle('alice', 'd', Status.SUCCESS);
     await a.reserve('alice', 'p'); // its node "dies" before settling
-    const pttl = Number(await raw(redis, 'PTTL', `${pool.prefix}dedup:d:alice`));
+    const pttl = Number(await raw(env.redis, 'PTTL', `${env.pool.prefix}dedup:d:alice`));
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(300);
     await sleep(400);
@@ -92,13 +78,13 @@ describe('RedisDedupStore (real redis-server)', () => {
 
   it('rejects at once while Redis is down (the caller delivers without dedup)', async () => {
     const [a] = await stores();
-    await redis.stop();
+    await env.redis.stop();
     try {
       await expect(a.reserve('alice', 'm1')).rejects.toThrow();
       await expect(a.settle('alice', 'm1', Status.SUCCESS)).rejects.toThrow();
       await expect(a.outcome('alice', 'm1', 1000)).resolves.toBe(Status.ERROR);
     } finally {
-      await redis.start();
+      await env.redis.start();
     }
   });
 });

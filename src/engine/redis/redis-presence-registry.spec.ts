@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConnectionPool, quietLogs, raw, sleep, waitFor } from '../../../test/support/redis-engine';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server';
+import { raw, sleep, useRedisEngine, waitFor } from '../../../test/support/redis-engine';
 import type { UserProfile } from '../../protocol/protocol';
 import type { Session } from '../engine.ports';
 import type { RedisConnection } from './redis-connection';
@@ -27,28 +26,16 @@ interface Node {
 }
 
 describe('RedisPresenceRegistry (real redis-server)', () => {
-  let redis: RedisServer;
-  let pool: ConnectionPool;
   const registries: RedisPresenceRegistry[] = [];
-
-  beforeAll(async () => {
-    quietLogs();
-    redis = await startRedisServer();
-  });
-  afterAll(async () => {
-    await redis.stop();
-  });
-  beforeEach(() => {
-    pool = new ConnectionPool(redis);
-  });
-  afterEach(async () => {
-    for (const r of registries.splice(0)) await r.close();
-    await pool.closeAll();
+  const env = useRedisEngine({
+    beforeClose: async () => {
+      for (const r of registries.splice(0)) await r.close();
+    },
   });
 
   /** A node; `timers: false` leaves the heartbeat and the sweep to the test (a node that can "die"). */
   async function node(opts: { timers?: boolean; ttlMs?: number } = {}): Promise<Node> {
-    const connection = await pool.connect();
+    const connection = await env.pool.connect();
     const nodeId = randomUUID();
     const registry = new RedisPresenceRegistry(connection, nodeId, { ttlMs: opts.ttlMs ?? TTL, connectWaitMs: 200 });
     registries.push(registry);
@@ -129,7 +116,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
 
     expect((await a.registry.list()).map((p) => p.userId)).toEqual(['a1']);
     await expect(a.registry.claim(session(a, 'd1'))).resolves.toBe(true);
-    expect(await raw(redis, 'EXISTS', `${pool.prefix}swept:${dead.nodeId}`)).toBe(1);
+    expect(await raw(env.redis, 'EXISTS', `${env.pool.prefix}swept:${dead.nodeId}`)).toBe(1);
   });
 
   it('a live node is never swept, and never sweeps itself', async () => {
@@ -160,7 +147,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     const b = await node();
     await a.registry.claim(session(a, 'a1'));
     await b.registry.claim(session(b, 'b1'));
-    await raw(redis, 'FLUSHALL');
+    await raw(env.redis, 'FLUSHALL');
     expect(await a.registry.list()).toEqual([]);
     await waitFor(async () => (await a.registry.list()).length === 2, TTL, 're-registration');
     expect(a.restored).toEqual([]);
@@ -206,7 +193,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     const a = await node();
     const s = session(a, 'u1');
     await a.registry.claim(s);
-    await redis.stop();
+    await env.redis.stop();
     try {
       const started = Date.now();
       await expect(a.registry.claim(session(a, 'u2'))).rejects.toThrow();
@@ -217,7 +204,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
       const gone = session(a, 'u3');
       await expect(a.registry.release(gone)).rejects.toThrow();
     } finally {
-      await redis.start();
+      await env.redis.start();
     }
     await waitFor(async () => a.registry.isRegistered && (await a.registry.list()).length === 1, 3000, 'recovery');
     expect((await a.registry.list()).map((p) => p.userId)).toEqual(['u1']);
@@ -226,13 +213,13 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
 
   it('a hung Redis (SIGSTOP): a claim fails within the command timeout', async () => {
     const a = await node();
-    process.kill(redis.pid!, 'SIGSTOP');
+    process.kill(env.redis.pid!, 'SIGSTOP');
     try {
       const started = Date.now();
       await expect(a.registry.claim(session(a, 'u1'))).rejects.toThrow();
       expect(Date.now() - started).toBeLessThan(1500); // commandTimeoutMs is 500 here
     } finally {
-      process.kill(redis.pid!, 'SIGCONT');
+      process.kill(env.redis.pid!, 'SIGCONT');
     }
     await waitFor(async () => a.registry.isRegistered && (await a.registry.claim(session(a, 'u2'))), 3000, 'claims again');
   });
@@ -242,7 +229,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     const s = session(a, 'u1');
     await a.registry.claim(s);
     // Writes hang longer than the command timeout (500 ms): the release fails, Redis keeps the session.
-    await raw(redis, 'CLIENT', 'PAUSE', '800', 'WRITE');
+    await raw(env.redis, 'CLIENT', 'PAUSE', '800', 'WRITE');
     await expect(a.registry.release(s)).rejects.toThrow();
     await sleep(900);
     await waitFor(() => a.expired.length > 0, 3000, 'stale session reported');
@@ -257,7 +244,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     await b.registry.close();
     expect(b.expired).toEqual([['b1']]);
     expect(await a.registry.list()).toEqual([]);
-    expect(await raw(redis, 'EXISTS', `${pool.prefix}lease:${b.nodeId}`)).toBe(0);
-    expect(await raw(redis, 'SISMEMBER', `${pool.prefix}nodes`, b.nodeId)).toBe(0);
+    expect(await raw(env.redis, 'EXISTS', `${env.pool.prefix}lease:${b.nodeId}`)).toBe(0);
+    expect(await raw(env.redis, 'SISMEMBER', `${env.pool.prefix}nodes`, b.nodeId)).toBe(0);
   });
 });
