@@ -1,18 +1,11 @@
 /** Generated users for the bench: user i has the id "u<i>" and a random token. */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import type { UserProfile } from '../../../src/protocol/protocol';
 
 export interface BenchUser {
   token: string;
-  profile: {
-    userId: string;
-    nickname: string;
-    avatar: string;
-    language: string;
-    status: string;
-    lastOnline: string;
-    registerDate: string;
-  };
+  profile: UserProfile;
 }
 
 export function userId(index: number): string {

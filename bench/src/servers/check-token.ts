@@ -4,16 +4,10 @@
  * concurrent checks of one token share one request, and SUCCESS answers are cached (30 s).
  */
 import { Agent, request } from 'node:http';
+import type { UserProfile } from '../../../src/protocol/protocol';
 
-export interface Profile {
-  userId: string;
-  nickname: string;
-  avatar: string;
-  language: string;
-  status: string;
-  lastOnline: string;
-  registerDate: string;
-}
+/** The gateway's profile shape (the baseline servers answer with the same one). */
+export type Profile = UserProfile;
 
 export type Check = { outcome: 'valid'; profile: Profile } | { outcome: 'invalid' } | { outcome: 'unavailable' };
 
