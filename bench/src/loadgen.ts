@@ -346,7 +346,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function connect(from: number, to: number, concurrency: number, timeoutMs: number): Promise<ConnectResult> {
+async function connect(from: number, to: number, concurrency: number, timeoutMs: number, mark: () => Promise<void>): Promise<ConnectResult> {
+  await mark(); // re-bases the CPU snapshot here, and starts the CPU profile in --profile mode
   const start = performance.now();
   const framesBefore = sumPresence(online);
   const dupBefore = duplicates;
@@ -707,7 +708,7 @@ async function handle(command: LoadgenCommand): Promise<unknown> {
       bitsetBytes = Math.ceil(init.maxUsers / 8);
       return { pid: process.pid };
     case 'connect':
-      return connect(command.from, command.to, command.concurrency, command.timeoutMs);
+      return connect(command.from, command.to, command.concurrency, command.timeoutMs, mark);
     case 'broadcast':
       return broadcast(command.messages, command.window, command.timeoutMs, mark);
     case 'dialog':
