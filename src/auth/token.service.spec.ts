@@ -132,6 +132,15 @@ describe('TokenService', () => {
       expect(verify).toHaveBeenCalledTimes(2);
     });
 
+    it('hands out the verified profile frozen: it is shared by the cache and every login of the token', async () => {
+      verify.mockResolvedValue(valid('u1'));
+      const first = await service.verify('tok');
+      const second = await service.verify('tok');
+      if (first.outcome !== 'valid' || second.outcome !== 'valid') throw new Error('expected valid');
+      expect(second.profile).toBe(first.profile);
+      expect(Object.isFrozen(first.profile)).toBe(true);
+    });
+
     it('does not cache an invalid answer', async () => {
       verify.mockResolvedValueOnce(INVALID).mockResolvedValueOnce(valid('u1'));
       await expect(service.verify('tok')).resolves.toEqual(INVALID);

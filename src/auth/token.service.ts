@@ -89,6 +89,8 @@ export class TokenService {
     }
     if (this.circuitOpen) this.logger.log('authorization server answers again: circuit closed');
     this.consecutiveFailures = 0;
+    // A verified profile is shared from here on (cache, presence): a value, never changed in place.
+    if (check.outcome === 'valid') Object.freeze(check.profile);
     if (check.outcome === 'valid' && this.config.authCacheTtlMs > 0) {
       if (this.cache.size >= MAX_CACHE_ENTRIES) this.evictExpired();
       if (this.cache.size < MAX_CACHE_ENTRIES) {

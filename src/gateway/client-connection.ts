@@ -129,6 +129,10 @@ export class ClientConnection implements JoiningClient {
     else if (!this.write(frame, callback)) done(SendResult.FAILED);
   }
 
+  replaceProfile(profile: UserProfile): void {
+    this.profile = profile;
+  }
+
   beginJoin(profile: UserProfile): void {
     this.userId = profile.userId;
     this.profile = profile;

@@ -50,6 +50,14 @@ export class GatewayWsAdapter extends WsAdapter {
     // intentionally empty: see MessageRouter
   }
 
+  /**
+   * WsGateway has no handleDisconnect: it listens for 'close' on each socket itself. Nest's
+   * binding would keep one more closure and listener per connection, for nothing.
+   */
+  override bindClientDisconnect(): void {
+    // intentionally empty: see WsGateway.handleConnection
+  }
+
   /** Socket errors are handled per connection by WsGateway (with its connection id). */
   override bindErrorHandler(server: WebSocketServer): WebSocketServer {
     server.on('error', (err) => this.log.error(err));

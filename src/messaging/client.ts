@@ -38,6 +38,8 @@ export interface RegisteredConnection extends ClientHandle {
   readonly joined: boolean;
   /** Closes the connection with a close frame. */
   close(code: number, reason: string): void;
+  /** Replaces its user's profile (a new frozen value: profiles are never changed in place). */
+  replaceProfile(profile: UserProfile): void;
 }
 
 /** A frame as received: a JSON object with a string `type`. */

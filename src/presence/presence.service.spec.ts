@@ -114,6 +114,19 @@ describe('PresenceService', () => {
       }
     });
 
+    it('shares a frozen verified profile as is (no copy per login), and freezes a copy of any other', async () => {
+      const shared = Object.freeze(testProfile('alice'));
+      await service.join(client, shared);
+      expect(claim.mock.calls[0][0].profile).toBe(shared);
+      const other = new FakeClient('bob');
+      const mutable = testProfile('bob');
+      await service.join(other, mutable);
+      const claimed = claim.mock.calls[1][0].profile;
+      expect(claimed).not.toBe(mutable);
+      expect(claimed).toEqual(mutable);
+      expect(Object.isFrozen(claimed)).toBe(true);
+    });
+
     it('uses the saved avatar over the one the authorization server reported', async () => {
       avatarGet.mockResolvedValueOnce(SAVED_AVATAR);
       const verified = testProfile('alice');
@@ -263,8 +276,13 @@ describe('PresenceService', () => {
     it('patches the local connection\'s profile and the registry', async () => {
       const local = new FakeClient('alice');
       connectionsGet.mockReturnValueOnce(local);
+      const before = Object.freeze(testProfile('alice'));
+      local.profile = before;
       await service.updateProfile('alice', { avatar: SAVED_AVATAR });
       expect(local.profile).toEqual(testProfile('alice', { avatar: SAVED_AVATAR }));
+      expect(local.profile).not.toBe(before); // replaced, never changed in place
+      expect(before.avatar).toBe(testProfile('alice').avatar);
+      expect(Object.isFrozen(local.profile)).toBe(true);
       expect(registryUpdate).toHaveBeenCalledWith('alice', { avatar: SAVED_AVATAR });
     });
 

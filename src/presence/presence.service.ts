@@ -57,8 +57,9 @@ export class PresenceService implements OnModuleInit {
     let session: Session;
     try {
       const avatar = await this.avatars.get(verified.userId);
-      // A copy: the verified profile may be shared (token cache); this one changes with the avatar.
-      const profile = avatar ? { ...verified, avatar } : { ...verified };
+      // Profiles are values, never changed in place (updateProfile replaces them): the verified
+      // one (shared with the token cache) is used as is unless the stored avatar differs.
+      const profile = frozen(avatar ? { ...verified, avatar } : verified);
       session = { userId: profile.userId, nodeId: this.bus.nodeId, connId: client.id, profile };
       if (!client.isOpen) return JoinOutcome.CLOSED;
       if (!(await this.registry.claim(session))) return JoinOutcome.ALREADY_CONNECTED;
@@ -110,9 +111,14 @@ export class PresenceService implements OnModuleInit {
   /** Changes an online user's profile everywhere (for example a new avatar). */
   async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
     const local = this.connections.get(userId);
-    if (local) Object.assign(local.profile, patch);
+    if (local) local.replaceProfile(frozen({ ...local.profile, ...patch, userId }));
     await this.registry.updateProfile(userId, patch);
   }
+}
+
+/** The profile itself when it is already frozen, else a frozen copy. */
+function frozen(profile: UserProfile): UserProfile {
+  return Object.isFrozen(profile) ? profile : Object.freeze({ ...profile });
 }
 
 /**

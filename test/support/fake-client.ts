@@ -62,6 +62,10 @@ export class FakeClient implements JoiningClient {
     return this.sent.map((s) => JSON.parse(s) as unknown);
   }
 
+  replaceProfile(profile: UserProfile): void {
+    this.profile = profile;
+  }
+
   beginJoin(profile: UserProfile): void {
     this.events.push('beginJoin');
     this.userId = profile.userId;

@@ -7,7 +7,9 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
 
   async claim(session: Session): Promise<boolean> {
     if (this.sessions.has(session.userId)) return false;
-    this.sessions.set(session.userId, { ...session, profile: Object.freeze({ ...session.profile }) });
+    // A frozen profile is a value and is kept as is; any other is copied (the caller may change it).
+    const profile = Object.isFrozen(session.profile) ? session.profile : Object.freeze({ ...session.profile });
+    this.sessions.set(session.userId, { ...session, profile });
     return true;
   }
 
