@@ -90,6 +90,8 @@ export class ClientConnection implements JoiningClient {
   limiter?: RateLimiter;
   /** The WriteBatch turn in which this socket was last corked. */
   private corkedTurn = 0;
+  /** Bytes written to the socket since it was corked in the current turn (not backlog: they leave at the turn's end). */
+  private batchedBytes = 0;
 
   constructor(
     readonly socket: WebSocket,
@@ -118,7 +120,10 @@ export class ClientConnection implements JoiningClient {
     const batch = this.hooks.batch;
     if (batch && this.corkedTurn !== batch.turn && this.socket.readyState === OPEN) {
       const raw = (this.socket as unknown as { _socket?: Corkable })._socket;
-      if (raw) this.corkedTurn = batch.cork(raw, this.corkedTurn);
+      if (raw) {
+        this.corkedTurn = batch.cork(raw, this.corkedTurn);
+        this.batchedBytes = 0;
+      }
     }
     this.write(text, undefined, bytes);
   }
@@ -182,12 +187,17 @@ export class ClientConnection implements JoiningClient {
     if (socket.readyState !== OPEN || this.closeCode !== undefined) return false;
     // A slow consumer is one whose already-queued bytes exceed the limit: a single large frame
     // (an AUTH SUCCESS with thousands of users online) still goes through.
-    if (socket.bufferedAmount > this.hooks.sendBufferMaxBytes) {
+    // Frames corked in this turn (WriteBatch) are not a backlog: they leave at the end of the turn.
+    const batch = this.hooks.batch;
+    const corkedNow = batch !== undefined && this.corkedTurn === batch.turn;
+    if (socket.bufferedAmount - (corkedNow ? this.batchedBytes : 0) > this.hooks.sendBufferMaxBytes) {
       this.hooks.onSlowConsumer(this);
       return false;
     }
     if (bytes) socket.send(bytes, TEXT_FRAME, callback);
     else socket.send(data, callback);
+    // ws adds a frame header of at most 10 bytes (server frames are not masked).
+    if (corkedNow) this.batchedBytes += (bytes ? bytes.length : Buffer.byteLength(data)) + 10;
     this.hooks.countSent(outboundType(data));
     return true;
   }
