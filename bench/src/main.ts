@@ -81,18 +81,32 @@ type Step =
 const BROADCAST_WINDOW = 4;
 const msgsFor = (n: number, deliveries: number, min: number, max: number) => Math.max(min, Math.min(max, Math.round(deliveries / n)));
 
+/** The N ≤ 1000 steps, shared by the quick and the full plan (which differ only in these sizes). */
+function smallN(o: {
+  deliveries100: number;
+  deliveries1000: number;
+  maxMessages: number;
+  idleMs: number;
+  dialogMs: number;
+  warmupMs: number;
+  churnSize: number;
+  storms: number;
+}): Step[] {
+  return [
+    { kind: 'connect', to: 100, measure: false },
+    { kind: 'broadcast', messages: msgsFor(100, o.deliveries100, 20, o.maxMessages), window: BROADCAST_WINDOW },
+    { kind: 'connect', to: 1000, measure: true },
+    { kind: 'idle', ms: o.idleMs },
+    { kind: 'broadcast', messages: msgsFor(1000, o.deliveries1000, 20, o.maxMessages), window: BROADCAST_WINDOW },
+    { kind: 'dialog', rate: 1000, ms: o.dialogMs, warmupMs: o.warmupMs },
+    { kind: 'dialog', rate: 5000, ms: o.dialogMs, warmupMs: o.warmupMs },
+    { kind: 'churn', size: o.churnSize, storms: o.storms },
+  ];
+}
+
 function plan(): Step[] {
   if (QUICK) {
-    return [
-      { kind: 'connect', to: 100, measure: false },
-      { kind: 'broadcast', messages: msgsFor(100, 60_000, 20, 1000), window: BROADCAST_WINDOW },
-      { kind: 'connect', to: 1000, measure: true },
-      { kind: 'idle', ms: 1000 },
-      { kind: 'broadcast', messages: msgsFor(1000, 100_000, 20, 1000), window: BROADCAST_WINDOW },
-      { kind: 'dialog', rate: 1000, ms: 3000, warmupMs: 500 },
-      { kind: 'dialog', rate: 5000, ms: 3000, warmupMs: 500 },
-      { kind: 'churn', size: 50, storms: 2 },
-    ];
+    return smallN({ deliveries100: 60_000, deliveries1000: 100_000, maxMessages: 1000, idleMs: 1000, dialogMs: 3000, warmupMs: 500, churnSize: 50, storms: 2 });
   }
   if (PROFILE) {
     return [
@@ -102,14 +116,7 @@ function plan(): Step[] {
     ];
   }
   return [
-    { kind: 'connect', to: 100, measure: false },
-    { kind: 'broadcast', messages: msgsFor(100, 300_000, 20, 3000), window: BROADCAST_WINDOW },
-    { kind: 'connect', to: 1000, measure: true },
-    { kind: 'idle', ms: 2000 },
-    { kind: 'broadcast', messages: msgsFor(1000, 1_000_000, 20, 3000), window: BROADCAST_WINDOW },
-    { kind: 'dialog', rate: 1000, ms: 10_000, warmupMs: 1000 },
-    { kind: 'dialog', rate: 5000, ms: 10_000, warmupMs: 1000 },
-    { kind: 'churn', size: 100, storms: 5 },
+    ...smallN({ deliveries100: 300_000, deliveries1000: 1_000_000, maxMessages: 3000, idleMs: 2000, dialogMs: 10_000, warmupMs: 1000, churnSize: 100, storms: 5 }),
     { kind: 'connect', to: 5000, measure: false },
     { kind: 'broadcast', messages: msgsFor(5000, 1_500_000, 20, 3000), window: BROADCAST_WINDOW },
     { kind: 'connect', to: 10_000, measure: true },
