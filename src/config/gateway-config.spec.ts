@@ -86,6 +86,7 @@ describe('loadConfig', () => {
     expect(config.allowQueryToken).toBe(true);
     expect(config.chatMaxLength).toBe(10);
     expect(config.dedupWindowMs).toBe(0);
+    expect(loadConfig({ BROADCAST_BATCHING: 'false' }).broadcastBatching).toBe(false);
   });
 
   describe('bad values throw a ConfigError naming the variable', () => {
@@ -99,6 +100,7 @@ describe('loadConfig', () => {
       ['ALLOWED_ORIGINS with a path', { ALLOWED_ORIGINS: 'https://a.example, https://b.example/app' }, 'ALLOWED_ORIGINS'],
       ['REDIS_URL not redis://', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
       ['CHAT_MAX_LENGTH zero', { CHAT_MAX_LENGTH: '0' }, 'CHAT_MAX_LENGTH'],
+      ['BROADCAST_BATCHING not a boolean', { BROADCAST_BATCHING: 'sometimes' }, 'BROADCAST_BATCHING'],
     ])('%s', (_case, env, variable) => {
       const message = configErrorOf(env);
       expect(message).toContain(variable);

@@ -40,7 +40,7 @@ describe('ClientConnection slow-consumer check with broadcast batching', () => {
     return socket;
   }
 
-  function connection(socket: ReturnType<typeof fakeSocket>, batch: WriteBatch, drops: ClientConnection[]) {
+  function connection(socket: ReturnType<typeof fakeSocket>, batch: WriteBatch | undefined, drops: ClientConnection[]) {
     const hooks: ConnectionHooks = {
       sendBufferMaxBytes: 1000,
       rateLimitPerSec: 10,
@@ -66,6 +66,18 @@ describe('ClientConnection slow-consumer check with broadcast batching', () => {
     expect(drops).toEqual([]);
     expect(socket._socket.corked).toBe(1);
     scheduled.splice(0).forEach((fn) => fn()); // end of turn: the peer read nothing, all 4 KB stay queued
+    c.sendEncoded(frame, Buffer.from(frame));
+    expect(drops).toEqual([c]);
+  });
+
+  it('without a batch (BROADCAST_BATCHING=false) corks nothing and counts every queued byte', () => {
+    const socket = fakeSocket();
+    const drops: ClientConnection[] = [];
+    const c = connection(socket, undefined, drops);
+    const frame = `{"type":"CHAT_MESSAGE","m":"${'x'.repeat(400)}"}`;
+    for (let i = 0; i < 3; i++) c.sendEncoded(frame, Buffer.from(frame));
+    expect(socket._socket.corked).toBe(0);
+    expect(drops).toEqual([]); // two frames (~860 bytes) queued when the third was written: under the limit
     c.sendEncoded(frame, Buffer.from(frame));
     expect(drops).toEqual([c]);
   });
