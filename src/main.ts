@@ -19,8 +19,8 @@ async function main(): Promise<void> {
   const app = await createGatewayApp(config);
   const logger = app.get(Logger);
   process.on('unhandledRejection', (reason) => logger.error(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`, 'Main'));
-  await app.listen(config.port, config.host ?? '0.0.0.0');
-  logger.log(`chat gateway listening on port ${config.port}, WebSocket path ${config.wsPath}`, 'Main');
+  await app.listen(config.port, config.host);
+  logger.log(`chat gateway listening on ${config.host}:${config.port}, WebSocket path ${config.wsPath}`, 'Main');
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

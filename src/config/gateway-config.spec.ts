@@ -44,6 +44,18 @@ describe('loadConfig', () => {
       ['maxConnections', 10_000],
       ['presenceTtlMs', 15_000],
       ['shutdownDrainMs', 10_000],
+      ['duplicateProbeMs', 2000],
+      ['authTokenMaxBytes', 4096],
+      ['authInvalidCacheMs', 3000],
+      ['authMaxInFlight', 64],
+      ['preAuthMaxFrameBytes', 16_384],
+      ['maxMessageFrameBytes', 65_536],
+      ['maxJsonDepth', 32],
+      ['inboundQueueMaxBytes', 4_194_304],
+      ['avatarMaxPixels', 16_777_216],
+      ['avatarConcurrency', 2],
+      ['avatarSavesPerMinute', 6],
+      ['headersTimeoutMs', 5000],
     ])('%s defaults to %p', (key, expected) => {
       expect(config[key]).toStrictEqual(expected);
     });
@@ -54,6 +66,24 @@ describe('loadConfig', () => {
       expect(config.redisUrl).toBeUndefined();
       expect(config.production).toBe(false);
     });
+  });
+
+  describe('listen address', () => {
+    it('is 127.0.0.1 with the demo users (no AUTH_SERVER_URL) unless HOST is set', () => {
+      expect(loadConfig({})).toMatchObject({ host: '127.0.0.1', hostExplicit: false });
+      expect(loadConfig({ HOST: '' })).toMatchObject({ host: '127.0.0.1', hostExplicit: false });
+      expect(loadConfig({ HOST: '0.0.0.0' })).toMatchObject({ host: '0.0.0.0', hostExplicit: true });
+    });
+
+    it('is 0.0.0.0 with an authorization server', () => {
+      expect(loadConfig({ AUTH_SERVER_URL: 'http://auth:8081/' })).toMatchObject({ host: '0.0.0.0', hostExplicit: false });
+    });
+  });
+
+  it('never lets a per-type frame limit exceed MAX_FRAME_BYTES', () => {
+    const config = loadConfig({ MAX_FRAME_BYTES: '4096' });
+    expect(config.maxMessageFrameBytes).toBe(4096);
+    expect(config.preAuthMaxFrameBytes).toBe(4096);
   });
 
   it('derives PUBLIC_URL from PORT when PUBLIC_URL is not set', () => {

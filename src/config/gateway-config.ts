@@ -35,7 +35,7 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(0) @Max(65535)
   PORT = 8080;
 
-  @IsOptional() @IsString()
+  @Transform(emptyToUndefined) @IsOptional() @IsString()
   HOST?: string;
 
   @IsString() @Matches(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, { message: 'WS_PATH must be an absolute URL path such as /ws' })
@@ -123,6 +123,45 @@ export class EnvironmentDto {
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL?: string;
 
+  @Transform(toInt) @IsInt() @Min(1) @Max(60_000)
+  DUPLICATE_PROBE_MS = 2000;
+
+  @Transform(toInt) @IsInt() @Min(16) @Max(1024 * 1024)
+  AUTH_TOKEN_MAX_BYTES = 4096;
+
+  /** How long an "invalid token" answer (error "2") may be reused for the same token. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  AUTH_INVALID_CACHE_MS = 3000;
+
+  /** CHECK_TOKEN requests in flight at once; more wait their turn (within AUTH_TIMEOUT_MS). */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  AUTH_MAX_IN_FLIGHT = 64;
+
+  @Transform(toInt) @IsInt() @Min(256) @Max(256 * 1024 * 1024)
+  PRE_AUTH_MAX_FRAME_BYTES = 16_384;
+
+  @Transform(toInt) @IsInt() @Min(1024) @Max(256 * 1024 * 1024)
+  MAX_MESSAGE_FRAME_BYTES = 65_536;
+
+  @Transform(toInt) @IsInt() @Min(2) @Max(10_000)
+  MAX_JSON_DEPTH = 32;
+
+  @Transform(toInt) @IsInt() @Min(1024) @Max(1024 * 1024 * 1024)
+  INBOUND_QUEUE_MAX_BYTES = 4_194_304;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000_000)
+  AVATAR_MAX_PIXELS = 16_777_216;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  AVATAR_CONCURRENCY = 2;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  AVATAR_SAVES_PER_MINUTE = 6;
+
+  /** An HTTP request (an upgrade included) whose headers have not all arrived by then is dropped. */
+  @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
+  HEADERS_TIMEOUT_MS = 5000;
+
   /** Serve the demo chat page at GET / (src/web). */
   @Transform(toBool) @IsBoolean()
   DEMO_PAGE = true;
@@ -132,7 +171,10 @@ export class EnvironmentDto {
 export interface GatewayConfig {
   production: boolean;
   port: number;
-  host?: string;
+  /** Listen address: HOST, else 127.0.0.1 with the demo users (no AUTH_SERVER_URL), else 0.0.0.0. */
+  host: string;
+  /** HOST was set explicitly. */
+  hostExplicit: boolean;
   wsPath: string;
   publicUrl: string;
   authServerUrl?: string;
@@ -161,6 +203,19 @@ export interface GatewayConfig {
   shutdownDrainMs: number;
   logLevel: string;
   demoPage: boolean;
+  duplicateProbeMs: number;
+  authTokenMaxBytes: number;
+  authInvalidCacheMs: number;
+  authMaxInFlight: number;
+  preAuthMaxFrameBytes: number;
+  /** The largest frame of any type but SAVE_AVATAR (never above maxFrameBytes). */
+  maxMessageFrameBytes: number;
+  maxJsonDepth: number;
+  inboundQueueMaxBytes: number;
+  avatarMaxPixels: number;
+  avatarConcurrency: number;
+  avatarSavesPerMinute: number;
+  headersTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -197,7 +252,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   return {
     production,
     port: dto.PORT,
-    host: dto.HOST,
+    // The demo users' tokens are public: without an authorization server, only this machine may log in.
+    host: dto.HOST ?? (dto.AUTH_SERVER_URL ? '0.0.0.0' : '127.0.0.1'),
+    hostExplicit: dto.HOST !== undefined,
     wsPath: dto.WS_PATH,
     publicUrl: (dto.PUBLIC_URL ?? `http://localhost:${dto.PORT}`).replace(/\/+$/, ''),
     authServerUrl: dto.AUTH_SERVER_URL,
@@ -226,6 +283,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     shutdownDrainMs: dto.SHUTDOWN_DRAIN_MS,
     logLevel: dto.LOG_LEVEL ?? (dto.NODE_ENV === 'test' ? 'warn' : 'info'),
     demoPage: dto.DEMO_PAGE,
+    duplicateProbeMs: dto.DUPLICATE_PROBE_MS,
+    authTokenMaxBytes: dto.AUTH_TOKEN_MAX_BYTES,
+    authInvalidCacheMs: dto.AUTH_INVALID_CACHE_MS,
+    authMaxInFlight: dto.AUTH_MAX_IN_FLIGHT,
+    preAuthMaxFrameBytes: Math.min(dto.PRE_AUTH_MAX_FRAME_BYTES, maxFrameBytes),
+    maxMessageFrameBytes: Math.min(dto.MAX_MESSAGE_FRAME_BYTES, maxFrameBytes),
+    maxJsonDepth: dto.MAX_JSON_DEPTH,
+    inboundQueueMaxBytes: dto.INBOUND_QUEUE_MAX_BYTES,
+    avatarMaxPixels: dto.AVATAR_MAX_PIXELS,
+    avatarConcurrency: dto.AVATAR_CONCURRENCY,
+    avatarSavesPerMinute: dto.AVATAR_SAVES_PER_MINUTE,
+    headersTimeoutMs: dto.HEADERS_TIMEOUT_MS,
   };
 }
 

@@ -36,6 +36,7 @@ export enum AvatarErrorCode {
   TOO_LARGE = '1',
   INVALID_IMAGE = '2',
   STORE_FAILED = '3',
+  TOO_MANY_UPLOADS = '4',
 }
 
 /** errorCode of ERROR_MESSAGE. */
