@@ -5,13 +5,19 @@ import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { Status, toProfile } from '../protocol/protocol';
 import type { TokenCheck, TokenVerifier } from './token-verifier';
 
-const INVALID_TOKEN_STATUSES = new Set([401, 403, 404]);
+/** The 4xx statuses that say "not now" rather than "not this request": they mean unavailable. */
+const RETRYABLE_CLIENT_ERRORS: ReadonlySet<number> = new Set([408, 429]);
 const MAX_REPLY_BYTES = 64 * 1024;
 
 /**
  * CHECK_TOKEN over HTTP: POST {"type":"CHECK_TOKEN","authToken":...} to AUTH_SERVER_URL.
- * 200 SUCCESS with a userId is a valid token; 200 ERROR, 401, 403 and 404 an invalid one;
- * anything else (timeout, refused, 5xx, 3xx, other 4xx, a body of another shape) is "unavailable".
+ * 200 SUCCESS with a userId is a valid token; 200 ERROR, and any 4xx but 408 and 429 (the server
+ * refused this very request: 400, 401, 403, 404, 413...), an invalid one; anything else (timeout,
+ * refused, 5xx, 3xx, 408, 429, a 200 body of another shape) is "unavailable".
+ *
+ * The split matters beyond the error code: only "unavailable" counts toward the circuit breaker,
+ * and what a client controls (the token, its size) must not be able to open it. A 4xx is the
+ * authorization server answering about the request the client's token made.
  */
 @Injectable()
 export class HttpTokenVerifier implements TokenVerifier {
@@ -57,7 +63,7 @@ export class HttpTokenVerifier implements TokenVerifier {
 
 /** Classifies an authorization server's reply (exported for unit tests). */
 export function classifyReply(status: number, body: string): TokenCheck {
-  if (INVALID_TOKEN_STATUSES.has(status)) return { outcome: 'invalid' };
+  if (status >= 400 && status <= 499 && !RETRYABLE_CLIENT_ERRORS.has(status)) return { outcome: 'invalid' };
   if (status !== 200) return { outcome: 'unavailable', reason: `HTTP ${status}` };
   let reply: unknown;
   try {
