@@ -6,6 +6,8 @@ import { CLUSTER_BUS, DEDUP_STORE, PRESENCE_REGISTRY } from './engine.ports';
 import { MemoryClusterBus } from './memory/memory-cluster-bus';
 import { MemoryDedupStore } from './memory/memory-dedup-store';
 import { MemoryPresenceRegistry } from './memory/memory-presence-registry';
+import { MemoryQuotaStore } from './memory/memory-quota-store';
+import { QUOTA_STORE } from './quota-store';
 import { RedisEngine } from './redis/redis-engine';
 
 /**
@@ -20,7 +22,7 @@ export class EngineModule {
     return {
       module: EngineModule,
       providers: config.redisUrl ? redisProviders(config) : memoryProviders(config),
-      exports: [CLUSTER_BUS, PRESENCE_REGISTRY, DEDUP_STORE, AVATAR_INDEX],
+      exports: [CLUSTER_BUS, PRESENCE_REGISTRY, DEDUP_STORE, AVATAR_INDEX, QUOTA_STORE],
     };
   }
 }
@@ -30,6 +32,7 @@ function memoryProviders(config: GatewayConfig): Provider[] {
     { provide: CLUSTER_BUS, useFactory: () => new MemoryClusterBus() },
     { provide: PRESENCE_REGISTRY, useFactory: () => new MemoryPresenceRegistry() },
     { provide: DEDUP_STORE, useFactory: () => new MemoryDedupStore(config.dedupWindowMs) },
+    { provide: QUOTA_STORE, useFactory: () => new MemoryQuotaStore() },
     {
       provide: AVATAR_INDEX,
       useFactory: async () => {
@@ -50,5 +53,6 @@ function redisProviders(config: GatewayConfig): Provider[] {
     { provide: PRESENCE_REGISTRY, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.presence },
     { provide: DEDUP_STORE, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.dedup },
     { provide: AVATAR_INDEX, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.avatars },
+    { provide: QUOTA_STORE, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.quotas },
   ];
 }

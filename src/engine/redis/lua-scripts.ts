@@ -227,3 +227,33 @@ redis.call('SET', KEYS[1], 'P', 'PX', ARGV[1])
 return 'N'
 `,
 );
+
+/**
+ * Sliding-window quota on a sorted set of attempt times.
+ * KEYS: the quota's key    ARGV: nowMs, windowMs, limit, a member unique to this attempt
+ * Drops the attempts at or before now - windowMs; when `limit` remain, returns 0 (not counted);
+ * else counts this one, keeps the key for windowMs after it, and returns 1.
+ */
+export const QUOTA_TAKE = new LuaScript(
+  'quota-take',
+  `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`,
+);
+
+/**
+ * Avatar index get-and-set. KEYS: avatars    ARGV: userId, url
+ * Returns the URL the user had in the hash (nil when none), after setting the new one.
+ */
+export const AVATAR_SWAP = new LuaScript(
+  'avatar-swap',
+  `
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return previous
+`,
+);

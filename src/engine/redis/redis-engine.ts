@@ -6,12 +6,13 @@ import { RedisClusterBus } from './redis-cluster-bus';
 import { RedisConnection } from './redis-connection';
 import { RedisDedupStore } from './redis-dedup-store';
 import { RedisPresenceRegistry } from './redis-presence-registry';
+import { RedisQuotaStore } from './redis-quota-store';
 
 /** Bound on one Redis command: a hung Redis fails calls after this long. */
 export const REDIS_COMMAND_TIMEOUT_MS = 2000;
 
 /**
- * The cluster engine of one node: its Redis connections and the four ports built on them.
+ * The cluster engine of one node: its Redis connections and the ports built on them.
  * Nothing here waits for Redis at boot: the node starts, is not ready, and joins once Redis
  * answers. On shutdown (after the gateway has closed its connections: this is a global module,
  * so its hooks run last) the node leaves the registry and closes its connections.
@@ -23,6 +24,7 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
   readonly presence: RedisPresenceRegistry;
   readonly dedup: RedisDedupStore;
   readonly avatars: RedisAvatarIndex;
+  readonly quotas: RedisQuotaStore;
   private started = false;
   private closing?: Promise<void>;
 
@@ -38,6 +40,7 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
       pendingTtlMs: config.deliveryTimeoutMs + 2 * REDIS_COMMAND_TIMEOUT_MS + 1000,
     });
     this.avatars = new RedisAvatarIndex(this.connection, config.avatarDir);
+    this.quotas = new RedisQuotaStore(this.connection);
   }
 
   /** Connects in the background and starts the heartbeat; idempotent. */

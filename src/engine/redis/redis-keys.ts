@@ -8,6 +8,7 @@
  *   <p>swept:<nodeId>         string tombstone: that node's sessions were swept (DISCONNECTs went out)
  *   <p>dedup:<msgId>:<sender> string P (pending) | D (delivered) | S (succeeded, not remembered)
  *   <p>avatars                hash   userId -> avatar URL
+ *   <p>quota:<key>            zset   attempt times of a quota (sliding window), PX the window
  *
  *   channel <p>bc             broadcasts (CHAT, presence, avatar updates), every node
  *   channel <p>node:<nodeId>  deliveries to that node and the replies to its own deliveries
@@ -47,6 +48,10 @@ export class RedisKeys {
 
   get avatars(): string {
     return `${this.prefix}avatars`;
+  }
+
+  quota(key: string): string {
+    return `${this.prefix}quota:${key}`;
   }
 
   get broadcastChannel(): string {
