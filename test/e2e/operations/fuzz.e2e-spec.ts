@@ -30,8 +30,13 @@ const DIALOG_MAX_BYTES = 200;
 const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const DEMO_TOKENS = new Set(['alice-token', 'bob-token', 'carol-token', 'dave-token']);
 const NUM_RUNS = 200;
-/** Bounds one property, shrinking included, so that a failure cannot run away with the suite. */
-const FC_OPTIONS = { numRuns: NUM_RUNS, interruptAfterTimeLimit: 20_000, markInterruptAsFailure: false };
+/**
+ * Bounds one property, shrinking included, so that a failure cannot run away with the suite. A
+ * property cut short by the limit fails (`markInterruptAsFailure`): without it fast-check reports
+ * success after any single passing run, so a slow or stuck gateway would pass with a fraction of
+ * `numRuns` checked.
+ */
+const FC_OPTIONS = { numRuns: NUM_RUNS, interruptAfterTimeLimit: 20_000, markInterruptAsFailure: true };
 
 const scope = new Scope();
 let gw: TestGateway;
