@@ -4,7 +4,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { GatewayConfig } from '../config/gateway-config';
 import type { MetricsService } from '../observability/metrics.service';
 import type { UserProfile } from '../protocol/protocol';
-import { TokenService } from './token.service';
+import { MAX_INVALID_ENTRIES, TokenService } from './token.service';
 import type { TokenCheck, TokenVerifier } from './token-verifier';
 
 interface Deferred<T> {
@@ -39,6 +39,16 @@ const DOWN: TokenCheck = { outcome: 'unavailable', reason: 'HTTP 503' };
 const TTL = 30_000;
 const THRESHOLD = 3;
 const COOLDOWN = 5_000;
+const INVALID_TTL = 3_000;
+const MAX_BYTES = 64;
+const AUTH_TIMEOUT = 3_000;
+const OVERLOADED: TokenCheck = { outcome: 'unavailable', reason: 'overloaded' };
+const CIRCUIT_OPEN: TokenCheck = { outcome: 'unavailable', reason: 'circuit open' };
+
+/** Lets every pending promise callback run (a slot handed over resumes its check in a microtask). */
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+};
 
 describe('TokenService', () => {
   let clock: number;
@@ -52,7 +62,16 @@ describe('TokenService', () => {
 
   function create(overrides: Partial<GatewayConfig> = {}): TokenService {
     const config = strictMock<GatewayConfig>(
-      { authCacheTtlMs: TTL, authBreakerThreshold: THRESHOLD, authBreakerCooldownMs: COOLDOWN, ...overrides },
+      {
+        authCacheTtlMs: TTL,
+        authBreakerThreshold: THRESHOLD,
+        authBreakerCooldownMs: COOLDOWN,
+        authTokenMaxBytes: MAX_BYTES,
+        authInvalidCacheMs: INVALID_TTL,
+        authMaxInFlight: 64,
+        authTimeoutMs: AUTH_TIMEOUT,
+        ...overrides,
+      },
       'config',
     );
     const verifier = strictMock<TokenVerifier>({ verify }, 'verifier');
@@ -100,14 +119,30 @@ describe('TokenService', () => {
       expect(verify).toHaveBeenCalledTimes(1);
     });
 
-    it('shares an invalid answer too, but asks again afterwards', async () => {
+    it('shares an invalid answer too, and asks again once its reuse has expired', async () => {
       const answer = deferred<TokenCheck>();
       verify.mockReturnValueOnce(answer.promise).mockResolvedValueOnce(INVALID);
       const both = Promise.all([service.verify('bad'), service.verify('bad')]);
       answer.resolve(INVALID);
       await expect(both).resolves.toEqual([INVALID, INVALID]);
+      expect(verify).toHaveBeenCalledTimes(1);
+      clock += INVALID_TTL;
       await expect(service.verify('bad')).resolves.toEqual(INVALID);
       expect(verify).toHaveBeenCalledTimes(2);
+    });
+
+    it('shares the wait for a slot too: concurrent checks of a queued token make one request', async () => {
+      service = create({ authMaxInFlight: 1 });
+      const first = deferred<TokenCheck>();
+      verify.mockReturnValueOnce(first.promise).mockResolvedValueOnce(valid('u2'));
+      const busy = service.verify('tok-1');
+      const queued = [service.verify('tok-2'), service.verify('tok-2'), service.verify('tok-2')];
+      expect(verify).toHaveBeenCalledTimes(1);
+      first.resolve(valid('u1'));
+      await expect(busy).resolves.toEqual(valid('u1'));
+      await expect(Promise.all(queued)).resolves.toEqual([valid('u2'), valid('u2'), valid('u2')]);
+      expect(verify).toHaveBeenCalledTimes(2);
+      expect(verify).toHaveBeenLastCalledWith('tok-2');
     });
 
     it('makes separate calls for different tokens', async () => {
@@ -141,18 +176,22 @@ describe('TokenService', () => {
       expect(Object.isFrozen(first.profile)).toBe(true);
     });
 
-    it('does not cache an invalid answer', async () => {
+    it('does not cache an invalid answer in the SUCCESS cache, nor when AUTH_INVALID_CACHE_MS=0', async () => {
+      service = create({ authInvalidCacheMs: 0 });
       verify.mockResolvedValueOnce(INVALID).mockResolvedValueOnce(valid('u1'));
       await expect(service.verify('tok')).resolves.toEqual(INVALID);
       await expect(service.verify('tok')).resolves.toEqual(valid('u1'));
       expect(verify).toHaveBeenCalledTimes(2);
+      expect((service as unknown as { invalidCache: Map<string, unknown> }).invalidCache.size).toBe(0);
     });
 
-    it('does not cache an unavailable answer', async () => {
-      verify.mockResolvedValueOnce(DOWN).mockResolvedValueOnce(valid('u1'));
+    it('does not cache an unavailable answer (neither cache)', async () => {
+      verify.mockResolvedValueOnce(DOWN).mockResolvedValueOnce(DOWN).mockResolvedValueOnce(valid('u1'));
+      await expect(service.verify('tok')).resolves.toEqual(DOWN);
       await expect(service.verify('tok')).resolves.toEqual(DOWN);
       await expect(service.verify('tok')).resolves.toEqual(valid('u1'));
-      expect(verify).toHaveBeenCalledTimes(2);
+      expect(verify).toHaveBeenCalledTimes(3);
+      expect(counted()).toEqual(['unavailable', 'unavailable', 'valid']);
     });
 
     it('caches nothing when AUTH_CACHE_TTL_MS=0', async () => {
@@ -175,7 +214,11 @@ describe('TokenService', () => {
       await pending;
       const cacheKeys = [...(service as unknown as { cache: Map<string, unknown> }).cache.keys()];
       expect(cacheKeys).toHaveLength(1);
-      for (const key of [...inFlightKeys, ...cacheKeys]) {
+      verify.mockResolvedValueOnce(INVALID);
+      await service.verify(`${token}-revoked`);
+      const invalidKeys = [...(service as unknown as { invalidCache: Map<string, unknown> }).invalidCache.keys()];
+      expect(invalidKeys).toHaveLength(1);
+      for (const key of [...inFlightKeys, ...cacheKeys, ...invalidKeys]) {
         expect(key).not.toContain(token);
         expect(token).not.toContain(key);
       }
@@ -322,6 +365,303 @@ describe('TokenService', () => {
       const check = await service.verify('abc');
       expect(check.outcome).toBe('unavailable');
       expect(JSON.stringify(check)).not.toContain('leaked');
+    });
+  });
+
+  describe('token length (AUTH_TOKEN_MAX_BYTES, in UTF-8 bytes)', () => {
+    /** Asserts that `token` was refused as invalid without any request and without entering a cache. */
+    async function refusedUnasked(token: string): Promise<void> {
+      await expect(service.verify(token)).resolves.toEqual(INVALID);
+      expect(verify).not.toHaveBeenCalled();
+      expect(stopTimer).not.toHaveBeenCalled();
+      const internals = service as unknown as { inFlight: Map<string, unknown>; invalidCache: Map<string, unknown> };
+      expect(internals.inFlight.size).toBe(0);
+      expect(internals.invalidCache.size).toBe(0);
+    }
+
+    it('a token of exactly AUTH_TOKEN_MAX_BYTES is checked; one byte more is invalid without a request', async () => {
+      verify.mockResolvedValue(valid('u1'));
+      const atLimit = 'a'.repeat(MAX_BYTES);
+      await expect(service.verify(atLimit)).resolves.toEqual(valid('u1'));
+      expect(verify).toHaveBeenCalledWith(atLimit);
+      verify.mockClear();
+      stopTimer.mockClear();
+      authChecksInc.mockClear();
+      await refusedUnasked(`${atLimit}a`);
+      expect(counted()).toEqual(['too_long']);
+    });
+
+    it.each([
+      ['2-byte', 'é', 2],
+      ['3-byte', '€', 3],
+      ['4-byte (a surrogate pair, two UTF-16 units)', '😀', 4],
+    ])('counts bytes, not characters: %s characters', async (_what, char, bytes) => {
+      const fits = char.repeat(MAX_BYTES / bytes) + 'x'.repeat(MAX_BYTES % bytes);
+      expect(Buffer.byteLength(fits, 'utf8')).toBe(MAX_BYTES);
+      verify.mockResolvedValue(INVALID);
+      await expect(service.verify(fits)).resolves.toEqual(INVALID);
+      expect(verify).toHaveBeenCalledTimes(1);
+      verify.mockClear();
+      stopTimer.mockClear();
+      service = create();
+      const over = `${fits}x`;
+      expect(over.length).toBeLessThan(MAX_BYTES); // fewer characters than the limit, more bytes
+      expect(Buffer.byteLength(over, 'utf8')).toBe(MAX_BYTES + 1);
+      await refusedUnasked(over);
+    });
+
+    it('a token far over the limit (1 MB) is refused the same way', async () => {
+      await refusedUnasked('t'.repeat(1024 * 1024));
+      expect(counted()).toEqual(['too_long']);
+    });
+
+    it('is checked before the circuit breaker: an oversized token is "invalid" even while the circuit is open', async () => {
+      await openCircuit();
+      authChecksInc.mockClear();
+      await expect(service.verify('z'.repeat(MAX_BYTES + 1))).resolves.toEqual(INVALID);
+      expect(counted()).toEqual(['too_long']);
+    });
+  });
+
+  describe('invalid answers (AUTH_INVALID_CACHE_MS)', () => {
+    it('reuses an invalid answer for AUTH_INVALID_CACHE_MS and not beyond', async () => {
+      verify.mockResolvedValue(INVALID);
+      await expect(service.verify('bad')).resolves.toEqual(INVALID);
+      for (let i = 0; i < 19; i++) {
+        clock += 100;
+        await expect(service.verify('bad')).resolves.toEqual(INVALID);
+      }
+      clock = 1_000_000 + INVALID_TTL - 1;
+      await expect(service.verify('bad')).resolves.toEqual(INVALID);
+      expect(verify).toHaveBeenCalledTimes(1);
+      clock += 1;
+      await expect(service.verify('bad')).resolves.toEqual(INVALID);
+      expect(verify).toHaveBeenCalledTimes(2);
+      expect(counted()).toEqual(['invalid', ...Array<string>(20).fill('invalid_cached'), 'invalid']);
+      expect(stopTimer).toHaveBeenCalledTimes(2);
+    });
+
+    it('once expired, the server decides again: a token that became valid logs in', async () => {
+      verify.mockResolvedValueOnce(INVALID).mockResolvedValueOnce(valid('u1'));
+      await service.verify('fresh');
+      clock += INVALID_TTL;
+      await expect(service.verify('fresh')).resolves.toEqual(valid('u1'));
+      clock += 1;
+      await expect(service.verify('fresh')).resolves.toEqual(valid('u1')); // now from the SUCCESS cache
+      expect(verify).toHaveBeenCalledTimes(2);
+    });
+
+    it('reuses only the answer for that token: another token is still asked', async () => {
+      verify.mockResolvedValueOnce(INVALID).mockResolvedValueOnce(valid('u1'));
+      await service.verify('bad');
+      await expect(service.verify('good')).resolves.toEqual(valid('u1'));
+      expect(verify).toHaveBeenCalledTimes(2);
+    });
+
+    it('answers a remembered invalid token while the circuit is open (from the cache, no request)', async () => {
+      verify.mockResolvedValueOnce(INVALID);
+      await service.verify('bad');
+      await openCircuit();
+      authChecksInc.mockClear();
+      await expect(service.verify('bad')).resolves.toEqual(INVALID);
+      expect(verify).not.toHaveBeenCalled();
+      expect(counted()).toEqual(['invalid_cached']);
+    });
+
+    it(`keeps at most ${MAX_INVALID_ENTRIES} remembered answers: a flood of random tokens does not grow memory`, async () => {
+      verify.mockResolvedValue(INVALID);
+      const size = () => (service as unknown as { invalidCache: Map<string, unknown> }).invalidCache.size;
+      for (let i = 0; i < MAX_INVALID_ENTRIES + 50; i++) await service.verify(`random-${i}`);
+      expect(size()).toBeLessThanOrEqual(MAX_INVALID_ENTRIES);
+      expect(size()).toBeGreaterThan(MAX_INVALID_ENTRIES / 2);
+      // The newest answers are the ones kept.
+      verify.mockClear();
+      await service.verify(`random-${MAX_INVALID_ENTRIES + 49}`);
+      expect(verify).not.toHaveBeenCalled();
+      // Expired answers are swept as new ones come: memory shrinks once a flood is over.
+      clock += INVALID_TTL;
+      await service.verify('one-more');
+      expect(size()).toBe(1);
+    });
+  });
+
+  describe('invalid outcomes never open the circuit', () => {
+    it('no number of invalid, oversized or remembered-invalid tokens opens it', async () => {
+      verify.mockResolvedValue(INVALID);
+      for (let i = 0; i < THRESHOLD * 4; i++) {
+        await expect(service.verify(`bad-${i}`)).resolves.toEqual(INVALID);
+        await expect(service.verify(`bad-${i}`)).resolves.toEqual(INVALID);
+        await expect(service.verify('x'.repeat(MAX_BYTES + 1 + i))).resolves.toEqual(INVALID);
+      }
+      expect(service.circuitOpen).toBe(false);
+      expect(verify).toHaveBeenCalledTimes(THRESHOLD * 4);
+      verify.mockResolvedValue(valid('u1'));
+      await expect(service.verify('good')).resolves.toEqual(valid('u1'));
+    });
+
+    it('the same series of answers as "unavailable" does open it (the threshold is live)', async () => {
+      verify.mockResolvedValue(DOWN);
+      for (let i = 0; i < THRESHOLD; i++) await service.verify(`bad-${i}`);
+      expect(service.circuitOpen).toBe(true);
+    });
+  });
+
+  describe('CHECK_TOKEN requests in flight (AUTH_MAX_IN_FLIGHT)', () => {
+    const MAX = 2;
+    let answers: Map<string, Deferred<TokenCheck>>;
+    const pendingTimers = () => jest.getTimerCount();
+    const waitingCount = () => (service as unknown as { waiting: Set<unknown> }).waiting.size;
+
+    /** Tracks whether a promise has settled, without awaiting it. */
+    function watch<T>(promise: Promise<T>): { settled: boolean; value?: T } {
+      const state: { settled: boolean; value?: T } = { settled: false };
+      void promise.then((value) => {
+        state.settled = true;
+        state.value = value;
+      });
+      return state;
+    }
+
+    beforeEach(() => {
+      jest.useFakeTimers();
+      service = create({ authMaxInFlight: MAX });
+      answers = new Map();
+      // Every request hangs until the test answers it through `answers`.
+      verify.mockImplementation((token) => {
+        const d = deferred<TokenCheck>();
+        answers.set(token, d);
+        return d.promise;
+      });
+    });
+    afterEach(() => jest.useRealTimers());
+
+    it('the N+1th check waits; it gets the slot as soon as one frees, oldest first', async () => {
+      const a = service.verify('a');
+      const b = service.verify('b');
+      const c = watch(service.verify('c'));
+      const d = watch(service.verify('d'));
+      await flush();
+      expect(verify.mock.calls.map(([t]) => t)).toEqual(['a', 'b']);
+      expect(waitingCount()).toBe(2);
+
+      answers.get('b')!.resolve(INVALID);
+      await expect(b).resolves.toEqual(INVALID);
+      await flush();
+      expect(verify.mock.calls.map(([t]) => t)).toEqual(['a', 'b', 'c']);
+      expect(c.settled).toBe(false);
+
+      answers.get('a')!.resolve(valid('u1'));
+      await expect(a).resolves.toEqual(valid('u1'));
+      await flush();
+      expect(verify.mock.calls.map(([t]) => t)).toEqual(['a', 'b', 'c', 'd']);
+      answers.get('c')!.resolve(valid('u3'));
+      answers.get('d')!.resolve(INVALID);
+      await flush();
+      expect(c).toEqual({ settled: true, value: valid('u3') });
+      expect(d).toEqual({ settled: true, value: INVALID });
+      expect(waitingCount()).toBe(0);
+      expect(pendingTimers()).toBe(0); // the waits' timers were cleared when they got their slot
+    });
+
+    it('never has more than AUTH_MAX_IN_FLIGHT requests outstanding, whatever the load', async () => {
+      let outstanding = 0;
+      let peak = 0;
+      verify.mockImplementation(async () => {
+        outstanding++;
+        peak = Math.max(peak, outstanding);
+        await Promise.resolve();
+        outstanding--;
+        return INVALID;
+      });
+      const all = Promise.all(Array.from({ length: 50 }, (_, i) => service.verify(`flood-${i}`)));
+      await flush();
+      await expect(all).resolves.toHaveLength(50);
+      expect(verify).toHaveBeenCalledTimes(50);
+      expect(peak).toBe(MAX);
+    });
+
+    it('a check that got no slot within AUTH_TIMEOUT_MS is "unavailable" (overloaded), without any request', async () => {
+      void service.verify('a');
+      void service.verify('b');
+      const late = watch(service.verify('late'));
+      await flush();
+      jest.advanceTimersByTime(AUTH_TIMEOUT - 1);
+      await flush();
+      expect(late.settled).toBe(false);
+      jest.advanceTimersByTime(1);
+      await flush();
+      expect(late).toEqual({ settled: true, value: OVERLOADED });
+      expect(verify.mock.calls.map(([t]) => t)).toEqual(['a', 'b']);
+      expect(counted()).toEqual(['overloaded']);
+      expect(waitingCount()).toBe(0);
+      expect(stopTimer).not.toHaveBeenCalled();
+      // Not remembered: once a slot is free, the same token is asked.
+      answers.get('a')!.resolve(INVALID);
+      await flush();
+      const again = service.verify('late');
+      await flush();
+      expect(verify).toHaveBeenLastCalledWith('late');
+      answers.get('late')!.resolve(valid('u9'));
+      await expect(again).resolves.toEqual(valid('u9'));
+    });
+
+    it('overloaded checks never open the circuit, however many', async () => {
+      void service.verify('a');
+      void service.verify('b');
+      const late = Array.from({ length: THRESHOLD * 3 }, (_, i) => service.verify(`late-${i}`));
+      await flush();
+      jest.advanceTimersByTime(AUTH_TIMEOUT);
+      await expect(Promise.all(late)).resolves.toEqual(Array<TokenCheck>(THRESHOLD * 3).fill(OVERLOADED));
+      expect(service.circuitOpen).toBe(false);
+      // Nor do they reset the count of the server's own failures: they say nothing about it.
+      answers.get('a')!.resolve(DOWN);
+      answers.get('b')!.resolve(DOWN);
+      await flush();
+      verify.mockResolvedValueOnce(DOWN);
+      await service.verify('c');
+      expect(service.circuitOpen).toBe(true);
+    });
+
+    it('checks waiting when the circuit opens fail fast when they get a slot, without a request', async () => {
+      service = create({ authMaxInFlight: 1, authBreakerThreshold: 1 });
+      const first = service.verify('a');
+      const queued = [service.verify('q1'), service.verify('q2')];
+      await flush();
+      answers.get('a')!.resolve(DOWN);
+      await expect(first).resolves.toEqual(DOWN);
+      await expect(Promise.all(queued)).resolves.toEqual([CIRCUIT_OPEN, CIRCUIT_OPEN]);
+      expect(verify.mock.calls.map(([t]) => t)).toEqual(['a']);
+      expect(counted()).toEqual(['unavailable', 'circuit_open', 'circuit_open']);
+      expect(waitingCount()).toBe(0);
+      expect(pendingTimers()).toBe(0);
+      // The slot is free again: after the cooldown the probe goes out at once.
+      clock += COOLDOWN;
+      const probe = service.verify('probe');
+      await flush();
+      expect(verify).toHaveBeenLastCalledWith('probe');
+      answers.get('probe')!.resolve(valid('u1'));
+      await expect(probe).resolves.toEqual(valid('u1'));
+      expect(service.circuitOpen).toBe(false);
+    });
+
+    it('a verifier that rejects frees its slot', async () => {
+      service = create({ authMaxInFlight: 1 });
+      verify.mockRejectedValueOnce(new Error('boom'));
+      await expect(service.verify('a')).resolves.toMatchObject({ outcome: 'unavailable' });
+      verify.mockResolvedValueOnce(valid('u2'));
+      await expect(service.verify('b')).resolves.toEqual(valid('u2'));
+    });
+
+    it('on shutdown, waiting checks resolve at once and leave no timer behind', async () => {
+      void service.verify('a');
+      void service.verify('b');
+      const waiting = [service.verify('w1'), service.verify('w2')];
+      await flush();
+      expect(pendingTimers()).toBe(2);
+      service.onModuleDestroy();
+      await expect(Promise.all(waiting)).resolves.toEqual([OVERLOADED, OVERLOADED]);
+      expect(pendingTimers()).toBe(0);
+      expect(waitingCount()).toBe(0);
     });
   });
 });
