@@ -13,6 +13,11 @@ export interface AvatarStore {
   put(data: Buffer, ext: 'webp' | 'png', contentType: string): Promise<string>;
   /** The avatar of that file name, or undefined when it does not exist or the name is not valid. */
   get(fileName: string): Promise<StoredAvatar | undefined>;
+  /**
+   * Deletes a stored avatar (a replaced one). Idempotent: resolves also when it is not there.
+   * Rejects, touching nothing, for a name the store could not have chosen (not AVATAR_FILE_NAME).
+   */
+  delete(fileName: string): Promise<void>;
 }
 
 export const AVATAR_STORE = Symbol('AVATAR_STORE');
@@ -28,4 +33,16 @@ export const AVATAR_CONTENT_TYPES = {
 /** The URL handed to clients: `<PUBLIC_URL>/avatars/<file>` (trailing slashes of PUBLIC_URL ignored). */
 export function avatarUrl(publicUrl: string, fileName: string): string {
   return `${publicUrl.replace(/\/+$/, '')}/avatars/${fileName}`;
+}
+
+/**
+ * The file name behind one of our avatar URLs: exactly `avatarUrl(publicUrl, name)` with a name
+ * the store could have chosen. Undefined for anything else (the authorization server's avatar
+ * URL, another PUBLIC_URL, a path with more segments, ...): such a URL names no file of ours.
+ */
+export function avatarFileNameOf(publicUrl: string, url: string): string | undefined {
+  const base = avatarUrl(publicUrl, '');
+  if (typeof url !== 'string' || !url.startsWith(base)) return undefined;
+  const name = url.slice(base.length);
+  return AVATAR_FILE_NAME.test(name) ? name : undefined;
 }

@@ -92,7 +92,7 @@ describe('FileAvatarIndex', () => {
 
   it('interleaved sets and reads never observe a half-written file', async () => {
     const index = new FileAvatarIndex(dir);
-    const pending: Promise<void>[] = [];
+    const pending: Promise<unknown>[] = [];
     for (let i = 0; i < 30; i++) {
       pending.push(index.set(`u${i % 5}`, `v${i}`));
       await new Promise((r) => setImmediate(r));
@@ -101,6 +101,49 @@ describe('FileAvatarIndex', () => {
     }
     await Promise.all(pending);
     expect(await readIndex()).toEqual({ u0: 'v25', u1: 'v26', u2: 'v27', u3: 'v28', u4: 'v29' });
+  });
+
+  describe('get-and-set: set resolves to the URL it replaced', () => {
+    it('undefined for a user without one, then each previous URL, per user', async () => {
+      const index = new FileAvatarIndex(dir);
+      await expect(index.set('u1', 'url-1')).resolves.toBeUndefined();
+      await expect(index.set('u2', 'url-2')).resolves.toBeUndefined();
+      await expect(index.set('u1', 'url-1b')).resolves.toBe('url-1');
+      await expect(index.set('u1', 'url-1c')).resolves.toBe('url-1b');
+      await expect(index.set('u2', 'url-2b')).resolves.toBe('url-2');
+    });
+
+    it('concurrent sets of one user (one batched write) each get a different previous URL', async () => {
+      const index = new FileAvatarIndex(dir);
+      await index.set('u', 'a');
+      await expect(Promise.all([index.set('u', 'b'), index.set('u', 'c'), index.set('u', 'd')])).resolves.toEqual(['a', 'b', 'c']);
+      expect(await readIndex()).toEqual({ u: 'd' });
+    });
+
+    it('a set queued behind a write in flight gets that write\'s URL, not the older one', async () => {
+      const index = new FileAvatarIndex(dir);
+      await index.set('u', 'old');
+      const first = index.set('u', 'first');
+      // let the first write start (its temporary file is being written) before the second set
+      await new Promise((r) => setImmediate(r));
+      const second = index.set('u', 'second');
+      await expect(Promise.all([first, second])).resolves.toEqual(['old', 'first']);
+    });
+
+    it('a URL whose write failed is not handed out as replaced', async () => {
+      const index = new FileAvatarIndex(dir);
+      await index.set('u', 'v1');
+      await fs.rm(dir, { recursive: true });
+      await fs.writeFile(dir, 'not a directory');
+      await expect(index.set('u', 'v2')).rejects.toThrow();
+      await fs.rm(dir);
+      await expect(index.set('u', 'v3')).resolves.toBe('v1');
+    });
+
+    it('knows the previous URL after a restart (from the file)', async () => {
+      await new FileAvatarIndex(dir).set('u', 'before-restart');
+      await expect(new FileAvatarIndex(dir).set('u', 'after')).resolves.toBe('before-restart');
+    });
   });
 
   it('makes a set visible only once it is durable', async () => {

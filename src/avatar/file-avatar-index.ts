@@ -14,8 +14,10 @@ export const AVATAR_INDEX_FILE = 'index.json';
  *   throws (rather than silently forgetting every saved avatar). get/getMany/set call init()
  *   themselves, so calling it at startup only surfaces a corrupt file early.
  * - set() resolves once the whole map, including the new entry, has been written atomically
- *   (temporary file in the same directory, fsync, rename); only then does get() return it. On a
- *   write failure set() rejects and the entry is not applied.
+ *   (temporary file in the same directory, fsync, rename); only then does get() return it. It
+ *   resolves to the URL the entry replaced, as of the writes before it: sets are applied in call
+ *   order, so two sets of one user batched into one write get the old URL and the first one's.
+ *   On a write failure set() rejects and the entry is not applied (nor counted as replaced).
  * - Writes are serialized on one promise chain; sets arriving while a write is in flight are
  *   batched into the next single write.
  * - One process only: two processes writing the same file would overwrite each other's entries
@@ -26,8 +28,8 @@ export class FileAvatarIndex implements AvatarIndex {
   private readonly dir: string;
   private entries = new Map<string, string>();
   private loaded?: Promise<void>;
-  /** Updates waiting for the next write. */
-  private pending = new Map<string, string>();
+  /** Updates waiting for the next write, in call order. */
+  private pending: PendingSet[] = [];
   /** The next write, not started yet, that the pending updates will go out with. */
   private queued?: Promise<void>;
   /** The end of the write chain (never rejects). */
@@ -63,26 +65,33 @@ export class FileAvatarIndex implements AvatarIndex {
     return out;
   }
 
-  async set(userId: string, url: string): Promise<void> {
+  async set(userId: string, url: string): Promise<string | undefined> {
     if (typeof userId !== 'string' || typeof url !== 'string') {
       throw new TypeError('userId and url must be strings');
     }
     await this.init();
-    this.pending.set(userId, url);
+    const update: PendingSet = { userId, url };
+    this.pending.push(update);
     if (!this.queued) {
       const write = this.tail.then(() => this.flush());
       this.queued = write;
       this.tail = write.catch(() => undefined);
     }
-    return this.queued;
+    await this.queued;
+    return update.previous;
   }
 
   private async flush(): Promise<void> {
     const updates = this.pending;
-    this.pending = new Map();
+    this.pending = [];
     this.queued = undefined; // later sets go into the next write
+    // Previous URLs are taken from the written state (entries), which includes every earlier
+    // write, never from a write still in flight.
     const next = new Map(this.entries);
-    for (const [userId, url] of updates) next.set(userId, url);
+    for (const update of updates) {
+      update.previous = next.get(update.userId);
+      next.set(update.userId, update.url);
+    }
     await this.writeAtomically(JSON.stringify(Object.fromEntries(next)));
     this.entries = next;
   }
@@ -140,6 +149,13 @@ export class FileAvatarIndex implements AvatarIndex {
     }
     this.entries = entries;
   }
+}
+
+interface PendingSet {
+  userId: string;
+  url: string;
+  /** Set when its write is prepared: the URL this update replaces. */
+  previous?: string;
 }
 
 function describe(err: unknown): string {

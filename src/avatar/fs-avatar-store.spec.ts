@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { AVATAR_FILE_NAME, avatarUrl } from './avatar-store';
+import { AVATAR_FILE_NAME, avatarFileNameOf, avatarUrl } from './avatar-store';
 import { FsAvatarStore } from './fs-avatar-store';
 
 describe('FsAvatarStore', () => {
@@ -125,11 +125,98 @@ describe('FsAvatarStore', () => {
     await expect(store.put(Buffer.from('x'), 'webp', 'image/webp')).resolves.toMatch(AVATAR_FILE_NAME);
   });
 
+  describe('delete', () => {
+    it('removes a stored avatar and only it; get then finds nothing', async () => {
+      const store = new FsAvatarStore(dir);
+      const keep = await store.put(Buffer.from('keep'), 'webp', 'image/webp');
+      const gone = await store.put(Buffer.from('gone'), 'png', 'image/png');
+      await store.delete(gone);
+      expect(await store.get(gone)).toBeUndefined();
+      expect(await fs.readdir(dir)).toEqual([keep]);
+      expect((await store.get(keep))?.data.toString()).toBe('keep');
+    });
+
+    it('is idempotent: deleting twice, or a name never stored, or before the directory exists, resolves', async () => {
+      const store = new FsAvatarStore(dir);
+      await expect(store.delete(`${'d'.repeat(32)}.webp`)).resolves.toBeUndefined(); // no directory yet
+      const name = await store.put(Buffer.from('x'), 'webp', 'image/webp');
+      await store.delete(name);
+      await expect(store.delete(name)).resolves.toBeUndefined();
+      await expect(Promise.all([store.delete(name), store.delete(name)])).resolves.toEqual([undefined, undefined]);
+    });
+
+    it('works across instances sharing the directory (a file saved on node A deleted by node B)', async () => {
+      const a = new FsAvatarStore(dir);
+      const b = new FsAvatarStore(dir);
+      const name = await a.put(Buffer.from('a'), 'webp', 'image/webp');
+      await b.delete(name);
+      expect(await a.get(name)).toBeUndefined();
+    });
+
+    it('refuses every name it could not have chosen and touches nothing', async () => {
+      const store = new FsAvatarStore(dir);
+      const name = await store.put(Buffer.from('x'), 'webp', 'image/webp');
+      await fs.writeFile(path.join(root, 'secret.webp'), 'secret');
+      await fs.writeFile(path.join(dir, 'index.json'), '{}');
+      await fs.mkdir(path.join(dir, '.index'));
+      const before = (await fs.readdir(dir)).sort();
+      for (const attempt of [
+        '../secret.webp',
+        path.join(root, 'secret.webp'),
+        `./${name}`,
+        `${name}/`,
+        name.toUpperCase(),
+        'index.json',
+        '.index',
+        '.',
+        '..',
+        '',
+        undefined as unknown as string,
+      ]) {
+        await expect(store.delete(attempt)).rejects.toThrow(/not an avatar file name/);
+      }
+      expect((await fs.readdir(dir)).sort()).toEqual(before);
+      expect(await fs.readFile(path.join(root, 'secret.webp'), 'utf8')).toBe('secret');
+    });
+
+    it('rejects when the file cannot be removed', async () => {
+      const store = new FsAvatarStore(dir);
+      await store.init();
+      // a directory with an avatar's name: unlink fails with EISDIR/EPERM, even as root
+      const name = `${'e'.repeat(32)}.webp`;
+      await fs.mkdir(path.join(dir, name));
+      await expect(store.delete(name)).rejects.toThrow();
+    });
+  });
+
   it('rejects an unknown extension', async () => {
     const store = new FsAvatarStore(dir);
     await expect(
       store.put(Buffer.from('x'), 'svg' as unknown as 'png', 'image/svg+xml'),
     ).rejects.toThrow(/extension/);
+  });
+});
+
+describe('avatarFileNameOf', () => {
+  const file = `${'c'.repeat(32)}.webp`;
+
+  it('finds the file name in our own URLs, whatever trailing slashes PUBLIC_URL has', () => {
+    expect(avatarFileNameOf('http://localhost:8080', `http://localhost:8080/avatars/${file}`)).toBe(file);
+    expect(avatarFileNameOf('https://example.com/gw//', avatarUrl('https://example.com/gw//', file))).toBe(file);
+  });
+
+  it.each([
+    ['the authorization server\'s avatar', 'https://auth.example.test/avatars/frank.png'],
+    ['another host with a valid name', `https://evil.example/avatars/${file}`],
+    ['our host, another path', `http://localhost:8080/other/${file}`],
+    ['more segments', `http://localhost:8080/avatars/x/${file}`],
+    ['traversal', 'http://localhost:8080/avatars/../index.json'],
+    ['an index file', 'http://localhost:8080/avatars/index.json'],
+    ['a query string', `http://localhost:8080/avatars/${file}?x=1`],
+    ['an upper-case name', `http://localhost:8080/avatars/${file.toUpperCase()}`],
+    ['the empty string', ''],
+  ])('is undefined for %s', (_what, url) => {
+    expect(avatarFileNameOf('http://localhost:8080', url)).toBeUndefined();
   });
 });
 

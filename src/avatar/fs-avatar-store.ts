@@ -9,7 +9,8 @@ import { AVATAR_CONTENT_TYPES, AVATAR_FILE_NAME, AvatarStore, StoredAvatar } fro
  * - names are 128 random bits (no coordination needed, collisions are not a concern);
  * - a file is written under a unique temporary name in the same directory, fsynced, then renamed
  *   into place, so readers on any node see either nothing or the whole file;
- * - files are never modified or deleted once published, so they may be cached forever.
+ * - a published file is never modified, so it may be cached forever; it is deleted when its user
+ *   saves a new avatar (delete(), called by AvatarService once no userList can name it).
  * Temporary names start with "." and never match AVATAR_FILE_NAME, so they are never served.
  */
 export class FsAvatarStore implements AvatarStore {
@@ -56,6 +57,19 @@ export class FsAvatarStore implements AvatarStore {
       throw err;
     }
     return fileName;
+  }
+
+  async delete(fileName: string): Promise<void> {
+    if (typeof fileName !== 'string' || !AVATAR_FILE_NAME.test(fileName)) {
+      throw new Error(`not an avatar file name: ${JSON.stringify(fileName)}`);
+    }
+    try {
+      await fs.unlink(path.join(this.dir, fileName));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return; // already gone (or never there)
+      throw err;
+    }
   }
 
   async get(fileName: string): Promise<StoredAvatar | undefined> {

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Logger } from '@nestjs/common';
 import type { AvatarIndex } from '../../avatar/avatar-index';
+import { AVATAR_SWAP } from './lua-scripts';
 import type { RedisConnection } from './redis-connection';
 
 /** Subdirectory of AVATAR_DIR with one small file per user (never served: not an avatar name). */
@@ -13,9 +14,17 @@ export const AVATAR_INDEX_SUBDIR = '.index';
  * durable on the shared avatar volume (one file per user, written atomically before the hash).
  * Redis is what the nodes share; the files make a saved avatar survive a Redis that restarts
  * without its data, and keep avatars readable while Redis is down:
- * - set(): file (temporary name, fsync, rename), then HSET; rejects when either fails.
+ * - set(): reads the user's file (the previous URL as the durable copy knows it), writes the new
+ *   one (temporary name, fsync, rename), then swaps the hash entry atomically (AVATAR_SWAP: HGET
+ *   + HSET in one script). It resolves to the URL the hash held, which is authoritative while
+ *   Redis has it (of racing sets on several nodes, each gets a different previous URL); when
+ *   the hash had none (Redis lost its data, or it was never written back), the file's URL is the
+ *   previous one. When the swap fails (Redis down) the file is put back as it was (best effort)
+ *   and set() rejects: the caller deletes the new avatar, which then no copy of the index names.
+ *   (A swap applied by Redis whose reply was lost is indistinguishable from a failed one.)
  * - get()/getMany(): HGET/HMGET; a user missing from the hash (or Redis down) is looked up in
- *   the files, and found entries are written back to the hash (best effort).
+ *   the files, and found entries are written back to the hash (best effort, HSETNX: never over
+ *   a newer set).
  */
 export class RedisAvatarIndex implements AvatarIndex {
   private readonly logger = new Logger('RedisAvatarIndex');
@@ -56,15 +65,27 @@ export class RedisAvatarIndex implements AvatarIndex {
       }
     }
     if (recovered.length > 0) {
-      this.connection.commands.hset(this.connection.keys.avatars, ...recovered).catch(() => undefined);
+      const writeBack = this.connection.commands.pipeline();
+      for (let i = 0; i < recovered.length; i += 2) writeBack.hsetnx(this.connection.keys.avatars, recovered[i], recovered[i + 1]);
+      writeBack.exec().catch(() => undefined);
     }
     return out;
   }
 
-  async set(userId: string, url: string): Promise<void> {
+  async set(userId: string, url: string): Promise<string | undefined> {
     if (typeof userId !== 'string' || typeof url !== 'string') throw new TypeError('userId and url must be strings');
+    const fromFile = await this.readFile(userId);
     await this.writeFile(userId, url);
-    await this.connection.commands.hset(this.connection.keys.avatars, userId, url);
+    let fromHash: unknown;
+    try {
+      fromHash = await AVATAR_SWAP.run(this.connection.commands, [this.connection.keys.avatars], [userId, url]);
+    } catch (err) {
+      await this.restoreFile(userId, fromFile).catch((restoreErr: unknown) =>
+        this.logger.warn(`avatar index file not restored after a failed set: ${String(restoreErr)}`),
+      );
+      throw err;
+    }
+    return typeof fromHash === 'string' ? fromHash : fromFile;
   }
 
   private fileOf(userId: string): string {
@@ -79,6 +100,12 @@ export class RedisAvatarIndex implements AvatarIndex {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn(`avatar index file unreadable: ${String(err)}`);
       return undefined;
     }
+  }
+
+  /** Puts a user's file back as it was before a set: its previous URL, or no file. */
+  private async restoreFile(userId: string, url: string | undefined): Promise<void> {
+    if (url === undefined) await fs.rm(this.fileOf(userId), { force: true });
+    else await this.writeFile(userId, url);
   }
 
   private async writeFile(userId: string, url: string): Promise<void> {
