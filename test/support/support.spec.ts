@@ -1,8 +1,11 @@
+import { once } from 'node:events';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { FakeAuthServer, startFakeAuthServer } from './fake-auth-server';
 import { freePort } from './free-port';
 import { redisCommand, RedisServer, RespError, startRedisServer } from './redis-server';
+import { MIN_SILENCE_MS, TestClient, takeContractViolations } from './ws-client';
 
 interface Reply {
   status: number;
@@ -242,5 +245,39 @@ describe('fake auth server', () => {
     await expect(fake.setMode('sideways' as never)).rejects.toThrow('unknown fake auth mode "sideways"');
     await fake.close();
     await expect(fake.setMode('normal')).rejects.toThrow('fake auth server is closed');
+  });
+});
+
+describe('TestClient.expectSilence', () => {
+  let server: WebSocketServer;
+  let client: TestClient;
+  let peer: WebSocket;
+
+  beforeEach(async () => {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+    const connected = once(server, 'connection');
+    client = await TestClient.connect(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    [peer] = (await connected) as [WebSocket];
+  });
+
+  afterEach(async () => {
+    client.terminate();
+    await new Promise((resolve) => server.close(resolve));
+    takeContractViolations(); // the frames here are not protocol frames
+  });
+
+  it('refuses a window shorter than MIN_SILENCE_MS (0 would look one tick only)', async () => {
+    await expect(client.expectSilence(0)).rejects.toThrow(/proves nothing/);
+    await expect(client.expectSilence(MIN_SILENCE_MS - 1, () => true)).rejects.toThrow(/proves nothing/);
+    await expect(client.expectSilence(Number.NaN)).rejects.toThrow(/proves nothing/);
+    await expect(client.expectSilence(MIN_SILENCE_MS)).resolves.toBeUndefined();
+  });
+
+  it('fails on a matching frame that arrives within the window and ignores the others', async () => {
+    setTimeout(() => peer.send(JSON.stringify({ type: 'LATE' })), 30);
+    await expect(client.expectSilence(MIN_SILENCE_MS)).rejects.toThrow(/unexpected frames: .*LATE/);
+    setTimeout(() => peer.send(JSON.stringify({ type: 'OTHER' })), 30);
+    await expect(client.expectSilence(MIN_SILENCE_MS, (f) => f.type === 'LATE')).resolves.toBeUndefined();
   });
 });

@@ -9,6 +9,9 @@ export function takeContractViolations(): string[] {
   return contractViolations.splice(0, contractViolations.length);
 }
 
+/** The shortest quiet period `expectSilence` accepts. */
+export const MIN_SILENCE_MS = 100;
+
 /** A frame as the tests see it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Frame = Record<string, any>;
@@ -132,8 +135,16 @@ export class TestClient {
     return type ? this.frames.filter((f) => f.type === type) : [...this.frames];
   }
 
-  /** Waits `ms` and asserts that no frame (matching) arrived in that time. */
+  /**
+   * Waits `ms` and asserts that no frame (matching) arrived in that time. Frames that arrived before
+   * the call are not looked at. Refuses a window under MIN_SILENCE_MS: `expectSilence(0)` waits one
+   * tick and proves nothing. To watch several clients, run their waits concurrently
+   * (`Promise.all`) rather than chaining a second, shorter one.
+   */
   async expectSilence(ms: number, match: (f: Frame) => boolean = () => true): Promise<void> {
+    if (!(ms >= MIN_SILENCE_MS)) {
+      throw new Error(`expectSilence(${ms}): a quiet period under ${MIN_SILENCE_MS} ms proves nothing; wait longer, or use a barrier (a frame whose echo must come first)`);
+    }
     const before = this.frames.length;
     await sleep(ms);
     const extra = this.frames.slice(before).filter(match);
