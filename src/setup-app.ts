@@ -4,14 +4,16 @@ import { Logger } from 'nestjs-pino';
 import { AppModule, type AppOptions } from './app.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { GatewayWsAdapter } from './gateway/gateway-ws.adapter';
+import { GatewayHttpAdapter, nosniff } from './http/gateway-http.adapter';
 
 /** Builds the gateway application; shared by main.ts and the e2e tests so both run the same app. */
 export async function createGatewayApp(config: GatewayConfig, options: AppOptions = {}): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), new GatewayHttpAdapter(config), {
     bufferLogs: true,
     abortOnError: false,
   });
   app.useLogger(app.get(Logger));
+  app.use(nosniff);
   app.useWebSocketAdapter(new GatewayWsAdapter(app, config));
   app.disable('x-powered-by');
   return app;

@@ -149,6 +149,13 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(1024) @Max(1024 * 1024 * 1024)
   INBOUND_QUEUE_MAX_BYTES = 4_194_304;
 
+  /**
+   * Bytes per second one logged-in connection may send, sustained (bursts up to MAX_FRAME_BYTES
+   * more); beyond it, its socket is not read for a while (TCP backpressure, nothing refused).
+   */
+  @Transform(toInt) @IsInt() @Min(1024) @Max(1024 * 1024 * 1024)
+  INBOUND_BYTES_PER_SEC = 1_048_576;
+
   @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000_000)
   AVATAR_MAX_PIXELS = 16_777_216;
 
@@ -212,6 +219,7 @@ export interface GatewayConfig {
   maxMessageFrameBytes: number;
   maxJsonDepth: number;
   inboundQueueMaxBytes: number;
+  inboundBytesPerSec: number;
   avatarMaxPixels: number;
   avatarConcurrency: number;
   avatarSavesPerMinute: number;
@@ -291,6 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     maxMessageFrameBytes: Math.min(dto.MAX_MESSAGE_FRAME_BYTES, maxFrameBytes),
     maxJsonDepth: dto.MAX_JSON_DEPTH,
     inboundQueueMaxBytes: dto.INBOUND_QUEUE_MAX_BYTES,
+    inboundBytesPerSec: dto.INBOUND_BYTES_PER_SEC,
     avatarMaxPixels: dto.AVATAR_MAX_PIXELS,
     avatarConcurrency: dto.AVATAR_CONCURRENCY,
     avatarSavesPerMinute: dto.AVATAR_SAVES_PER_MINUTE,

@@ -4,7 +4,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { MetricsService } from '../observability/metrics.service';
 import { DEDUP_STORE, DedupState, type DedupStore } from '../engine/engine.ports';
-import type { ClientHandle, InboundFrame } from '../messaging/client';
+import { RAW_CLIENT_DATA, type ClientHandle, type InboundFrame } from '../messaging/client';
 import { Messenger } from '../messaging/messenger';
 import { OnMessage } from '../messaging/on-message.decorator';
 import { invalidMessage } from '../protocol/errors';
@@ -12,6 +12,15 @@ import { MessageType, Status, type DeliveryStatus } from '../protocol/protocol';
 import { requireObject, requireString } from '../protocol/validation';
 
 const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The JSON of a clientData that was not kept as written (a frame with escaped keys). */
+function forwardable(clientData: unknown): string {
+  try {
+    return JSON.stringify(clientData);
+  } catch {
+    throw invalidMessage('clientData cannot be forwarded');
+  }
+}
 
 /** A DELIVERY_MESSAGE still to be sent: its outcome, once known. */
 interface PendingReport {
@@ -55,7 +64,9 @@ export class DialogService {
     const receiver = requireString(serverData, 'receiver', 'serverData.receiver');
     const clientData = frame.clientData;
     if (clientData === undefined) throw invalidMessage('clientData is required');
-    const clientJson = JSON.stringify(clientData);
+    // Forwarded as the client wrote it (byte-exact but for whitespace): a re-serialized value
+    // would change numbers beyond a double (1e400, 23-digit integers).
+    const clientJson = frame[RAW_CLIENT_DATA] ?? forwardable(clientData);
     // A UTF-8 byte is at most one UTF-16 unit: only a long string needs counting.
     if (clientJson.length > this.config.dialogMaxBytes / 3 && Buffer.byteLength(clientJson) > this.config.dialogMaxBytes) {
       throw invalidMessage(`clientData is larger than ${this.config.dialogMaxBytes} bytes`);

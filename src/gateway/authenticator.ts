@@ -1,12 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { RawData } from 'ws';
+import { scanFrame } from '../protocol/frame-scan';
 import { extractToken } from '../auth/token-extractor';
 import { TokenService } from '../auth/token.service';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { JoinOutcome, PresenceService } from '../presence/presence.service';
 import { AuthErrorCode, CloseCode, MessageType, Status } from '../protocol/protocol';
 import type { ClientConnection } from './client-connection';
+import { byteLength, frameBytes } from './message-router';
 
 interface AuthFailure {
   errorCode: AuthErrorCode;
@@ -19,6 +21,11 @@ const FAILURES = {
   missing: { errorCode: AuthErrorCode.INVALID_TOKEN, message: 'token not found or invalid', close: CloseCode.UNAUTHORIZED },
   invalid: { errorCode: AuthErrorCode.INVALID_TOKEN, message: 'token not found or invalid', close: CloseCode.UNAUTHORIZED },
   deadline: { errorCode: AuthErrorCode.INVALID_TOKEN, message: 'no token arrived in time', close: CloseCode.AUTH_DEADLINE },
+  gaveWay: {
+    errorCode: AuthErrorCode.INVALID_TOKEN,
+    message: 'no token arrived in time: the node is full and gave your place to a login',
+    close: CloseCode.AUTH_DEADLINE,
+  },
   already: { errorCode: AuthErrorCode.ALREADY_CONNECTED, message: 'this user is already connected', close: CloseCode.ALREADY_CONNECTED },
   unavailable: {
     errorCode: AuthErrorCode.AUTH_UNAVAILABLE,
@@ -55,12 +62,26 @@ export class Authenticator {
     }
   }
 
-  /** A frame before AUTH SUCCESS: the token-bearing AUTH_MESSAGE when one is awaited, else discarded. */
+  /**
+   * A frame before AUTH SUCCESS: the token-bearing AUTH_MESSAGE when one is awaited, else
+   * discarded. Nothing is parsed beyond what finding the token needs: a frame over
+   * PRE_AUTH_MAX_FRAME_BYTES closes the connection (1009), one that is not awaited is not looked
+   * at, and only a frame whose top-level type reads AUTH_MESSAGE (or cannot be read without
+   * parsing) is parsed, once it passed the depth scan.
+   */
   onFrameBeforeAuth(connection: ClientConnection, data: RawData, isBinary: boolean): boolean {
+    if (byteLength(data) > this.config.preAuthMaxFrameBytes) {
+      this.logger.log({ connId: connection.id }, 'frame too large before login: closed');
+      connection.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large before login');
+      return false;
+    }
     if (!connection.awaitingAuthFrame || connection.authStarted || isBinary) return false;
+    const bytes = frameBytes(data);
+    const scan = scanFrame(bytes, this.config.maxJsonDepth);
+    if (scan.tooDeep || (scan.type !== MessageType.AUTH && !scan.escapedKey)) return false;
     let frame: unknown;
     try {
-      frame = JSON.parse(data.toString());
+      frame = JSON.parse(bytes.toString());
     } catch {
       return false;
     }
@@ -76,6 +97,12 @@ export class Authenticator {
       this.authenticate(connection, token);
     }
     return true;
+  }
+
+  /** The node is full and a login needs this token-less connection's place: it gives way. */
+  giveWay(connection: ClientConnection): void {
+    connection.awaitingAuthFrame = false;
+    this.fail(connection, FAILURES.gaveWay, 'gave way to a login (node full)');
   }
 
   private authenticate(connection: ClientConnection, token: string): void {

@@ -45,6 +45,8 @@ describe('ClientConnection slow-consumer check with broadcast batching', () => {
       sendBufferMaxBytes: 1000,
       rateLimitPerSec: 10,
       rateLimitBurst: 10,
+      preAuthBudget: { capacity: 1e9, perSecond: 1e9, frameOverhead: 0 },
+      joinedBudget: { capacity: 1e9, perSecond: 1e9, frameOverhead: 0 },
       batch,
       onSlowConsumer: (c) => drops.push(c),
       countSent: () => undefined,

@@ -3,6 +3,7 @@ import type { WebSocket, RawData } from 'ws';
 import { SendResult, type JoiningClient } from '../messaging/client';
 import type { Session } from '../engine/engine.ports';
 import { CloseCode, MessageType, type UserProfile } from '../protocol/protocol';
+import { InboundBudget, type BudgetLimits } from './inbound-budget';
 import { RateLimiter } from './rate-limiter';
 import type { Corkable, WriteBatch } from './write-batch';
 
@@ -19,6 +20,9 @@ export interface ConnectionHooks {
   readonly sendBufferMaxBytes: number;
   readonly rateLimitPerSec: number;
   readonly rateLimitBurst: number;
+  /** Inbound bytes before AUTH SUCCESS, and after. */
+  readonly preAuthBudget: BudgetLimits;
+  readonly joinedBudget: BudgetLimits;
   /** Where broadcast frames are coalesced per event-loop turn; undefined writes each at once. */
   readonly batch?: WriteBatch;
   onSlowConsumer(connection: ClientConnection): void;
@@ -80,8 +84,14 @@ export class ClientConnection implements JoiningClient {
   /** Inbound frames wait here while an asynchronous handler of an earlier frame runs. */
   busy = false;
   readonly queue: [RawData, boolean][] = [];
+  /** Bytes of the frames in `queue` (bounded by INBOUND_QUEUE_MAX_BYTES). */
+  queuedBytes = 0;
   /** Answered the last ping (heartbeat). */
   alive = true;
+  /** How many bytes it may make the node read (TCP backpressure beyond). */
+  readonly inbound: InboundBudget;
+  /** Waiting for the next pong (duplicate-login probes). */
+  private pongWaiters?: (() => void)[];
   /** Set once the gateway closed or dropped it, with the code it used. */
   closeCode?: number;
   /** Frames that arrived while joining, written right after AUTH SUCCESS. */
@@ -96,7 +106,9 @@ export class ClientConnection implements JoiningClient {
   constructor(
     readonly socket: WebSocket,
     private readonly hooks: ConnectionHooks,
-  ) {}
+  ) {
+    this.inbound = new InboundBudget(hooks.preAuthBudget, socket, this.openedAt);
+  }
 
   get joined(): boolean {
     return this.authenticated;
@@ -148,7 +160,9 @@ export class ClientConnection implements JoiningClient {
     const held = this.held ?? [];
     this.held = undefined;
     this.authenticated = true;
-    this.limiter = new RateLimiter(this.hooks.rateLimitPerSec, this.hooks.rateLimitBurst, Date.now());
+    const now = Date.now();
+    this.limiter = new RateLimiter(this.hooks.rateLimitPerSec, this.hooks.rateLimitBurst, now);
+    this.inbound.setLimits(this.hooks.joinedBudget, now);
     this.write(authSuccessFrame);
     for (const { data, done } of held) {
       if (!this.write(data, done)) done?.(new Error('connection closed'));
@@ -179,6 +193,45 @@ export class ClientConnection implements JoiningClient {
   clearTimers(): void {
     if (this.authDeadline) clearTimeout(this.authDeadline);
     this.authDeadline = undefined;
+    // A closing socket must be read again: its close frame and its end come through it.
+    this.inbound.release();
+  }
+
+  /** A pong arrived: the peer is alive. */
+  onPong(): void {
+    this.alive = true;
+    const waiters = this.pongWaiters;
+    this.pongWaiters = undefined;
+    if (waiters) for (const wake of waiters) wake();
+  }
+
+  /**
+   * Pings the peer and resolves true when it answers within `timeoutMs`, false otherwise (or
+   * when the connection is closed). A peer behind a half-open TCP connection never answers.
+   */
+  probe(timeoutMs: number): Promise<boolean> {
+    if (!this.isOpen) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        const waiters = this.pongWaiters;
+        const i = waiters?.indexOf(answered) ?? -1;
+        if (i >= 0) waiters!.splice(i, 1);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      const answered = () => {
+        clearTimeout(timer);
+        resolve(this.isOpen);
+      };
+      (this.pongWaiters ??= []).push(answered);
+      try {
+        // Paused for its inbound budget, its pong would wait: read it again.
+        this.inbound.release();
+        this.socket.ping();
+      } catch {
+        // closing: the timer answers false
+      }
+    });
   }
 
   /** Writes to the socket; false (and nothing written) when it is closed or its send buffer is full. */

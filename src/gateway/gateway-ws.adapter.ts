@@ -7,6 +7,8 @@ import type { GatewayConfig } from '../config/gateway-config';
 import { PROTOCOL_SUBPROTOCOL } from '../protocol/protocol';
 import { Admission } from './admission';
 
+const NOSNIFF = { 'X-Content-Type-Options': 'nosniff' };
+
 /**
  * platform-ws with the gateway's settings: the path from WS_PATH, a bounded maxPayload (never ws's
  * 100 MiB default), no compression, `mpgp.v1` selected whenever offered (never a token entry),
@@ -34,15 +36,13 @@ export class GatewayWsAdapter extends WsAdapter {
       handleProtocols: (protocols: Set<string>) => (protocols.has(PROTOCOL_SUBPROTOCOL) ? PROTOCOL_SUBPROTOCOL : false),
       verifyClient: (
         info: { req: IncomingMessage },
-        done: (ok: boolean, status?: number, message?: string) => void,
+        done: (ok: boolean, status?: number, message?: string, headers?: Record<string, string>) => void,
       ) => {
-        // Called at upgrade time, long after `server` below is assigned.
-        const verdict = admission.check(info.req, server.clients.size);
-        done(verdict.ok, verdict.status, verdict.message);
+        const verdict = admission.check(info.req);
+        done(verdict.ok, verdict.status, verdict.message, NOSNIFF);
       },
     };
-    const server = super.create(port, wsOptions) as WebSocketServer;
-    return server;
+    return super.create(port, wsOptions) as WebSocketServer;
   }
 
   /** Frames are read by the gateway itself, in order, one connection at a time. */

@@ -5,7 +5,8 @@ import type { RawData } from 'ws';
 import { flushPromises } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
 import type { AuthGuard } from '../auth/auth.guard';
-import type { ClientHandle, InboundFrame } from '../messaging/client';
+import type { GatewayConfig } from '../config/gateway-config';
+import { RAW_CLIENT_DATA, type ClientHandle, type InboundFrame } from '../messaging/client';
 import { OnMessage } from '../messaging/on-message.decorator';
 import type { MetricsService } from '../observability/metrics.service';
 import { AvatarError, FrameError, invalidMessage } from '../protocol/errors';
@@ -87,12 +88,13 @@ const scanner = strictMock<MetadataScanner>(
   'scanner',
 );
 
+const LIMITS = { maxJsonDepth: 32, maxMessageFrameBytes: 65_536, inboundQueueMaxBytes: 4_194_304 };
 const text = (value: unknown): RawData => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
 describe('parseFrame', () => {
   const codeOf = (data: RawData, isBinary = false): FrameErrorCode => {
     try {
-      parseFrame(data, isBinary);
+      parseFrame(data, isBinary, LIMITS);
     } catch (err) {
       if (err instanceof FrameError) return err.code;
       throw err;
@@ -101,7 +103,7 @@ describe('parseFrame', () => {
   };
 
   it('parses a JSON object with a string type, keeping unknown fields', () => {
-    expect(parseFrame(text({ type: 'CHAT_MESSAGE', serverData: { message: 'é' }, messageType: 1 }), false)).toEqual({
+    expect(parseFrame(text({ type: 'CHAT_MESSAGE', serverData: { message: 'é' }, messageType: 1 }), false, LIMITS)).toEqual({
       type: 'CHAT_MESSAGE',
       serverData: { message: 'é' },
       messageType: 1,
@@ -110,7 +112,46 @@ describe('parseFrame', () => {
 
   it('joins a fragmented message', () => {
     const whole = Buffer.from('{"type":"X","v":"été"}');
-    expect(parseFrame([whole.subarray(0, 13), whole.subarray(13)], false)).toEqual({ type: 'X', v: 'été' });
+    expect(parseFrame([whole.subarray(0, 13), whole.subarray(13)], false, LIMITS)).toEqual({ type: 'X', v: 'été' });
+  });
+
+  it('refuses JSON nested deeper than MAX_JSON_DEPTH with INVALID_MESSAGE without parsing it, and accepts the limit', () => {
+    const nested = (depth: number) => `{"type":"X","v":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+    expect(parseFrame(text(nested(32)), false, LIMITS)).toMatchObject({ type: 'X' });
+    expect(codeOf(text(nested(33)))).toBe(FrameErrorCode.INVALID_MESSAGE);
+    const parse = jest.spyOn(JSON, 'parse');
+    try {
+      expect(codeOf(text('['.repeat(1_400_000)))).toBe(FrameErrorCode.INVALID_MESSAGE);
+      expect(parse).not.toHaveBeenCalled();
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('refuses a frame over MAX_MESSAGE_FRAME_BYTES unless it is a SAVE_AVATAR whose bulk is string content', () => {
+    const pad = 'A'.repeat(LIMITS.maxMessageFrameBytes);
+    expect(codeOf(text({ type: 'CHAT_MESSAGE', serverData: { message: pad } }))).toBe(FrameErrorCode.INVALID_MESSAGE);
+    expect(parseFrame(text({ type: 'SAVE_AVATAR', serverData: { imageBase64: pad } }), false, LIMITS)).toMatchObject({ type: 'SAVE_AVATAR' });
+    // A SAVE_AVATAR made large by structure (many values) costs a parse per value: refused.
+    const structure = Array(LIMITS.maxMessageFrameBytes / 2).fill(0);
+    expect(codeOf(text({ type: 'SAVE_AVATAR', serverData: { imageBase64: 'AAAA' }, junk: structure }))).toBe(FrameErrorCode.INVALID_MESSAGE);
+    // At the limit, any type passes.
+    const chat = { type: 'CHAT_MESSAGE', serverData: { message: '' } };
+    const exact = { ...chat, serverData: { message: 'x'.repeat(LIMITS.maxMessageFrameBytes - JSON.stringify(chat).length) } };
+    expect(text(exact).length).toBe(LIMITS.maxMessageFrameBytes);
+    expect(parseFrame(text(exact), false, LIMITS)).toMatchObject({ type: 'CHAT_MESSAGE' });
+  });
+
+  it('reports the type of a refused frame as soon as the scan knows it', () => {
+    const types: string[] = [];
+    expect(() => parseFrame(text(`{"type":"DIALOG_MESSAGE","clientData":${'['.repeat(40)}`), false, LIMITS, (t) => types.push(t))).toThrow(FrameError);
+    expect(types).toEqual(['DIALOG_MESSAGE']);
+  });
+
+  it('keeps a top-level clientData as written: numbers beyond a double, escapes, without whitespace', () => {
+    const frame = parseFrame(text('{"type":"DIALOG_MESSAGE", "clientData" : { "big" : 1e400, "id": 12345678901234567890123, "s":"\u0041" }}'), false, LIMITS);
+    expect(frame[RAW_CLIENT_DATA]).toBe('{"big":1e400,"id":12345678901234567890123,"s":"\u0041"}');
+    expect(parseFrame(text({ type: 'X' }), false, LIMITS)[RAW_CLIENT_DATA]).toBeUndefined();
   });
 
   it('refuses binary frames with INVALID_JSON, even when they hold JSON', () => {
@@ -143,7 +184,7 @@ describe('MessageRouter', () => {
   function create(wrappers: InstanceWrapper[]): MessageRouter {
     const guard = strictMock<AuthGuard>({ allows }, 'guard');
     const metrics = strictMock<MetricsService>({ countReceived }, 'metrics');
-    return new MessageRouter(discoveryOf(wrappers), scanner, guard, metrics);
+    return new MessageRouter(discoveryOf(wrappers), scanner, guard, metrics, LIMITS as unknown as GatewayConfig);
   }
 
   beforeAll(() => Logger.overrideLogger(false));
@@ -155,7 +196,7 @@ describe('MessageRouter', () => {
     allow = true;
     send = jest.fn();
     connection = strictMock<ClientConnection & { isOpen: boolean }>(
-      { id: 'conn-1', busy: false, queue: [], isOpen: true, send },
+      { id: 'conn-1', busy: false, queue: [], queuedBytes: 0, isOpen: true, send },
       'connection',
     );
     allows = jest.fn((client: unknown) => {
@@ -244,6 +285,25 @@ describe('MessageRouter', () => {
       expect(allows).toHaveBeenCalledTimes(1);
       expect(seen).toEqual([]);
       expect(send).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('inbound queue bound', () => {
+    it('queues frames behind a pending handler up to INBOUND_QUEUE_MAX_BYTES and refuses the one beyond, without queuing it', async () => {
+      const first = deferred();
+      pendingResults.push(first.promise);
+      route({ type: 'ASYNC', n: 1 });
+      const big = { type: 'SYNC', n: 2, pad: 'x'.repeat(60_000) };
+      const size = text(big).length;
+      const fit = Math.floor(LIMITS.inboundQueueMaxBytes / size);
+      for (let i = 0; i < fit; i++) expect(route(big)).toBe(true);
+      expect(connection.queuedBytes).toBe(fit * size);
+      expect(route(big)).toBe(false);
+      expect(connection.queue).toHaveLength(fit);
+      first.resolve();
+      await flushPromises();
+      expect(seen).toHaveLength(1 + fit);
+      expect(connection.queuedBytes).toBe(0);
     });
   });
 

@@ -7,9 +7,10 @@ import { ConnectionRegistry } from '../messaging/connection-registry';
 import { MetricsService } from '../observability/metrics.service';
 import { PresenceService } from '../presence/presence.service';
 import { CloseCode, FrameErrorCode, MessageType, Status } from '../protocol/protocol';
+import { Admission, type ConnectionPool } from './admission';
 import { Authenticator } from './authenticator';
 import { ClientConnection, type ConnectionHooks } from './client-connection';
-import { MessageRouter } from './message-router';
+import { byteLength, MessageRouter } from './message-router';
 import { RateVerdict } from './rate-limiter';
 import { writeBatch } from './write-batch';
 
@@ -32,9 +33,13 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
  * modules.
  */
 @WebSocketGateway({ path: '/ws' })
-export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicationShutdown {
+export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicationShutdown, ConnectionPool {
   private readonly logger = new Logger(WsGateway.name);
   private readonly open = new Set<ClientConnection>();
+  /** Connections that came without a token and may still send one, oldest first (some may have sent it since). */
+  private readonly tokenless = new Set<ClientConnection>();
+  /** Connections that gave way to a login and are closing: they no longer count toward MAX_CONNECTIONS. */
+  private readonly gaveWay = new Set<ClientConnection>();
   private readonly hooks: ConnectionHooks;
   private heartbeat?: NodeJS.Timeout;
 
@@ -45,11 +50,17 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
     private readonly metrics: MetricsService,
     connections: ConnectionRegistry,
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    admission: Admission,
   ) {
+    admission.attach(this);
     this.hooks = {
       sendBufferMaxBytes: config.sendBufferMaxBytes,
       rateLimitPerSec: config.rateLimitPerSec,
       rateLimitBurst: config.rateLimitBurst,
+      // Before login only a token is awaited: a few small frames; after it, a steady byte rate
+      // with room for one frame of the largest size.
+      preAuthBudget: { capacity: 2 * config.preAuthMaxFrameBytes, perSecond: config.preAuthMaxFrameBytes, frameOverhead: 1024 },
+      joinedBudget: { capacity: config.maxFrameBytes + config.inboundBytesPerSec, perSecond: config.inboundBytesPerSec, frameOverhead: 64 },
       batch: config.broadcastBatching ? writeBatch : undefined,
       onSlowConsumer: (c) => this.dropSlowConsumer(c),
       countSent: (type) => metrics.countSent(type),
@@ -68,10 +79,11 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
       const connection = new ClientConnection(socket, this.hooks);
       this.open.add(connection);
       socket.on('error', (err: Error & { code?: string }) => this.onSocketError(connection, err));
-      socket.on('pong', () => (connection.alive = true));
+      socket.on('pong', () => connection.onPong());
       socket.on('message', (data: RawData, isBinary: boolean) => this.onFrame(connection, data, isBinary));
       socket.once('close', (code: number) => this.onClose(connection, code));
       this.authenticator.start(connection, request);
+      if (connection.awaitingAuthFrame) this.tokenless.add(connection);
     } catch (err) {
       this.logger.error(`connection setup failed: ${err instanceof Error ? err.stack : String(err)}`);
       socket.terminate();
@@ -109,6 +121,7 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
   }
 
   private onFrame(connection: ClientConnection, data: RawData, isBinary: boolean): void {
+    connection.inbound.charge(byteLength(data), Date.now());
     if (!connection.authenticated) {
       // Before AUTH SUCCESS: only a token-bearing AUTH_MESSAGE counts; everything else is discarded.
       if (!this.authenticator.onFrameBeforeAuth(connection, data, isBinary)) this.metrics.droppedBeforeAuth.inc();
@@ -126,7 +139,12 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
       }
       return;
     }
-    this.router.route(connection, data, isBinary);
+    if (!this.router.route(connection, data, isBinary)) {
+      this.logger.warn({ connId: connection.id }, 'inbound queue overflow: closed');
+      this.metrics.rateLimited.inc();
+      connection.close(CloseCode.FLOODING, 'too much data queued');
+      this.leave(connection);
+    }
   }
 
   /**
@@ -142,7 +160,10 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
   private onClose(connection: ClientConnection, code: number): void {
     connection.clearTimers();
     connection.queue.length = 0;
+    connection.queuedBytes = 0;
     this.open.delete(connection);
+    this.tokenless.delete(connection);
+    this.gaveWay.delete(connection);
     const closeCode = connection.closeCode ?? code;
     this.metrics.disconnects.inc({ code: String(closeCode) });
     this.logger.debug({ connId: connection.id, closeCode }, 'closed');
@@ -151,6 +172,23 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
 
   private leave(connection: ClientConnection): void {
     this.presence.leave(connection).catch((err: unknown) => this.logger.error({ connId: connection.id, err: String(err) }, 'leave failed'));
+  }
+
+  get openCount(): number {
+    return this.open.size - this.gaveWay.size;
+  }
+
+  /** The node is full and a login is knocking: the oldest idle token-less connection gives way. */
+  makeRoom(): boolean {
+    for (const connection of this.tokenless) {
+      this.tokenless.delete(connection);
+      if (connection.awaitingAuthFrame && !connection.authStarted && connection.closeCode === undefined) {
+        this.gaveWay.add(connection);
+        this.authenticator.giveWay(connection);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Slow consumer: a best-effort 4413, the socket cut soon after, and DISCONNECT at once. */

@@ -42,8 +42,15 @@ export interface RegisteredConnection extends ClientHandle {
   replaceProfile(profile: UserProfile): void;
 }
 
+/**
+ * The top-level `clientData` of a frame exactly as the client wrote it (without the whitespace
+ * between tokens), when the frame has one: forwarded byte-exact, so numbers beyond a double and
+ * escapes arrive as sent.
+ */
+export const RAW_CLIENT_DATA = Symbol('rawClientData');
+
 /** A frame as received: a JSON object with a string `type`. */
-export type InboundFrame = Record<string, unknown> & { type: string };
+export type InboundFrame = Record<string, unknown> & { type: string; readonly [RAW_CLIENT_DATA]?: string };
 
 /** A message handler of a feature module. */
 export type MessageHandlerFn = (client: ClientHandle, frame: InboundFrame) => void | Promise<void>;

@@ -53,30 +53,28 @@ describe('MAX_FRAME_BYTES', () => {
 describe('MAX_CONNECTIONS', () => {
   const users = makeUsers('mc1', 'mc2', 'mc3', 'mc4');
 
-  it('refuses the 4th upgrade with HTTP 503 and no CHECK_TOKEN, counting unauthenticated connections', async () => {
+  it('refuses the 4th upgrade with HTTP 503 and no CHECK_TOKEN when every connection is logged in', async () => {
     const auth = await scope.fakeAuth({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, MAX_CONNECTIONS: '3' });
-    // Two logged-in users and one connection that has not sent a token yet.
-    await scope.login(gw.wsUrl, users[0].token);
-    await scope.login(gw.wsUrl, users[1].token);
-    const anonymous = await scope.connect(gw.wsUrl);
-    expect(auth.requests).toBe(2);
+    const logged = [];
+    for (let i = 0; i < 3; i++) logged.push(await scope.login(gw.wsUrl, users[i].token));
+    expect(auth.requests).toBe(3);
 
-    const refused = await tryUpgrade(gw.wsUrl, { authToken: users[2].token });
+    const refused = await tryUpgrade(gw.wsUrl, { authToken: users[3].token });
     expect(refused.status).toBe(503);
     // Also without a token, and via the TestClient (which surfaces unexpected-response).
     expect((await tryUpgrade(gw.wsUrl)).status).toBe(503);
     await expect(TestClient.connect(gw.wsUrl, { token: users[3].token })).rejects.toThrow(/HTTP 503/);
     await sleep(100);
-    expect(auth.requests).toBe(2);
+    expect(auth.requests).toBe(3);
 
     // A freed slot is usable again.
-    await anonymous.close();
+    await logged[0].close();
     let late: TestClient | undefined;
     await eventually(
       async () => {
         try {
-          late = await scope.login(gw.wsUrl, users[2].token);
+          late = await scope.login(gw.wsUrl, users[3].token);
           return true;
         } catch {
           return false;
@@ -86,16 +84,35 @@ describe('MAX_CONNECTIONS', () => {
       'a login on the freed slot',
     );
     expect(late).toBeDefined();
-    expect(auth.requests).toBe(3);
+    expect(auth.requests).toBe(4);
   });
 
-  it('counts connections that never authenticate: 3 anonymous sockets fill the node', async () => {
+  it('counts connections that never authenticate: 3 anonymous sockets fill the node for token-less upgrades', async () => {
     const auth = await scope.fakeAuth({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, MAX_CONNECTIONS: '3' });
     for (let i = 0; i < 3; i++) await scope.connect(gw.wsUrl);
-    expect((await tryUpgrade(gw.wsUrl, { authToken: users[0].token })).status).toBe(503);
+    expect((await tryUpgrade(gw.wsUrl)).status).toBe(503);
     await sleep(100);
     expect(auth.requests).toBe(0);
+  });
+
+  it('an upgrade that offers a token takes the place of the oldest idle token-less connection', async () => {
+    const auth = await scope.fakeAuth({ users });
+    const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, MAX_CONNECTIONS: '3' });
+    const anonymous = [];
+    for (let i = 0; i < 3; i++) anonymous.push(await scope.connect(gw.wsUrl));
+    await scope.login(gw.wsUrl, users[0].token);
+    // The oldest gave way, with the AUTH error of a missed deadline (so it may come back).
+    expect((await anonymous[0].nextOfType('AUTH_MESSAGE')).error).toMatchObject({ errorCode: '2' });
+    expect((await closedWithin(anonymous[0], 3000)).code).toBe(4408);
+    // The others are untouched and can still log in with a frame.
+    await anonymous[1].expectSilence(200);
+    expect(anonymous[1].closeInfo).toBeUndefined();
+    anonymous[1].send({ type: 'AUTH_MESSAGE', serverData: { authToken: users[1].token } });
+    expect((await anonymous[1].nextOfType('AUTH_MESSAGE')).status).toBe('SUCCESS');
+    // A connection that sent its token is not idle: with one idle left, one more login gets in, then 503.
+    await scope.login(gw.wsUrl, users[2].token);
+    expect((await tryUpgrade(gw.wsUrl, { authToken: users[3].token })).status).toBe(503);
   });
 });
 

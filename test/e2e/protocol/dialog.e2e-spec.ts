@@ -323,6 +323,9 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
       const dep = await scope.deployment(engine, {
         DIALOG_MAX_BYTES: String(big + 64),
         MAX_FRAME_BYTES: String(big + 4096),
+        MAX_MESSAGE_FRAME_BYTES: String(big + 4096),
+        // alice must be able to send faster than bob reads, whatever the inbound budget.
+        INBOUND_BYTES_PER_SEC: String(1024 * 1024 * 1024),
         SEND_BUFFER_MAX_BYTES: String(512 * 1024 * 1024),
       });
       // Both on one node: across nodes, DELIVERY_TIMEOUT_MS would (rightly) turn the stuck

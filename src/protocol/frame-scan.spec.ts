@@ -1,0 +1,113 @@
+import fc from 'fast-check';
+import { compactJsonText, scanFrame } from './frame-scan';
+
+const bytes = (text: string) => Buffer.from(text, 'utf8');
+
+/** The nesting depth of a JSON value as JSON.parse sees it. */
+function depthOf(value: unknown): number {
+  if (Array.isArray(value)) return 1 + value.reduce<number>((max, v) => Math.max(max, depthOf(v)), 0);
+  if (typeof value === 'object' && value !== null) return 1 + Object.values(value).reduce<number>((max, v) => Math.max(max, depthOf(v)), 0);
+  return 0;
+}
+
+function clientDataOf(text: string): string | undefined {
+  const buf = bytes(text);
+  const scan = scanFrame(buf, 1000);
+  return scan.clientDataStart < 0 ? undefined : compactJsonText(buf, scan.clientDataStart, scan.clientDataEnd);
+}
+
+describe('scanFrame', () => {
+  it('reads the top-level type of an object, wherever the key is', () => {
+    expect(scanFrame(bytes('{"type":"CHAT_MESSAGE","serverData":{"message":"x"}}'), 32).type).toBe('CHAT_MESSAGE');
+    expect(scanFrame(bytes('{"serverData":{"type":"NESTED"},"type":"DIALOG_MESSAGE"}'), 32).type).toBe('DIALOG_MESSAGE');
+    expect(scanFrame(bytes(' { "type" : "SAVE_AVATAR" } '), 32).type).toBe('SAVE_AVATAR');
+  });
+
+  it('reads no type from nested objects, arrays, non-string values or escaped keys', () => {
+    expect(scanFrame(bytes('{"serverData":{"type":"X"}}'), 32).type).toBeUndefined();
+    expect(scanFrame(bytes('[{"type":"X"}]'), 32).type).toBeUndefined();
+    expect(scanFrame(bytes('{"type":5}'), 32).type).toBeUndefined();
+    const escaped = scanFrame(bytes('{"typ\\u0065":"X"}'), 32);
+    expect(escaped.type).toBeUndefined();
+    expect(escaped.escapedKey).toBe(true);
+    expect(scanFrame(bytes('{"type":"SAVE\\u005fAVATAR"}'), 32).type).toBeUndefined();
+  });
+
+  it('takes the last of duplicate keys, like JSON.parse', () => {
+    expect(scanFrame(bytes('{"type":"A","type":"B"}'), 32).type).toBe('B');
+    expect(clientDataOf('{"clientData":1,"x":2,"clientData":[3]}')).toBe('[3]');
+  });
+
+  it('refuses nesting deeper than the limit, and accepts exactly the limit', () => {
+    expect(scanFrame(bytes('[[[]]]'), 3).tooDeep).toBe(false);
+    expect(scanFrame(bytes('[[[[]]]]'), 3).tooDeep).toBe(true);
+    expect(scanFrame(bytes('{"a":{"b":{"c":{}}}}'), 3).tooDeep).toBe(true);
+    // Brackets inside strings are not nesting.
+    expect(scanFrame(bytes(`{"a":"${'['.repeat(100)}"}`), 3).tooDeep).toBe(false);
+    expect(scanFrame(bytes(`{"a":"\\"${'['.repeat(100)}"}`), 3).tooDeep).toBe(false);
+  });
+
+  it('stops early on a 1.4 MB frame of "[" and stays linear on pathological inputs', () => {
+    const started = process.hrtime.bigint();
+    expect(scanFrame(bytes('['.repeat(1_400_000)), 32).tooDeep).toBe(true);
+    // Many short strings, long whitespace before many brackets, backslash runs.
+    scanFrame(bytes(`[${'"a",'.repeat(280_000)}"a"]`), 32);
+    scanFrame(bytes(`${' '.repeat(700_000)}${'[]'.repeat(350_000)}`), 32);
+    scanFrame(bytes(`"${'\\\\'.repeat(350_000)}"`), 32);
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    // Linear: a few ms each on any machine; quadratic would take minutes.
+    expect(ms).toBeLessThan(2000);
+  });
+
+  it('counts string contents apart from structure', () => {
+    const image = 'A'.repeat(10_000);
+    const scan = scanFrame(bytes(JSON.stringify({ type: 'SAVE_AVATAR', serverData: { imageBase64: image } })), 32);
+    expect(scan.structureBytes).toBeLessThan(100);
+    const array = scanFrame(bytes(JSON.stringify(Array(1000).fill(0))), 32);
+    expect(array.structureBytes).toBe(JSON.stringify(Array(1000).fill(0)).length);
+  });
+
+  it('finds clientData byte-exact: numbers beyond a double and escapes are kept as written', () => {
+    expect(clientDataOf('{"type":"DIALOG_MESSAGE","clientData":1e400,"serverData":{}}')).toBe('1e400');
+    expect(clientDataOf('{"clientData":{"n":12345678901234567890123,"s":"\\u0041"}}')).toBe('{"n":12345678901234567890123,"s":"\\u0041"}');
+    expect(clientDataOf('{"clientData" :  [ 1 , 2.50 , "a b" ] , "type":"X"}')).toBe('[1,2.50,"a b"]');
+    expect(clientDataOf('{"clientData":"he said \\"hi\\" {"}')).toBe('"he said \\"hi\\" {"');
+    expect(clientDataOf('{"clientData":null}')).toBe('null');
+    expect(clientDataOf('{"serverData":{"clientData":1}}')).toBeUndefined();
+    expect(clientDataOf('{"type":"X"}')).toBeUndefined();
+  });
+
+  it('agrees with JSON.parse on any valid frame (property)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), fc.string(), fc.jsonValue({ maxDepth: 3 }), fc.boolean(), (clientData, type, other, pretty) => {
+        const frame = { other, type, clientData };
+        const text = pretty ? JSON.stringify(frame, null, 2) : JSON.stringify(frame);
+        const buf = bytes(text);
+        const scan = scanFrame(buf, 1000);
+        expect(scan.tooDeep).toBe(false);
+        expect(scan.escapedKey).toBe(false);
+        // JSON.stringify escapes only quotes, backslashes and control characters.
+        if (!/["\\\u0000-\u001f]/.test(type)) expect(scan.type).toBe(type);
+        const json = compactJsonText(buf, scan.clientDataStart, scan.clientDataEnd);
+        expect(JSON.parse(json)).toEqual(JSON.parse(text).clientData);
+        expect(json).toBe(JSON.stringify(JSON.parse(text).clientData));
+        const depth = depthOf(frame);
+        expect(scanFrame(buf, depth).tooDeep).toBe(false);
+        expect(scanFrame(buf, depth - 1).tooDeep).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('compactJsonText', () => {
+  it('removes whitespace between tokens only', () => {
+    const text = '{ "a b" : [ 1 ,\n\t2 ] , "c" : " x " }';
+    expect(compactJsonText(bytes(text), 0, Buffer.byteLength(text))).toBe('{"a b":[1,2],"c":" x "}');
+  });
+
+  it('keeps multi-byte characters intact', () => {
+    const text = '[ "héllo 👋" , "\\"" ]';
+    expect(compactJsonText(bytes(text), 0, Buffer.byteLength(text))).toBe('["héllo 👋","\\""]');
+  });
+});

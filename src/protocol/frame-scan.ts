@@ -1,0 +1,210 @@
+/**
+ * One linear pass over an inbound frame's bytes, before (and instead of) parsing it: how deep it
+ * nests, its top-level `type`, how many of its bytes are structure rather than string content,
+ * and where its top-level `clientData` value lies. It does not validate JSON (JSON.parse does,
+ * afterwards, for the frames that pass); it only has to be right about frames that are valid, and
+ * never slower than linear on any input.
+ *
+ * Why: JSON.parse is recursive and its cost grows with the number of values, not bytes. A 1.4 MB
+ * frame of `[` costs it ~80 ms and ~5000 levels overflow JSON.stringify later. The gateway refuses
+ * such frames from this scan alone (docs/protocol.md, "Invalid frames"): deeper than
+ * MAX_JSON_DEPTH, or larger than MAX_MESSAGE_FRAME_BYTES in anything but the string content of a
+ * SAVE_AVATAR.
+ */
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+function isWhitespace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+}
+
+export interface FrameScan {
+  /** The frame nests deeper than the limit (the scan stopped there; nothing else is known). */
+  readonly tooDeep: boolean;
+  /**
+   * The top-level `type` when it is a plain string (no escapes) of a top-level object; undefined
+   * otherwise. Only a hint for refusing a frame before parsing: the parsed value is the truth.
+   */
+  readonly type: string | undefined;
+  /** Bytes outside string contents (quotes included): what parsing costs grow with. */
+  readonly structureBytes: number;
+  /** Byte range [start, end) of the last top-level `clientData` value; start is -1 when there is none. */
+  readonly clientDataStart: number;
+  readonly clientDataEnd: number;
+  /** A top-level key holds an escape: `type` and the `clientData` range may not be what JSON.parse sees. */
+  readonly escapedKey: boolean;
+}
+
+/** Scans `bytes` (UTF-8 JSON text) and stops at the first nesting deeper than `maxDepth`. */
+export function scanFrame(bytes: Uint8Array, maxDepth: number): FrameScan {
+  const length = bytes.length;
+  let depth = 0;
+  let stringBytes = 0;
+  let type: string | undefined;
+  let escapedKey = false;
+  // Top-level object state: expecting a key, the last key read, a value pending for clientData.
+  let expectKey = false;
+  let key: string | undefined;
+  let clientDataStart = -1;
+  let clientDataEnd = -1;
+  let openValue = -1; // start of the top-level value being read, when its key is clientData
+  let lastTokenEnd = 0;
+  const first = firstSignificant(bytes);
+  const topIsObject = first < length && bytes[first] === OPEN_OBJECT;
+
+  for (let i = 0; i < length; i++) {
+    const byte = bytes[i];
+    if (byte === QUOTE) {
+      // A string: find its closing quote with a native search, skipping escaped quotes.
+      const start = i;
+      let end = i;
+      for (;;) {
+        end = indexOfByte(bytes, QUOTE, end + 1);
+        if (end < 0) {
+          end = length; // unterminated: JSON.parse will say so
+          break;
+        }
+        let backslashes = 0;
+        for (let j = end - 1; j > start && bytes[j] === BACKSLASH; j--) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+      stringBytes += Math.max(0, end - start - 1);
+      if (depth === 1 && topIsObject) {
+        // Keys and top-level string values: scanned once more for escapes (linear overall).
+        const escaped = hasByte(bytes, BACKSLASH, start + 1, end);
+        if (expectKey) {
+          key = escaped ? undefined : latin1(bytes, start + 1, end);
+          if (escaped) escapedKey = true;
+          expectKey = false;
+        } else if (key === 'type') {
+          type = escaped ? undefined : utf8(bytes, start + 1, end);
+        }
+      }
+      i = end;
+      lastTokenEnd = Math.min(end + 1, length);
+      continue;
+    }
+    if (isWhitespace(byte)) continue;
+    switch (byte) {
+      case OPEN_OBJECT:
+      case OPEN_ARRAY:
+        if (++depth > maxDepth) return tooDeep();
+        if (depth === 1 && topIsObject) expectKey = true;
+        break;
+      case CLOSE_OBJECT:
+      case CLOSE_ARRAY:
+        if (depth === 1 && topIsObject && openValue >= 0) {
+          clientDataStart = openValue;
+          clientDataEnd = lastTokenEnd;
+          openValue = -1;
+        }
+        depth--;
+        break;
+      case COMMA:
+        if (depth === 1 && topIsObject) {
+          if (openValue >= 0) {
+            clientDataStart = openValue;
+            clientDataEnd = lastTokenEnd;
+            openValue = -1;
+          }
+          expectKey = true;
+        }
+        break;
+      case COLON:
+        if (depth === 1 && topIsObject && key === 'clientData') {
+          // The value starts at the next significant byte.
+          let j = i + 1;
+          while (j < length && isWhitespace(bytes[j])) j++;
+          openValue = j;
+        }
+        break;
+      default:
+        break;
+    }
+    lastTokenEnd = i + 1;
+  }
+  return {
+    tooDeep: false,
+    type,
+    structureBytes: length - stringBytes,
+    clientDataStart,
+    clientDataEnd,
+    escapedKey,
+  };
+
+  function tooDeep(): FrameScan {
+    return { tooDeep: true, type, structureBytes: length - stringBytes, clientDataStart: -1, clientDataEnd: -1, escapedKey };
+  }
+}
+
+/**
+ * The JSON text in bytes [start, end) without the whitespace between its tokens (string contents
+ * untouched): a value forwarded exactly as the client wrote it, numbers and escapes included.
+ */
+export function compactJsonText(bytes: Uint8Array, start: number, end: number): string {
+  let hasWhitespace = false;
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i];
+    if (byte === QUOTE) {
+      i = stringEnd(bytes, i, end);
+    } else if (isWhitespace(byte)) {
+      hasWhitespace = true;
+      break;
+    }
+  }
+  if (!hasWhitespace) return utf8(bytes, start, end);
+  const parts: string[] = [];
+  let from = start;
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i];
+    if (byte === QUOTE) {
+      i = stringEnd(bytes, i, end);
+    } else if (isWhitespace(byte)) {
+      if (i > from) parts.push(utf8(bytes, from, i));
+      from = i + 1;
+    }
+  }
+  if (end > from) parts.push(utf8(bytes, from, end));
+  return parts.join('');
+}
+
+/** The index of the closing quote of the string opening at `start` (or `limit`). */
+function stringEnd(bytes: Uint8Array, start: number, limit: number): number {
+  for (let i = start + 1; i < limit; i++) {
+    const byte = bytes[i];
+    if (byte === BACKSLASH) i++;
+    else if (byte === QUOTE) return i;
+  }
+  return limit;
+}
+
+function firstSignificant(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length && isWhitespace(bytes[i])) i++;
+  return i;
+}
+
+function indexOfByte(bytes: Uint8Array, byte: number, from: number): number {
+  if (from >= bytes.length) return -1;
+  return Buffer.isBuffer(bytes) ? bytes.indexOf(byte, from) : Uint8Array.prototype.indexOf.call(bytes, byte, from);
+}
+
+function hasByte(bytes: Uint8Array, byte: number, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (bytes[i] === byte) return true;
+  return false;
+}
+
+function utf8(bytes: Uint8Array, start: number, end: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('utf8');
+}
+
+function latin1(bytes: Uint8Array, start: number, end: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('latin1');
+}
