@@ -370,6 +370,23 @@ describe('reencodeAvatar', () => {
     expect(bomb.length).toBeLessThan(200_000); // 48 MB of pixels in a small file
     const err = await avatarErrorOf(() => reencodeAvatar(bomb, { maxPixels: 1_000_000 }));
     expect(err.code).toBe(AvatarErrorCode.INVALID_IMAGE);
+    expect(err.message).toBe('image dimensions too large');
+  });
+
+  it('refuses a 6300x6300 PNG of ~130 KB over a limit of 4096x4096 on its header, without decoding it', async () => {
+    const bomb = await solid(6300, 6300).png({ compressionLevel: 9 }).toBuffer();
+    expect(bomb.length).toBeLessThan(200_000);
+    const err = await avatarErrorOf(() => reencodeAvatar(bomb, { maxPixels: 16_777_216 }));
+    expect(err.code).toBe(AvatarErrorCode.INVALID_IMAGE);
+    // this refusal comes from the header checks, both before the decoding pipeline is built
+    expect(err.message).toBe('image dimensions too large');
+  });
+
+  it('accepts an image of exactly maxPixels (4096x4096 = 16777216)', async () => {
+    const edge = await solid(4096, 4096).png({ compressionLevel: 9 }).toBuffer();
+    const meta = await sharp((await reencodeAvatar(edge, { maxPixels: 4096 * 4096 })).data).metadata();
+    expect([meta.width, meta.height]).toEqual([512, 512]);
+    expect((await avatarErrorOf(() => reencodeAvatar(edge, { maxPixels: 4096 * 4096 - 1 }))).message).toBe('image dimensions too large');
   });
 
   it('rejects a forged 30000x30000 PNG under the default limit without decoding it', async () => {
@@ -385,6 +402,7 @@ describe('reencodeAvatar', () => {
     const gif = await solid(300, 300).gif().toBuffer();
     const err = await avatarErrorOf(() => reencodeAvatar(gif, { maxPixels: 300 * 299 }));
     expect(err.code).toBe(AvatarErrorCode.INVALID_IMAGE);
+    expect(err.message).toBe('image dimensions too large');
     await expect(reencodeAvatar(gif, { maxPixels: 300 * 300 })).resolves.toBeDefined();
   });
 

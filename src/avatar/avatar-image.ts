@@ -242,6 +242,8 @@ export async function reencodeAvatar(
   try {
     meta = await input().metadata();
   } catch (err) {
+    // libvips itself refuses a header over limitInputPixels ("Input image exceeds pixel limit").
+    if (err instanceof Error && /pixel limit/i.test(err.message)) throw invalidImage('image dimensions too large', err);
     throw invalidImage('corrupt image', err);
   }
   if (meta.format !== sniffed) {
