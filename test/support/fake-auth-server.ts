@@ -11,8 +11,12 @@
  *   garbage                 200, Content-Type application/json, a body that is not JSON
  *   success-without-userid  200 SUCCESS whose serverData has every profile field but userId
  *   error-status            200 status ERROR, whatever the token
+ *   status400/408/413/429   that HTTP status, with a small body (4xx a token can cause, and the
+ *                           two that mean "not now")
  *
  * Entering `down` (and close) destroys every open connection, hanging ones included.
+ * `inFlight` / `maxInFlight` count requests received and not yet answered, to check a bound on
+ * the load the gateway puts on its authorization server.
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -41,6 +45,10 @@ export const FAKE_AUTH_MODES = [
   'success-without-userid',
   'error-status',
   'slow',
+  'status400',
+  'status408',
+  'status413',
+  'status429',
 ] as const;
 export type FakeAuthMode = (typeof FAKE_AUTH_MODES)[number];
 
@@ -68,8 +76,13 @@ export interface FakeAuthServer {
   readonly requests: number;
   /** The last request received, with its body. */
   readonly lastRequest: RecordedRequest | undefined;
+  /** Requests received and not yet answered (nor abandoned by the client), now. */
+  readonly inFlight: number;
+  /** The most requests in flight at once since start or the last `resetRequests()`. */
+  readonly maxInFlight: number;
   /** Switches mode; resolves once the new mode is in effect (listening again after `down`). */
   setMode(mode: FakeAuthMode, options?: { delayMs?: number }): Promise<void>;
+  /** Zeroes `requests`; `maxInFlight` starts again from the requests in flight now. */
   resetRequests(): void;
   /** Closes for good: every connection is destroyed, pending slow answers are dropped. */
   close(): Promise<void>;
@@ -85,6 +98,8 @@ class FakeAuth implements FakeAuthServer {
   readonly url: string;
   requests = 0;
   lastRequest: RecordedRequest | undefined;
+  inFlight = 0;
+  maxInFlight = 0;
   private current: FakeAuthMode = 'normal';
   private delayMs: number;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -127,6 +142,7 @@ class FakeAuth implements FakeAuthServer {
 
   resetRequests(): void {
     this.requests = 0;
+    this.maxInFlight = this.inFlight;
   }
 
   async close(): Promise<void> {
@@ -163,8 +179,30 @@ class FakeAuth implements FakeAuthServer {
     this.timers.add(timer);
   }
 
+  /**
+   * Counts the request in flight until its answer is handed to the socket (`end`, before the
+   * client can read it and send another request) or the exchange ends without one.
+   */
+  private trackInFlight(res: ServerResponse): void {
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    let open = true;
+    const done = (): void => {
+      if (!open) return;
+      open = false;
+      this.inFlight -= 1;
+    };
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.end = ((...args: unknown[]) => {
+      done();
+      return end(...args);
+    }) as unknown as ServerResponse['end'];
+    res.once('close', done);
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.requests += 1;
+    this.trackInFlight(res);
     const mode = this.current;
     const body = await readBody(req);
     if (body.kind === 'aborted') return;
@@ -195,6 +233,18 @@ class FakeAuth implements FakeAuthServer {
         return;
       case 'status404':
         sendJson(res, statusReply(404));
+        return;
+      case 'status400':
+        sendJson(res, statusReply(400));
+        return;
+      case 'status408':
+        sendJson(res, statusReply(408));
+        return;
+      case 'status413':
+        sendJson(res, statusReply(413));
+        return;
+      case 'status429':
+        sendJson(res, { ...statusReply(429), headers: { 'Retry-After': '1' } });
         return;
       case 'status302':
         sendJson(res, { ...statusReply(302), headers: { Location: '/redirected' } });
