@@ -3,8 +3,10 @@
  * AUTH_MESSAGE frames and close codes, frames before AUTH SUCCESS, the single-session rule, and
  * how every kind of authorization-server answer maps to errors "2" and "3".
  */
-import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import WebSocket from 'ws';
 import { ENGINES } from '../../support/deployment';
 import type { FakeAuthMode } from '../../support/fake-auth-server';
 import { sleep } from '../../support/ws-client';
@@ -27,6 +29,41 @@ import {
 } from './harness';
 
 jest.setTimeout(15_000);
+
+/**
+ * An upgrade request with the headers exactly as given: `ws` clients and browsers refuse to send a
+ * subprotocol that is not an HTTP token, so such requests can only be hand-built.
+ */
+function rawUpgrade(wsUrl: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const { hostname, port, pathname } = new URL(wsUrl);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: hostname,
+      port,
+      path: pathname,
+      agent: false,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+        ...headers,
+      },
+    });
+    req.once('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, body: '' });
+    });
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
 
 describe.each(ENGINES)('authentication (%s engine)', (engine) => {
   const scope = new Scope();
@@ -73,6 +110,57 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       const { frame, code } = await authFailure(client);
       expect(frame).toEqual(authError('2'));
       expect(code).toBe(4401);
+    });
+
+    describe('token entries and HTTP tokens (ws parses Sec-WebSocket-Protocol before the gateway)', () => {
+      // alice-token in standard base64 ends in "=" padding; unpadded base64url is the same without it.
+      const padded = `authToken.${Buffer.from(T.alice, 'utf8').toString('base64')}`;
+      const unpadded = tokenSubprotocol(T.alice);
+
+      it.each<[string, Record<string, string>]>([
+        ['base64 padding "="', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}` }],
+        ['a "/" of standard base64', { 'Sec-WebSocket-Protocol': `mpgp.v1, authToken.${Buffer.from('???', 'utf8').toString('base64')}` }],
+        ['"=" even beside a valid authToken header', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}`, authToken: T.alice }],
+        ['an empty entry beside a valid one', { 'Sec-WebSocket-Protocol': `mpgp.v1,,${unpadded}` }],
+        ['an entry offered twice', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${unpadded}, mpgp.v1` }],
+      ])('a header with %s fails the upgrade with HTTP 400: no AUTH_MESSAGE, no CHECK_TOKEN', async (_what, headers) => {
+        expect(padded).toMatch(/=$/);
+        const fake = await scope.fakeAuthServer();
+        const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url });
+        const reply = await rawUpgrade(dep.wsUrl(0), headers);
+        expect(reply).toEqual({ status: 400, body: 'Invalid Sec-WebSocket-Protocol header' });
+        expect(fake.requests).toBe(0);
+      });
+
+      it('the 400 comes before the Origin check (403), and ws clients refuse to send such an entry', async () => {
+        const dep = await scope.deployment(engine, { ALLOWED_ORIGINS: 'https://chat.example.test' });
+        const foreign = { Origin: 'https://elsewhere.example.test' };
+        expect((await rawUpgrade(dep.wsUrl(0), { ...foreign, 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}` })).status).toBe(400);
+        expect((await rawUpgrade(dep.wsUrl(0), { ...foreign, 'Sec-WebSocket-Protocol': `mpgp.v1, ${unpadded}` })).status).toBe(403);
+        expect(() => new WebSocket(dep.wsUrl(0), ['mpgp.v1', padded])).toThrow(SyntaxError);
+      });
+
+      it('the same token in base64url without padding logs in', async () => {
+        expect(unpadded).toBe(padded.replace(/=+$/, ''));
+        const fake = await scope.fakeAuthServer();
+        const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url });
+        const client = await scope.connect(dep.wsUrl(0), { protocols: ['mpgp.v1', unpadded] });
+        const auth = await client.nextOfType('AUTH_MESSAGE');
+        expect(auth).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.alice } });
+        expect(client.socket.protocol).toBe('mpgp.v1');
+        expect(fake.requests).toBe(1);
+      });
+
+      it('a "+" of standard base64 is an HTTP token: the upgrade succeeds and the entry is an invalid token, "2" and 4401', async () => {
+        const plus = `authToken.${Buffer.from(T.erin, 'utf8').toString('base64')}`;
+        expect(plus).toMatch(/\+/);
+        expect(plus).not.toMatch(/[=/]/);
+        const dep = await scope.deployment(engine);
+        const client = await scope.connect(dep.wsUrl(0), { protocols: ['mpgp.v1', plus] });
+        const { frame, code } = await authFailure(client);
+        expect(frame).toEqual(authError('2'));
+        expect(code).toBe(4401);
+      });
     });
 
     it('ignores ?authToken= by default: the connection waits for a frame and misses the deadline', async () => {
