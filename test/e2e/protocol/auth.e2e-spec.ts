@@ -452,7 +452,8 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       ['hanging past AUTH_TIMEOUT_MS', 'hang'],
       ['answering 500', 'status500'],
       ['answering 302', 'status302'],
-      ['answering 418', 'status418'],
+      ['answering 408', 'status408'],
+      ['answering 429', 'status429'],
       ['answering a body that is not JSON', 'garbage'],
       ['answering SUCCESS without a userId', 'success-without-userid'],
     ];
@@ -478,9 +479,14 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       expect(await authFailure(viaProtocol)).toMatchObject({ frame: authError('3'), code: 1013 });
     });
 
+    // Any 4xx but 408 and 429: the server refused the request this token made (a client can make
+    // it answer 413 with a huge token), so the token is invalid and the breaker is not involved.
     const invalid: [string, FakeAuthMode][] = [
+      ['400', 'status400'],
       ['401', 'status401'],
       ['404', 'status404'],
+      ['413', 'status413'],
+      ['418', 'status418'],
       ['200 with status ERROR', 'error-status'],
     ];
     it.each(invalid)('auth server answering %s: "2" and 4401', async (_what, mode) => {
