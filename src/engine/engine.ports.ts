@@ -25,6 +25,22 @@ export interface DeliveryRequest {
   frame: string;
 }
 
+/** Which of a user's connections a duplicate login asks about. */
+export interface ProbeRequest {
+  userId: string;
+  connId: string;
+}
+
+/** What a node says of its connection that a duplicate login probed. */
+export enum ProbeOutcome {
+  /** It answered a ping within the probe time: the newcomer is refused ("1"). */
+  ALIVE = 'ALIVE',
+  /** It did not answer (and was dropped, its session released) or was gone already. */
+  GONE = 'GONE',
+  /** The node holding it did not answer: nothing is known (the newcomer is refused). */
+  UNREACHABLE = 'UNREACHABLE',
+}
+
 /** Carries broadcasts and node-addressed deliveries between nodes. */
 export interface ClusterBus {
   readonly nodeId: string;
@@ -35,6 +51,14 @@ export interface ClusterBus {
    * reported by that node, or ERROR when it does not answer within `timeoutMs`. Never rejects.
    */
   deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<DeliveryStatus>;
+  /**
+   * Asks node `nodeId` whether its connection still answers a ping within `timeoutMs` (that node
+   * drops it and releases its session when it does not). Resolves UNREACHABLE when the node does
+   * not answer in time. Never rejects.
+   */
+  probe(nodeId: string, request: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome>;
+  /** Registers the handler of probes addressed to this node. */
+  onProbe(handler: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>): void;
   /** Registers the handler of broadcasts that come from other nodes. */
   onBroadcast(handler: (event: BroadcastEvent) => void): void;
   /** Registers the handler of deliveries addressed to this node. */

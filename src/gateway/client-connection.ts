@@ -190,6 +190,11 @@ export class ClientConnection implements JoiningClient {
     this.socket.terminate();
   }
 
+  /** A peer that does not answer: dropped as the heartbeat drops it (the client sees 1006). */
+  drop(): void {
+    this.terminate(1006);
+  }
+
   clearTimers(): void {
     if (this.authDeadline) clearTimeout(this.authDeadline);
     this.authDeadline = undefined;

@@ -12,7 +12,7 @@ import type { MetricsService } from '../observability/metrics.service';
 import { AvatarError, FrameError, invalidMessage } from '../protocol/errors';
 import { AvatarErrorCode, FrameErrorCode } from '../protocol/protocol';
 import type { ClientConnection } from './client-connection';
-import { MessageRouter, parseFrame } from './message-router';
+import { byteLength, MessageRouter, parseFrame } from './message-router';
 
 interface Deferred {
   promise: Promise<void>;
@@ -138,7 +138,7 @@ describe('parseFrame', () => {
     // At the limit, any type passes.
     const chat = { type: 'CHAT_MESSAGE', serverData: { message: '' } };
     const exact = { ...chat, serverData: { message: 'x'.repeat(LIMITS.maxMessageFrameBytes - JSON.stringify(chat).length) } };
-    expect(text(exact).length).toBe(LIMITS.maxMessageFrameBytes);
+    expect(byteLength(text(exact))).toBe(LIMITS.maxMessageFrameBytes);
     expect(parseFrame(text(exact), false, LIMITS)).toMatchObject({ type: 'CHAT_MESSAGE' });
   });
 
@@ -294,7 +294,7 @@ describe('MessageRouter', () => {
       pendingResults.push(first.promise);
       route({ type: 'ASYNC', n: 1 });
       const big = { type: 'SYNC', n: 2, pad: 'x'.repeat(60_000) };
-      const size = text(big).length;
+      const size = byteLength(text(big));
       const fit = Math.floor(LIMITS.inboundQueueMaxBytes / size);
       for (let i = 0; i < fit; i++) expect(route(big)).toBe(true);
       expect(connection.queuedBytes).toBe(fit * size);

@@ -38,6 +38,10 @@ export interface RegisteredConnection extends ClientHandle {
   readonly joined: boolean;
   /** Closes the connection with a close frame. */
   close(code: number, reason: string): void;
+  /** Pings the peer: true when it answers within `timeoutMs` (a half-open connection never does). */
+  probe(timeoutMs: number): Promise<boolean>;
+  /** Drops the connection without a close handshake (its peer does not answer). */
+  drop(): void;
   /** Replaces its user's profile (a new frozen value: profiles are never changed in place). */
   replaceProfile(profile: UserProfile): void;
 }

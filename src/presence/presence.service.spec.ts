@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { FakeClient, testProfile } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
 import type { AvatarIndex } from '../avatar/avatar-index';
-import type { ClusterBus, PresenceRegistry, Session } from '../engine/engine.ports';
+import { ProbeOutcome, type ClusterBus, type PresenceRegistry, type ProbeRequest, type Session } from '../engine/engine.ports';
 import type { RegisteredConnection } from '../messaging/client';
 import type { ConnectionRegistry } from '../messaging/connection-registry';
 import type { Messenger } from '../messaging/messenger';
@@ -24,6 +24,9 @@ describe('PresenceService', () => {
   let onExpired: jest.Mock<void, [(userIds: string[]) => void]>;
   let onSessionLost: jest.Mock<void, [(session: Session) => void]>;
   let onSessionsRestored: jest.Mock<void, [(sessions: Session[]) => void]>;
+  let locate: jest.Mock<Promise<Session | undefined>, [string]>;
+  let busProbe: jest.Mock<Promise<ProbeOutcome>, [string, ProbeRequest, number]>;
+  let onProbe: jest.Mock<void, [(request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>]>;
   let avatarGet: jest.Mock<Promise<string | undefined>, [string]>;
   let register: jest.Mock<void, [RegisteredConnection]>;
   let unregister: jest.Mock<void, [RegisteredConnection]>;
@@ -58,17 +61,24 @@ describe('PresenceService', () => {
     onExpired = jest.fn();
     onSessionLost = jest.fn();
     onSessionsRestored = jest.fn();
+    locate = logged<PresenceRegistry['locate']>('locate', async () => undefined);
+    busProbe = logged<ClusterBus['probe']>('bus.probe', async () => ProbeOutcome.ALIVE);
+    onProbe = jest.fn();
     avatarGet = logged<AvatarIndex['get']>('avatars.get', async () => undefined);
     register = logged<ConnectionRegistry['register']>('register', () => undefined);
     unregister = logged<ConnectionRegistry['unregister']>('unregister', () => undefined);
     connectionsGet = jest.fn();
     broadcast = logged<Messenger['broadcast']>('broadcast', () => undefined);
     service = new PresenceService(
-      strictMock<PresenceRegistry>({ claim, release, list, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored }, 'registry'),
+      strictMock<PresenceRegistry>(
+        { claim, release, list, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
+        'registry',
+      ),
       strictMock<AvatarIndex>({ get: avatarGet }, 'avatars'),
-      strictMock<ClusterBus>({ nodeId: NODE }, 'bus'),
+      strictMock<ClusterBus>({ nodeId: NODE, probe: busProbe, onProbe }, 'bus'),
       strictMock<ConnectionRegistry>({ register, unregister, get: connectionsGet }, 'connections'),
       strictMock<Messenger>({ broadcast }, 'messenger'),
+      { duplicateProbeMs: 2000 },
     );
     client = new FakeClient('pending-user', 'conn-1');
     const beginJoin = client.beginJoin.bind(client);
@@ -139,14 +149,98 @@ describe('PresenceService', () => {
       expect(verified.avatar).toBe('http://auth.example/alice.png'); // the verified profile is not mutated
     });
 
-    it('refuses a user who already has a session: nothing registered, sent or broadcast', async () => {
+    it('refuses a user whose session on another node answers the probe: nothing registered, sent or broadcast', async () => {
       claim.mockResolvedValueOnce(false);
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
       await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+      expect(busProbe).toHaveBeenCalledWith('node-b', { userId: 'alice', connId: 'old' }, 2000);
       expect(client.session).toBeUndefined();
       expect(register).not.toHaveBeenCalled();
       expect(client.sent).toEqual([]);
       expect(client.events).toEqual([]);
       expect(broadcast).not.toHaveBeenCalled();
+    });
+
+    it.each([ProbeOutcome.ALIVE, ProbeOutcome.UNREACHABLE])('refuses when the other node says %s', async (outcome) => {
+      claim.mockResolvedValueOnce(false);
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      busProbe.mockResolvedValueOnce(outcome);
+      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+      expect(claim).toHaveBeenCalledTimes(1);
+    });
+
+    it('claims again when the other node dropped the unresponsive connection (GONE), and joins', async () => {
+      claim.mockResolvedValueOnce(false);
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
+      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.JOINED);
+      expect(claim).toHaveBeenCalledTimes(2);
+      const [first, second] = claim.mock.invocationCallOrder;
+      expect(first).toBeLessThan(locate.mock.invocationCallOrder[0]);
+      expect(locate.mock.invocationCallOrder[0]).toBeLessThan(busProbe.mock.invocationCallOrder[0]);
+      expect(busProbe.mock.invocationCallOrder[0]).toBeLessThan(second);
+    });
+
+    it('refuses when the second claim loses to a racing newcomer', async () => {
+      claim.mockResolvedValueOnce(false).mockResolvedValueOnce(false);
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
+      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+      expect(register).not.toHaveBeenCalled();
+    });
+
+    it('claims again at once when the session vanished before it could be located', async () => {
+      claim.mockResolvedValueOnce(false);
+      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.JOINED);
+      expect(busProbe).not.toHaveBeenCalled();
+    });
+
+    describe('a duplicate of a connection of this node', () => {
+      let old: FakeClient;
+      beforeEach(async () => {
+        old = new FakeClient('pending-old', 'conn-old');
+        await service.join(old, testProfile('alice'));
+        expect(old.session).toBeDefined();
+        claim.mockClear();
+        claim.mockResolvedValueOnce(false);
+        locate.mockResolvedValueOnce(old.session);
+        broadcast.mockClear();
+      });
+
+      it('is refused when the old connection answers the ping; the old one is untouched', async () => {
+        await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+        expect(old.probes).toEqual([2000]);
+        expect(old.dropped).toBe(false);
+        expect(old.session).toBeDefined();
+        expect(busProbe).not.toHaveBeenCalled();
+      });
+
+      it('replaces an old connection that does not answer: dropped, DISCONNECT, then the newcomer joins', async () => {
+        old.answersProbe = false;
+        await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.JOINED);
+        expect(old.dropped).toBe(true);
+        expect(old.session).toBeUndefined();
+        const frames = broadcasts().map((b) => b.frame);
+        expect(frames[0]).toEqual(disconnect('alice'));
+        expect(frames[1]).toMatchObject({ serverData: { connectionStatus: 'CONNECT', userId: 'alice' } });
+      });
+    });
+
+    it('answers probes from other nodes about its connections', async () => {
+      service.onModuleInit();
+      const handler = onProbe.mock.calls[0][0];
+      const old = new FakeClient('pending-old', 'conn-old');
+      await service.join(old, testProfile('alice'));
+      await expect(handler({ userId: 'alice', connId: 'conn-old' }, 1000)).resolves.toBe(ProbeOutcome.ALIVE);
+      expect(old.probes).toEqual([1000]);
+      old.answersProbe = false;
+      await expect(handler({ userId: 'alice', connId: 'conn-old' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      expect(old.dropped).toBe(true);
+      expect(release).toHaveBeenCalledTimes(1);
+      // Unknown here (already gone): GONE, and a stale session of this node is released.
+      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-x', profile: testProfile('bob') });
+      await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      expect(release).toHaveBeenCalledTimes(2);
     });
 
     it('answers UNAVAILABLE when the claim cannot be made', async () => {

@@ -1,6 +1,15 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { AVATAR_INDEX, type AvatarIndex } from '../avatar/avatar-index';
-import { CLUSTER_BUS, PRESENCE_REGISTRY, type ClusterBus, type PresenceRegistry, type Session } from '../engine/engine.ports';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import {
+  CLUSTER_BUS,
+  PRESENCE_REGISTRY,
+  ProbeOutcome,
+  type ClusterBus,
+  type PresenceRegistry,
+  type ProbeRequest,
+  type Session,
+} from '../engine/engine.ports';
 import type { JoiningClient } from '../messaging/client';
 import { ConnectionRegistry } from '../messaging/connection-registry';
 import { Messenger } from '../messaging/messenger';
@@ -23,6 +32,11 @@ export enum JoinOutcome {
 @Injectable()
 export class PresenceService implements OnModuleInit {
   private readonly logger = new Logger(PresenceService.name);
+  /**
+   * This node's clients that hold or are claiming a session, by connection id: from before the
+   * claim is sent, so a duplicate login's probe always finds the connection behind a session.
+   */
+  private readonly claimants = new Map<string, { client: JoiningClient; userId: string }>();
 
   constructor(
     @Inject(PRESENCE_REGISTRY) private readonly registry: PresenceRegistry,
@@ -30,9 +44,11 @@ export class PresenceService implements OnModuleInit {
     @Inject(CLUSTER_BUS) private readonly bus: ClusterBus,
     private readonly connections: ConnectionRegistry,
     private readonly messenger: Messenger,
+    @Inject(GATEWAY_CONFIG) private readonly config: Pick<GatewayConfig, 'duplicateProbeMs'>,
   ) {}
 
   onModuleInit(): void {
+    this.bus.onProbe((request, timeoutMs) => this.probeHere(request, timeoutMs));
     this.registry.onExpired((userIds) => {
       for (const userId of userIds) this.messenger.broadcast(disconnectFrame(userId), userId);
     });
@@ -62,8 +78,13 @@ export class PresenceService implements OnModuleInit {
       const profile = frozen(avatar ? { ...verified, avatar } : verified);
       session = { userId: profile.userId, nodeId: this.bus.nodeId, connId: client.id, profile };
       if (!client.isOpen) return JoinOutcome.CLOSED;
-      if (!(await this.registry.claim(session))) return JoinOutcome.ALREADY_CONNECTED;
+      this.claimants.set(client.id, { client, userId: session.userId });
+      if (!(await this.claimOrProbe(client, session))) {
+        this.claimants.delete(client.id);
+        return client.isOpen ? JoinOutcome.ALREADY_CONNECTED : JoinOutcome.CLOSED;
+      }
     } catch (err) {
+      this.claimants.delete(client.id);
       this.logger.warn({ connId: client.id, err: String(err) }, 'presence unavailable: login refused');
       return JoinOutcome.UNAVAILABLE;
     }
@@ -91,8 +112,51 @@ export class PresenceService implements OnModuleInit {
     return JoinOutcome.JOINED;
   }
 
+  /**
+   * Claims the user's session; when the user already has one, asks whether its connection still
+   * answers (DUPLICATE_PROBE_MS, on whichever node it is). A connection that does not is dropped
+   * (its DISCONNECT goes out) and the claim is tried once more: of racing newcomers, the registry
+   * lets exactly one win. False: a live connection holds the session (AUTH error "1").
+   */
+  private async claimOrProbe(client: JoiningClient, session: Session): Promise<boolean> {
+    if (await this.registry.claim(session)) return true;
+    const existing = await this.registry.locate(session.userId);
+    let outcome = ProbeOutcome.GONE;
+    if (existing) {
+      const request = { userId: existing.userId, connId: existing.connId };
+      outcome =
+        existing.nodeId === this.bus.nodeId
+          ? await this.probeHere(request, this.config.duplicateProbeMs)
+          : await this.bus.probe(existing.nodeId, request, this.config.duplicateProbeMs);
+    }
+    if (outcome !== ProbeOutcome.GONE || !client.isOpen) return false;
+    this.logger.log({ connId: client.id }, 'the user\'s previous connection did not answer: replaced');
+    return this.registry.claim(session);
+  }
+
+  /**
+   * A duplicate login asks about a connection of this node: ALIVE when it answers a ping within
+   * `timeoutMs`; otherwise it is dropped and its session released (DISCONNECT) before GONE.
+   */
+  private async probeHere(request: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome> {
+    const claimant = this.claimants.get(request.connId);
+    if (!claimant || claimant.userId !== request.userId) {
+      // A session of this node without its connection (it is leaving): nothing holds it.
+      const session = await this.registry.locate(request.userId);
+      if (session && session.connId === request.connId && session.nodeId === this.bus.nodeId) await this.registry.release(session);
+      return ProbeOutcome.GONE;
+    }
+    const client = claimant.client;
+    if (await client.probe(timeoutMs)) return ProbeOutcome.ALIVE;
+    this.logger.log({ connId: client.id }, 'a duplicate login found this connection unresponsive: dropped');
+    client.drop();
+    await this.leave(client);
+    return ProbeOutcome.GONE;
+  }
+
   /** Ends a client's session (idempotent): DISCONNECT to everyone else if it was still online. */
   async leave(client: JoiningClient): Promise<void> {
+    this.claimants.delete(client.id);
     const session = client.session;
     if (!session) return;
     client.session = undefined;

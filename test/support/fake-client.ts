@@ -57,6 +57,23 @@ export class FakeClient implements JoiningClient {
     throw new UnstubbedCallError('client', 'sendConfirmed');
   }
 
+  /** What probe() answers (a live peer by default); the timeouts it was asked with. */
+  answersProbe = true;
+  readonly probes: number[] = [];
+
+  probe(timeoutMs: number): Promise<boolean> {
+    this.probes.push(timeoutMs);
+    return Promise.resolve(this.isOpen && this.answersProbe);
+  }
+
+  /** True once dropped. */
+  dropped = false;
+
+  drop(): void {
+    this.dropped = true;
+    this.isOpen = false;
+  }
+
   /** The frames sent, parsed. */
   get frames(): unknown[] {
     return this.sent.map((s) => JSON.parse(s) as unknown);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import type { BroadcastEvent, ClusterBus, DeliveryRequest } from '../engine.ports';
+import { ProbeOutcome, type BroadcastEvent, type ClusterBus, type DeliveryRequest, type ProbeRequest } from '../engine.ports';
 
 /** One node alone: there is nobody to publish to, and no other node to deliver through. */
 export class MemoryClusterBus implements ClusterBus {
@@ -12,6 +12,14 @@ export class MemoryClusterBus implements ClusterBus {
 
   async deliver(_nodeId: string, _request: DeliveryRequest, _timeoutMs: number): Promise<DeliveryStatus> {
     return Status.ERROR;
+  }
+
+  async probe(_nodeId: string, _request: ProbeRequest, _timeoutMs: number): Promise<ProbeOutcome> {
+    return ProbeOutcome.UNREACHABLE;
+  }
+
+  onProbe(_handler: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>): void {
+    // no other node will ever probe here
   }
 
   onBroadcast(_handler: (event: BroadcastEvent) => void): void {

@@ -1,6 +1,6 @@
 import { sleep, useRedisEngine, waitFor } from '../../../test/support/redis-engine';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import type { BroadcastEvent, DeliveryRequest } from '../engine.ports';
+import { ProbeOutcome, type BroadcastEvent, type DeliveryRequest, type ProbeRequest } from '../engine.ports';
 import { RedisClusterBus } from './redis-cluster-bus';
 
 describe('RedisClusterBus (real redis-server)', () => {
@@ -57,6 +57,39 @@ describe('RedisClusterBus (real redis-server)', () => {
       { userId: 'gone', frame: '{"x":2}' },
     ]);
     expect(a.pendingDeliveries).toBe(0);
+  });
+
+  describe('probes of a duplicate login', () => {
+    it('asks the node of the connection and reports its answer, with the probe time', async () => {
+      const [a, b] = [await bus(), await bus()];
+      const seen: [ProbeRequest, number][] = [];
+      b.onProbe(async (request, timeoutMs) => {
+        seen.push([request, timeoutMs]);
+        return request.connId === 'live' ? ProbeOutcome.ALIVE : ProbeOutcome.GONE;
+      });
+      await expect(a.probe(b.nodeId, { userId: 'u\n1', connId: 'live' }, 300)).resolves.toBe(ProbeOutcome.ALIVE);
+      await expect(a.probe(b.nodeId, { userId: 'u2', connId: 'dead' }, 300)).resolves.toBe(ProbeOutcome.GONE);
+      expect(seen).toEqual([
+        [{ userId: 'u\n1', connId: 'live' }, 300],
+        [{ userId: 'u2', connId: 'dead' }, 300],
+      ]);
+      expect(a.pendingDeliveries).toBe(0);
+    });
+
+    it('waits for a node that takes its whole probe time to answer', async () => {
+      const [a, b] = [await bus(), await bus()];
+      b.onProbe(() => new Promise((resolve) => setTimeout(() => resolve(ProbeOutcome.GONE), 400)));
+      await expect(a.probe(b.nodeId, { userId: 'u', connId: 'c' }, 400)).resolves.toBe(ProbeOutcome.GONE);
+    });
+
+    it('is UNREACHABLE when nobody listens for the node, or its handler fails', async () => {
+      const [a, b] = [await bus(), await bus()];
+      const started = Date.now();
+      await expect(a.probe('no-such-node', { userId: 'u', connId: 'c' }, 5000)).resolves.toBe(ProbeOutcome.UNREACHABLE);
+      expect(Date.now() - started).toBeLessThan(1000);
+      b.onProbe(() => Promise.reject(new Error('boom')));
+      await expect(a.probe(b.nodeId, { userId: 'u', connId: 'c' }, 300)).resolves.toBe(ProbeOutcome.UNREACHABLE);
+    });
   });
 
   it('a handler that throws or rejects is an ERROR', async () => {

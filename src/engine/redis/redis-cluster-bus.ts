@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import type { BroadcastEvent, ClusterBus, DeliveryRequest } from '../engine.ports';
+import { ProbeOutcome, type BroadcastEvent, type ClusterBus, type DeliveryRequest, type ProbeRequest } from '../engine.ports';
 import type { RedisConnection } from './redis-connection';
 
 /**
@@ -10,14 +10,20 @@ import type { RedisConnection } from './redis-connection';
  *
  *   broadcast channel   ["B", originNodeId, exceptUserId | null] \n frame
  *   node channel        ["D", fromNodeId, requestId, userId, deadlineUnixMs] \n frame
- *                       ["R", requestId, "SUCCESS" | "ERROR"]
+ *                       ["P", fromNodeId, requestId, userId, connId, probeTimeoutMs] \n
+ *                       ["R", requestId, "SUCCESS" | "ERROR" | "ALIVE" | "GONE"] \n
  */
 type BroadcastHeader = ['B', string, string | null];
 type DeliverHeader = ['D', string, string, string, number];
+type ProbeHeader = ['P', string, string, string, string, number];
 type ReplyHeader = ['R', string, string];
 
-interface PendingDelivery {
-  resolve: (status: DeliveryStatus) => void;
+/** How long past its own probe time a node may take to drop the connection and answer. */
+const PROBE_ANSWER_MARGIN_MS = 1500;
+
+interface PendingRequest {
+  /** Called once: with the answer, or undefined when none came. */
+  resolve: (answer: string | undefined) => void;
   timer: NodeJS.Timeout;
 }
 
@@ -43,7 +49,8 @@ export class RedisClusterBus implements ClusterBus {
   private readonly logger = new Logger('RedisClusterBus');
   private broadcastHandler?: (event: BroadcastEvent) => void;
   private deliverHandler?: (request: DeliveryRequest) => Promise<DeliveryStatus>;
-  private readonly pending = new Map<string, PendingDelivery>();
+  private probeHandler?: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>;
+  private readonly pending = new Map<string, PendingRequest>();
   private sequence = 0;
   private closed = false;
 
@@ -64,24 +71,23 @@ export class RedisClusterBus implements ClusterBus {
   }
 
   deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<DeliveryStatus> {
-    if (this.closed) return Promise.resolve(Status.ERROR);
-    const requestId = (++this.sequence).toString(36);
+    const requestId = this.nextRequestId();
     const header: DeliverHeader = ['D', this.nodeId, requestId, request.userId, Date.now() + timeoutMs];
-    return new Promise<DeliveryStatus>((resolve) => {
-      const timer = setTimeout(() => this.settle(requestId, Status.ERROR), timeoutMs);
-      timer.unref();
-      this.pending.set(requestId, { resolve, timer });
-      this.send(this.connection.keys.nodeChannel(nodeId), `${JSON.stringify(header)}\n${request.frame}`).then(
-        (receivers) => {
-          // Nobody subscribed to that node's channel: the node is gone (or cut off from Redis).
-          if (receivers === 0) this.settle(requestId, Status.ERROR);
-        },
-        (err: unknown) => {
-          this.logger.debug(`delivery request not published: ${String(err)}`);
-          this.settle(requestId, Status.ERROR);
-        },
-      );
-    });
+    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${request.frame}`, timeoutMs).then((answer) =>
+      answer === Status.SUCCESS ? Status.SUCCESS : Status.ERROR,
+    );
+  }
+
+  probe(nodeId: string, request: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome> {
+    const requestId = this.nextRequestId();
+    const header: ProbeHeader = ['P', this.nodeId, requestId, request.userId, request.connId, timeoutMs];
+    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n`, timeoutMs + PROBE_ANSWER_MARGIN_MS).then((answer) =>
+      answer === ProbeOutcome.ALIVE || answer === ProbeOutcome.GONE ? answer : ProbeOutcome.UNREACHABLE,
+    );
+  }
+
+  onProbe(handler: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>): void {
+    this.probeHandler = handler;
   }
 
   onBroadcast(handler: (event: BroadcastEvent) => void): void {
@@ -101,10 +107,37 @@ export class RedisClusterBus implements ClusterBus {
     return this.pending.size;
   }
 
-  /** Every pending delivery resolves ERROR; nothing is published any more. */
+  /** Every pending request resolves without an answer (ERROR, UNREACHABLE); nothing is published any more. */
   close(): void {
     this.closed = true;
-    for (const requestId of [...this.pending.keys()]) this.settle(requestId, Status.ERROR);
+    for (const requestId of [...this.pending.keys()]) this.settle(requestId, undefined);
+  }
+
+  private nextRequestId(): string {
+    return (++this.sequence).toString(36);
+  }
+
+  /**
+   * Publishes a request on a node's channel and resolves with that node's answer, or undefined
+   * when none comes within `timeoutMs`, nobody is subscribed (the node is gone) or the PUBLISH fails.
+   */
+  private request(nodeId: string, requestId: string, message: string, timeoutMs: number): Promise<string | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
+    return new Promise<string | undefined>((resolve) => {
+      const timer = setTimeout(() => this.settle(requestId, undefined), timeoutMs);
+      timer.unref();
+      this.pending.set(requestId, { resolve, timer });
+      this.send(this.connection.keys.nodeChannel(nodeId), message).then(
+        (receivers) => {
+          // Nobody subscribed to that node's channel: the node is gone (or cut off from Redis).
+          if (receivers === 0) this.settle(requestId, undefined);
+        },
+        (err: unknown) => {
+          this.logger.debug(`request not published: ${String(err)}`);
+          this.settle(requestId, undefined);
+        },
+      );
+    });
   }
 
   private async send(channel: string, message: string): Promise<number> {
@@ -112,12 +145,12 @@ export class RedisClusterBus implements ClusterBus {
     return this.connection.commands.publish(channel, message);
   }
 
-  private settle(requestId: string, status: DeliveryStatus): void {
+  private settle(requestId: string, answer: string | undefined): void {
     const pending = this.pending.get(requestId);
     if (!pending) return;
     this.pending.delete(requestId);
     clearTimeout(pending.timer);
-    pending.resolve(status);
+    pending.resolve(answer);
   }
 
   private onBroadcastMessage(message: string): void {
@@ -141,7 +174,12 @@ export class RedisClusterBus implements ClusterBus {
     }
     if (header[0] === 'R' && typeof header[1] === 'string') {
       const reply = header as ReplyHeader;
-      this.settle(reply[1], reply[2] === Status.SUCCESS ? Status.SUCCESS : Status.ERROR);
+      this.settle(reply[1], typeof reply[2] === 'string' ? reply[2] : undefined);
+      return;
+    }
+    if (header[0] === 'P' && typeof header[1] === 'string' && typeof header[2] === 'string' && typeof header[3] === 'string' && typeof header[4] === 'string') {
+      const [, from, requestId, userId, connId, timeoutMs] = header as ProbeHeader;
+      this.handleProbe(from, requestId, { userId, connId }, typeof timeoutMs === 'number' && timeoutMs > 0 ? timeoutMs : 0);
       return;
     }
     if (header[0] === 'D' && typeof header[1] === 'string' && typeof header[2] === 'string' && typeof header[3] === 'string') {
@@ -152,13 +190,32 @@ export class RedisClusterBus implements ClusterBus {
     this.logger.warn('unknown node message ignored');
   }
 
+  private reply(to: string, requestId: string, answer: string): void {
+    const reply: ReplyHeader = ['R', requestId, answer];
+    this.send(this.connection.keys.nodeChannel(to), `${JSON.stringify(reply)}\n`).catch((err: unknown) =>
+      this.logger.debug(`answer not published (the requester times out): ${String(err)}`),
+    );
+  }
+
+  private handleProbe(from: string, requestId: string, request: ProbeRequest, timeoutMs: number): void {
+    if (!this.probeHandler) {
+      this.reply(from, requestId, ProbeOutcome.UNREACHABLE);
+      return;
+    }
+    let outcome: Promise<ProbeOutcome>;
+    try {
+      outcome = this.probeHandler(request, timeoutMs);
+    } catch {
+      outcome = Promise.resolve(ProbeOutcome.UNREACHABLE);
+    }
+    outcome.then(
+      (answer) => this.reply(from, requestId, answer),
+      () => this.reply(from, requestId, ProbeOutcome.UNREACHABLE),
+    );
+  }
+
   private handleDelivery(from: string, requestId: string, request: DeliveryRequest, deadline: number): void {
-    const answer = (status: DeliveryStatus) => {
-      const reply: ReplyHeader = ['R', requestId, status];
-      this.send(this.connection.keys.nodeChannel(from), `${JSON.stringify(reply)}\n`).catch((err: unknown) =>
-        this.logger.debug(`delivery answer not published (the sender times out): ${String(err)}`),
-      );
-    };
+    const answer = (status: DeliveryStatus) => this.reply(from, requestId, status);
     // Too late: the sender has already answered ERROR to its client.
     if (!this.deliverHandler || Date.now() > deadline) {
       answer(Status.ERROR);
