@@ -1,13 +1,16 @@
 /**
  * PROTOCOL.md "SAVE_AVATAR" and "GET /avatars/<file>": upload, re-encoding, serving, the new URL
- * everywhere (USER_UPDATE_MESSAGE, userList, CONNECT, across reconnects and restarts), and the
- * error codes.
+ * everywhere (USER_UPDATE_MESSAGE, userList, CONNECT, across reconnects and restarts), the
+ * error codes, and the bounds against hostile clients (AVATAR_MAX_PIXELS, AVATAR_CONCURRENCY,
+ * AVATAR_SAVES_PER_MINUTE, one stored file per user).
  */
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import sharp from 'sharp';
-import { ENGINES, sharedAvatarDir } from '../../support/deployment';
+import { ENGINES, sharedAvatarDir, type Deployment } from '../../support/deployment';
 import { freePort } from '../../support/free-port';
-import type { Frame } from '../../support/ws-client';
-import { ID, isConnect, profileOf, QUIET_MS, rawGet, Scope, T } from './harness';
+import type { Frame, TestClient } from '../../support/ws-client';
+import { expectChatWorks, ID, isConnect, isDisconnect, profileOf, QUIET_MS, rawGet, Scope, T } from './harness';
 
 jest.setTimeout(20_000);
 
@@ -34,6 +37,29 @@ function avatarError(errorCode: string): Frame {
 }
 
 const isSaveAvatar = (f: Frame) => f.type === 'SAVE_AVATAR';
+
+/** The index of each engine lives beside the avatars: index.json (memory), .index/ (Redis). */
+const INDEX_ENTRIES = new Set(['index.json', '.index']);
+
+/** Everything in the avatar directory but the index (temporary files included). */
+function storedFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((name) => !INDEX_ENTRIES.has(name))
+    .sort();
+}
+
+const fileOf = (url: string): string => new URL(url).pathname.replace(/^\/avatars\//, '');
+
+/** The AVATAR_DIR every node of the deployment shares. */
+const avatarDirOf = (dep: Deployment): string => dep.nodes[0].env.AVATAR_DIR;
+
+/** Saves an image and returns the URL of the SUCCESS (fails on anything else). */
+async function saveOk(client: TestClient, image: Buffer): Promise<string> {
+  client.send(save(image.toString('base64')));
+  const reply = await client.next(isSaveAvatar, 10_000);
+  expect(reply).toEqual({ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: expect.any(String) } });
+  return reply.serverData.avatar as string;
+}
 
 describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
   const scope = new Scope();
@@ -231,6 +257,191 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
       expect((await alice.next(isSaveAvatar, 10_000)).status).toBe('SUCCESS');
       alice.send(save(`data:image/png;base64,${(await png(12, 12)).toString('base64')}`));
       expect((await alice.next(isSaveAvatar, 10_000)).status).toBe('SUCCESS');
+    });
+  });
+
+  describe('hostile clients (issue 10)', () => {
+    it('a 6300x6300 PNG of ~130 KB is "2" at once, refused on its header: no decode, no jump of the node\'s memory', async () => {
+      const dep = await scope.deployment(engine);
+      const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+      const bomb = await sharp({ create: { width: 6300, height: 6300, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+        .png({ compressionLevel: 9 })
+        .toBuffer();
+      // 40 M pixels (over AVATAR_MAX_PIXELS = 4096 x 4096) in far fewer bytes than AVATAR_MAX_BYTES
+      expect(bomb.length).toBeLessThan(200_000);
+      const frame = JSON.stringify(save(bomb.toString('base64')));
+
+      // The nodes run in this process: its RSS is the node's. Sample it while the request runs.
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 1);
+      const started = performance.now();
+      alice.send(frame);
+      const reply = await alice.next(isSaveAvatar, 10_000);
+      const ms = performance.now() - started;
+      clearInterval(sampler);
+      peak = Math.max(peak, process.memoryUsage().rss);
+
+      expect(reply).toEqual({ type: 'SAVE_AVATAR', status: 'ERROR', error: { errorCode: '2', message: 'image dimensions too large' } });
+      // Decoding it costs ~40 MB of RSS and tens of ms, even for one colour.
+      expect((peak - before) / 2 ** 20).toBeLessThan(15);
+      expect(ms).toBeLessThan(250);
+      // Nothing stored, nobody told.
+      await expectChatWorks(alice, ID.alice, [bob]);
+      expect(bob.all('USER_UPDATE_MESSAGE')).toEqual([]);
+      expect(storedFiles(avatarDirOf(dep))).toEqual([]);
+    });
+
+    it('the 7th SAVE_AVATAR of a user within a minute is "4", on any node, invalid images counted; nobody is told of it', async () => {
+      const dep = await scope.deployment(engine); // AVATAR_SAVES_PER_MINUTE = 6
+      const [bob] = await scope.loginAll(dep, [T.bob]);
+      let alice = (await scope.login(dep.wsUrl(1), T.alice)).client;
+      await bob.next((f) => isConnect(f, ID.alice));
+      const image = await png(20, 20);
+
+      // 1, 2: invalid images count too (a flood of them is bounded as well)
+      alice.send(save('not base64 at all!'));
+      expect(await alice.next(isSaveAvatar)).toEqual(avatarError('2'));
+      alice.send(save(Buffer.from('hello, I am not an image').toString('base64')));
+      expect(await alice.next(isSaveAvatar)).toEqual(avatarError('2'));
+      // 3, 4 on node 1
+      await saveOk(alice, image);
+      await saveOk(alice, image);
+      // 5, 6 after a reconnect on node 0 (the quota is the deployment's, not the node's)
+      await alice.close();
+      await bob.next((f) => isDisconnect(f, ID.alice));
+      alice = (await scope.login(dep.wsUrl(0), T.alice)).client;
+      await saveOk(alice, image);
+      const sixth = await saveOk(alice, image);
+      await bob.next((f) => f.type === 'USER_UPDATE_MESSAGE' && f.serverData.avatar === sixth);
+
+      // 7: a valid image, refused without being decoded
+      alice.send(save(image.toString('base64')));
+      expect(await alice.next(isSaveAvatar)).toEqual({
+        type: 'SAVE_AVATAR',
+        status: 'ERROR',
+        error: { errorCode: '4', message: expect.any(String) },
+      });
+      // An 8th as well (refused attempts do not let anything through).
+      alice.send(save(image.toString('base64')));
+      expect(await alice.next(isSaveAvatar)).toEqual(avatarError('4'));
+      // No USER_UPDATE for them: bob's next frame from alice is her chat (same path, same order).
+      await expectChatWorks(alice, ID.alice, [bob]);
+      expect(bob.all('USER_UPDATE_MESSAGE')).toHaveLength(4);
+      expect(bob.all('USER_UPDATE_MESSAGE').at(-1)?.serverData.avatar).toBe(sixth);
+      // Her avatar is still the 6th; another user's quota is his own.
+      const { auth } = await scope.login(dep.wsUrl(2), T.carol);
+      expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe(sixth);
+      await saveOk(bob, image);
+    });
+
+    it('100 saves by one user leave exactly one avatar file: the one the last SUCCESS named', async () => {
+      const dep = await scope.deployment(engine, { AVATAR_SAVES_PER_MINUTE: '1000', RATE_LIMIT_BURST: '1000' });
+      const [alice] = await scope.loginAll(dep, [T.alice]);
+      const image = await png(16, 16);
+      const urls: string[] = [];
+      for (let i = 0; i < 100; i++) urls.push(await saveOk(alice, image));
+      expect(new Set(urls).size).toBe(100);
+      // The handler of a connection's frame ends before its next frame runs: after this round
+      // trip, the replaced file of the last save is gone too.
+      await expectChatWorks(alice, ID.alice);
+      const last = urls[urls.length - 1];
+      expect(storedFiles(avatarDirOf(dep))).toEqual([fileOf(last)]);
+      expect((await fetch(last)).status).toBe(200);
+      expect((await fetch(urls[0])).status).toBe(404);
+      expect((await fetch(urls[98])).status).toBe(404);
+    });
+
+    it('saves alternating between a connection on node 0 and a reconnect on node 1 still leave one file', async () => {
+      const dep = await scope.deployment(engine, { AVATAR_SAVES_PER_MINUTE: '100' });
+      const [bob] = await scope.loginAll(dep, [T.bob]);
+      const urls: string[] = [];
+      for (let round = 0; round < 6; round++) {
+        const { client: alice } = await scope.login(dep.wsUrl(round % 2), T.alice);
+        urls.push(await saveOk(alice, await png(10 + round, 10)));
+        await expectChatWorks(alice, ID.alice); // its handler (and its delete) is over
+        // the file saved by the other node in the previous round is gone already
+        expect(storedFiles(avatarDirOf(dep))).toEqual([fileOf(urls[round])]);
+        await alice.close();
+        await bob.next((f) => isDisconnect(f, ID.alice));
+      }
+      for (const url of urls.slice(0, -1)) {
+        for (let i = 0; i < dep.nodes.length; i++) expect((await fetch(`${dep.httpUrl(i)}${new URL(url).pathname}`)).status).toBe(404);
+      }
+      const { auth } = await scope.login(dep.wsUrl(0), T.alice);
+      expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe(urls[5]);
+    });
+
+    it('"3" when the store cannot write: nothing changes, nobody is told; it works again once the directory is back', async () => {
+      const shared = sharedAvatarDir();
+      dirs.push(shared);
+      // A directory of its own that the test can take away (as root, permission bits would not stop a write).
+      const avatarDir = join(shared.dir, 'avatars');
+      const dep = await scope.deployment(engine, { AVATAR_DIR: avatarDir });
+      const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+      const first = await saveOk(alice, await png(12, 12));
+      await bob.nextOfType('USER_UPDATE_MESSAGE');
+
+      rmSync(avatarDir, { recursive: true });
+      writeFileSync(avatarDir, 'a file where the avatar directory was');
+      alice.send(save((await png(13, 13)).toString('base64')));
+      expect(await alice.next(isSaveAvatar, 10_000)).toEqual(avatarError('3'));
+      await expectChatWorks(alice, ID.alice, [bob]);
+      expect(bob.all('USER_UPDATE_MESSAGE')).toHaveLength(1);
+      const { auth } = await scope.login(dep.wsUrl(2), T.carol);
+      expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe(first);
+
+      rmSync(avatarDir);
+      mkdirSync(avatarDir);
+      const second = await saveOk(alice, await png(14, 14));
+      await expectChatWorks(alice, ID.alice);
+      expect(storedFiles(avatarDir)).toEqual([fileOf(second)]);
+    });
+
+    it('"3" when the index cannot be written: the new file is deleted (no orphan), the previous avatar stays', async () => {
+      const dep = await scope.deployment(engine);
+      const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+      const first = await saveOk(alice, await png(12, 12));
+      await bob.nextOfType('USER_UPDATE_MESSAGE');
+      const dir = avatarDirOf(dep);
+      // Break the index only: the memory engine's index.json becomes a directory (the rename
+      // onto it fails), the Redis engine's .index/ directory becomes a file.
+      if (engine === 'memory') {
+        rmSync(join(dir, 'index.json'));
+        mkdirSync(join(dir, 'index.json'));
+      } else {
+        rmSync(join(dir, '.index'), { recursive: true });
+        writeFileSync(join(dir, '.index'), 'not a directory');
+      }
+      alice.send(save((await png(13, 13)).toString('base64')));
+      expect(await alice.next(isSaveAvatar, 10_000)).toEqual(avatarError('3'));
+      await expectChatWorks(alice, ID.alice, [bob]);
+      expect(bob.all('USER_UPDATE_MESSAGE')).toHaveLength(1);
+      expect(storedFiles(dir)).toEqual([fileOf(first)]);
+      expect((await fetch(first)).status).toBe(200);
+    });
+
+    it('AVATAR_CONCURRENCY=1: two users uploading at once on one node both succeed, the second after waiting its turn', async () => {
+      const dep = await scope.deployment(engine, { AVATAR_CONCURRENCY: '1' });
+      const { client: alice } = await scope.login(dep.wsUrl(0), T.alice);
+      const { client: bob } = await scope.login(dep.wsUrl(0), T.bob);
+      // Exactly AVATAR_MAX_PIXELS (4096 x 4096): accepted, and its decode takes a while.
+      const [a, b] = await Promise.all([
+        sharp({ create: { width: 4096, height: 4096, channels: 3, background: '#203040' } }).png({ compressionLevel: 9 }).toBuffer(),
+        sharp({ create: { width: 4096, height: 4096, channels: 3, background: '#405060' } }).png({ compressionLevel: 9 }).toBuffer(),
+      ]);
+      const waitingLines = () => dep.logs().filter((line) => line.includes('avatar decode waiting for a free slot')).length;
+      const waitingBefore = waitingLines();
+      alice.send(save(a.toString('base64')));
+      bob.send(save(b.toString('base64')));
+      const [ra, rb] = await Promise.all([alice.next(isSaveAvatar, 10_000), bob.next(isSaveAvatar, 10_000)]);
+      expect(ra.status).toBe('SUCCESS');
+      expect(rb.status).toBe('SUCCESS');
+      expect(waitingLines() - waitingBefore).toBe(1);
+      for (const url of [ra.serverData.avatar, rb.serverData.avatar]) {
+        const meta = await sharp(Buffer.from(await (await fetch(url)).arrayBuffer())).metadata();
+        expect([meta.width, meta.height]).toEqual([512, 512]);
+      }
     });
   });
 
