@@ -178,9 +178,9 @@ let sharpConfigured = false;
  *   must read other formats with sharp.
  *
  * `sharp.concurrency` (libvips threads per image, default = CPU cores) is left alone: the number
- * of images processed at once is already bounded by the libuv thread pool (UV_THREADPOOL_SIZE,
- * default 4), and avatars are small. If uploads must not compete with fs/dns work on that pool,
- * bound the concurrent SAVE_AVATARs in the handler instead.
+ * of images processed at once is bounded by AvatarService (AVATAR_CONCURRENCY, below the libuv
+ * thread pool's UV_THREADPOOL_SIZE by default, so uploads leave room for fs/dns work), and
+ * avatars are small.
  */
 export function configureSharpForServer(): void {
   if (sharpConfigured) return;
