@@ -26,7 +26,7 @@ export type DeliveryStatus = Status;
 /** AUTH_MESSAGE ERROR: "1" already connected (4409), "2" bad/missing token (4401, 4408), "3" auth server unavailable (1013). */
 export type AuthErrorCode = '1' | '2' | '3';
 /** SAVE_AVATAR ERROR: "1" too large, "2" not a valid image, "3" could not be stored. */
-export type AvatarErrorCode = '1' | '2' | '3';
+export type AvatarErrorCode = '1' | '2' | '3' | '4';
 /** ERROR_MESSAGE codes. */
 export type FrameErrorCode = 'INVALID_JSON' | 'INVALID_MESSAGE' | 'UNKNOWN_TYPE' | 'RATE_LIMITED';
 

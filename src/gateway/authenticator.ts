@@ -71,6 +71,7 @@ export class Authenticator {
    */
   onFrameBeforeAuth(connection: ClientConnection, data: RawData, isBinary: boolean): boolean {
     if (byteLength(data) > this.config.preAuthMaxFrameBytes) {
+      if (connection.closeCode !== undefined) return false;
       this.logger.log({ connId: connection.id }, 'frame too large before login: closed');
       connection.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large before login');
       return false;

@@ -8,6 +8,8 @@ import { RateLimiter } from './rate-limiter';
 import type { Corkable, WriteBatch } from './write-batch';
 
 const OPEN = 1;
+/** How long a closed connection's peer has to answer the close frame before it is dropped. */
+export const CLOSE_GRACE_MS = 2000;
 let sequence = 0;
 const nodeTag = randomBytes(3).toString('hex');
 
@@ -90,6 +92,8 @@ export class ClientConnection implements JoiningClient {
   alive = true;
   /** How many bytes it may make the node read (TCP backpressure beyond). */
   readonly inbound: InboundBudget;
+  /** Drops a peer that does not complete the close handshake in time. */
+  private closeTimer?: NodeJS.Timeout;
   /** Waiting for the next pong (duplicate-login probes). */
   private pongWaiters?: (() => void)[];
   /** Set once the gateway closed or dropped it, with the code it used. */
@@ -175,12 +179,19 @@ export class ClientConnection implements JoiningClient {
     for (const { done } of held) done?.(new Error('join aborted'));
   }
 
-  /** Closes with a close frame; the close code is remembered for metrics. */
+  /**
+   * Closes with a close frame; the close code is remembered for metrics. A peer that has not
+   * completed the close handshake within CLOSE_GRACE_MS is dropped: what it sends meanwhile is
+   * still read within its inbound budget only, so a client cannot make a closing connection
+   * read megabytes of junk at full speed.
+   */
   close(code: CloseCode, reason: string): void {
     if (this.closeCode !== undefined) return;
     this.closeCode = code;
     this.clearTimers();
     this.socket.close(code, reason);
+    this.closeTimer = setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS);
+    this.closeTimer.unref();
   }
 
   /** Drops without a close handshake (dead peer). */
@@ -198,8 +209,14 @@ export class ClientConnection implements JoiningClient {
   clearTimers(): void {
     if (this.authDeadline) clearTimeout(this.authDeadline);
     this.authDeadline = undefined;
-    // A closing socket must be read again: its close frame and its end come through it.
-    this.inbound.release();
+  }
+
+  /** The socket is closed: no timer of this connection is left. */
+  closed(): void {
+    this.clearTimers();
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = undefined;
+    this.inbound.stop();
   }
 
   /** A pong arrived: the peer is alive. */

@@ -2,7 +2,9 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
+import { rawHttpRefusal } from '../http/gateway-http.adapter';
 import type { GatewayConfig } from '../config/gateway-config';
 import { PROTOCOL_SUBPROTOCOL } from '../protocol/protocol';
 import { Admission } from './admission';
@@ -42,7 +44,13 @@ export class GatewayWsAdapter extends WsAdapter {
         done(verdict.ok, verdict.status, verdict.message, NOSNIFF);
       },
     };
-    return super.create(port, wsOptions) as WebSocketServer;
+    const server = super.create(port, wsOptions) as WebSocketServer;
+    // ws's own refusals (a bad Sec-WebSocket-Protocol or -Key, ...) answered here, with nosniff.
+    server.on('wsClientError', (err: Error, socket: Duplex) => {
+      socket.once('finish', () => socket.destroy());
+      socket.end(rawHttpRefusal(400, err.message));
+    });
+    return server;
   }
 
   /** Frames are read by the gateway itself, in order, one connection at a time. */

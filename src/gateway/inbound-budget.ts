@@ -62,12 +62,18 @@ export class InboundBudget {
     return this.resumeTimer !== undefined;
   }
 
-  /** Stops the resume timer (the connection is closing) and reads the socket again. */
+  /** Reads the socket again now (a pong must get through), whatever the balance. */
   release(): void {
     if (!this.resumeTimer) return;
     clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
     this.socket.resume();
+  }
+
+  /** The connection is gone: no timer is left behind. */
+  stop(): void {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
   }
 
   private refill(now: number): void {

@@ -122,12 +122,13 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
 
   private onFrame(connection: ClientConnection, data: RawData, isBinary: boolean): void {
     connection.inbound.charge(byteLength(data), Date.now());
+    // Closing: what it still sends is read within its budget (to reach its close frame), not looked at.
+    if (connection.closeCode !== undefined) return;
     if (!connection.authenticated) {
       // Before AUTH SUCCESS: only a token-bearing AUTH_MESSAGE counts; everything else is discarded.
       if (!this.authenticator.onFrameBeforeAuth(connection, data, isBinary)) this.metrics.droppedBeforeAuth.inc();
       return;
     }
-    if (connection.closeCode !== undefined) return;
     const verdict = connection.limiter!.take(Date.now());
     if (verdict !== RateVerdict.ALLOW) {
       this.metrics.rateLimited.inc();
@@ -158,7 +159,7 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
   }
 
   private onClose(connection: ClientConnection, code: number): void {
-    connection.clearTimers();
+    connection.closed();
     connection.queue.length = 0;
     connection.queuedBytes = 0;
     this.open.delete(connection);

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { NestApplicationOptions } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
@@ -19,8 +19,7 @@ export function nosniff(_req: IncomingMessage, res: ServerResponse, next: () => 
 /**
  * Nest's Express adapter with an HTTP server that does not wait for slow headers: Node's default
  * keeps a half-sent request (an upgrade whose headers trickle in) for a minute and checks only
- * every 30 s. Refusals written on an upgrading socket (by `ws`, before any Express code runs)
- * get `nosniff` too.
+ * every 30 s. Node's own answers to such requests (408, 400, 431) get `nosniff` too.
  */
 export class GatewayHttpAdapter extends ExpressAdapter {
   constructor(private readonly limits: HttpLimits) {
@@ -44,21 +43,26 @@ export class GatewayHttpAdapter extends ExpressAdapter {
       );
       if (options?.forceCloseConnections) (this as unknown as { trackOpenConnections(): void }).trackOpenConnections();
     }
-    this.getHttpServer().prependListener('upgrade', (_req: unknown, socket: Duplex) => nosniffOnRefusal(socket));
+    this.getHttpServer().on('clientError', answerClientError);
   }
 }
 
-/** Adds the nosniff header to an HTTP refusal written on an upgrading socket (never to the 101). */
-export function nosniffOnRefusal(socket: Duplex): void {
-  const write = socket.write;
-  socket.write = function (this: Duplex, chunk: unknown, ...rest: unknown[]): boolean {
-    socket.write = write; // only the first write is the HTTP answer
-    if (typeof chunk === 'string' && chunk.startsWith('HTTP/1.1 ') && !chunk.startsWith('HTTP/1.1 101')) {
-      const endOfStatus = chunk.indexOf('\r\n');
-      if (endOfStatus > 0 && !/^x-content-type-options:/im.test(chunk)) {
-        chunk = `${chunk.slice(0, endOfStatus + 2)}${NOSNIFF_HEADER}: nosniff\r\n${chunk.slice(endOfStatus + 2)}`;
-      }
-    }
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as Duplex['write'];
+/**
+ * The raw HTTP answer written on a socket that never reached Express (a malformed or slow request,
+ * a refused upgrade): `Connection: close` and `nosniff`, the message as plain text.
+ */
+export function rawHttpRefusal(status: number, message = STATUS_CODES[status] ?? ''): string {
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(message)}\r\n${NOSNIFF_HEADER}: nosniff\r\n\r\n${message}`
+  );
+}
+
+/** Node's answers to requests it cannot parse or that are too slow, with nosniff (see Node's socketOnError). */
+function answerClientError(err: Error & { code?: string }, socket: Duplex & { bytesWritten?: number }): void {
+  if (err.code !== 'ECONNRESET' && socket.writable && !socket.bytesWritten) {
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    socket.write(rawHttpRefusal(status));
+  }
+  socket.destroy(err);
 }

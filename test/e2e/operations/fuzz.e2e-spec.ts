@@ -54,6 +54,9 @@ beforeAll(async () => {
     RATE_LIMIT_BURST: '1000000',
     CHAT_MAX_LENGTH: String(CHAT_MAX_LENGTH),
     DIALOG_MAX_BYTES: String(DIALOG_MAX_BYTES),
+    // The model has no per-user upload quota, no inbound byte budget: keep both out of its way.
+    AVATAR_SAVES_PER_MINUTE: '100000',
+    INBOUND_BYTES_PER_SEC: String(1024 * 1024 * 1024),
   });
   alice = await scope.login(gw.wsUrl, 'alice-token');
   bob = await scope.login(gw.wsUrl, 'bob-token');

@@ -122,6 +122,7 @@ export interface UpgradeOutcome {
   /** 101 when the upgrade succeeded, else the HTTP status of the refusal. */
   status: number;
   body: string;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 /**
@@ -135,12 +136,12 @@ export function tryUpgrade(url: string, headers: Record<string, string> = {}): P
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers });
         socket.terminate();
       });
     });
     socket.once('open', () => {
-      resolve({ status: 101, body: '' });
+      resolve({ status: 101, body: '', headers: {} });
       socket.terminate();
     });
     socket.once('error', (err) => reject(err));
