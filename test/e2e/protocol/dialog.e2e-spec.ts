@@ -160,6 +160,17 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
       expect(alice.all('ERROR_MESSAGE')).toHaveLength(1);
     });
 
+    it('forwards clientData byte-exact: numbers beyond a double and escapes arrive as written, whitespace between tokens dropped', async () => {
+      const dep = await scope.deployment(engine);
+      const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
+      const written = '{ "huge": 1e400, "id": 12345678901234567890123, "tiny": 1e-400, "s": "\\u0041\\n", "list": [ 1.50 , -0 ] }';
+      alice.send(`{"type":"DIALOG_MESSAGE","clientData":${written},"serverData":{"receiver":"${ID.bob}"}}`);
+      await bob.next(isDialog);
+      const raw = bob.rawFrames.find((f) => f.includes('"huge"'))!;
+      expect(raw).toContain('"clientData":{"huge":1e400,"id":12345678901234567890123,"tiny":1e-400,"s":"\\u0041\\n","list":[1.50,-0]}');
+      expect(await alice.next(isDelivery)).toMatchObject({ status: 'SUCCESS' });
+    });
+
     it('DIALOG_MAX_BYTES bounds the UTF-8 bytes of the compact JSON of clientData', async () => {
       const dep = await scope.deployment(engine, { DIALOG_MAX_BYTES: '32' });
       const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
