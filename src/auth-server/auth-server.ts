@@ -14,7 +14,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Status, UserProfile } from '../protocol/protocol';
-import { DemoUser, UserDirectory } from './users';
+import { DemoUser, UserDirectory } from '../demo-users/users';
 
 export const CHECK_TOKEN_TYPE = 'CHECK_TOKEN';
 /** Largest accepted request body. */

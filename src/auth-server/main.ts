@@ -8,7 +8,7 @@
  * Logs JSON lines (one on start, one on shutdown); never a token.
  */
 import { AuthServerHandle, startAuthServer } from './auth-server';
-import { BUNDLED_USERS_SOURCE, loadUsers } from './users';
+import { BUNDLED_USERS_SOURCE, loadUsers } from '../demo-users/users';
 
 export const DEFAULT_AUTH_PORT = 8081;
 export const DEFAULT_AUTH_HOST = '127.0.0.1';

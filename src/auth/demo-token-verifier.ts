@@ -1,10 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { loadUsers, UserDirectory } from '../auth-server/users';
+import { loadUsers, UserDirectory } from '../demo-users/users';
 import type { TokenCheck, TokenVerifier } from './token-verifier';
 
 /**
- * Development only (AUTH_SERVER_URL unset, NODE_ENV not production): the reference authorization
- * server's demo users, served in-process so that `npm start` gives a working chat at once.
+ * Development only (AUTH_SERVER_URL unset, NODE_ENV not production): the demo users (src/demo-users,
+ * which the reference authorization server serves too), in-process so that `npm start` gives a
+ * working chat at once.
  */
 export class DemoTokenVerifier implements TokenVerifier {
   private readonly directory: UserDirectory;

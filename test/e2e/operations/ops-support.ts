@@ -6,7 +6,7 @@
 import { request as httpRequest } from 'node:http';
 import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import WebSocket from 'ws';
-import type { DemoUser } from '../../../src/auth-server/users';
+import type { DemoUser } from '../../../src/demo-users/users';
 import { startAuthServer, type AuthServerHandle } from '../../../src/auth-server/auth-server';
 import { startFakeAuthServer, type FakeAuthOptions, type FakeAuthServer } from '../../support/fake-auth-server';
 import { startGateway, type TestGateway } from '../../support/gateway';

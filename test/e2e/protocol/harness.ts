@@ -8,7 +8,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { startAuthServer, type AuthServerHandle } from '../../../src/auth-server/auth-server';
-import { loadUsers, type DemoUser } from '../../../src/auth-server/users';
+import { loadUsers, type DemoUser } from '../../../src/demo-users/users';
 import type { UserProfile } from '../../../src/protocol/protocol';
 import { startDeployment, type Deployment, type EngineKind } from '../../support/deployment';
 import { startFakeAuthServer, type FakeAuthOptions, type FakeAuthServer } from '../../support/fake-auth-server';
