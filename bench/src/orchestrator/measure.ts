@@ -1,0 +1,71 @@
+/** CPU, GC and memory readings of the processes of one run, taken around each measured phase. */
+import { performance } from 'node:perf_hooks';
+import { cpuSeconds, machineCpu, processCpu } from '../common/proc';
+import { hook, type Child } from '../procs';
+import type { Loadgen } from './loadgen-client';
+import type { Server } from './servers';
+
+export interface Snapshot {
+  t: number;
+  server: number;
+  /** Kernel part of `server`. */
+  serverSystem: number;
+  loadgen: number;
+  others: number;
+  /** redis-server in cluster mode. */
+  extra: number;
+  machineBusy: number;
+  gcCount: number;
+  gcMs: number;
+  gcMaxMs: number;
+}
+
+type GcStats = { count: number; totalMs: number; maxMs: number };
+
+export async function snapshot(server: Server, loadgen: Loadgen, others: Child[]): Promise<Snapshot> {
+  const gcs = await Promise.all(server.nodes.map((n) => hook<{ gc: GcStats }>(n, { bench: 'gcstats' }).then((r) => r.gc).catch(() => ({ count: 0, totalMs: 0, maxMs: 0 }))));
+  return {
+    t: performance.now(),
+    server: server.nodes.reduce((s, n) => s + cpuSeconds(n.pid), 0),
+    serverSystem: server.nodes.reduce((s, n) => s + (processCpu(n.pid)?.system ?? 0), 0),
+    loadgen: cpuSeconds(loadgen.child.pid),
+    others: others.reduce((s, n) => s + cpuSeconds(n.pid), 0),
+    extra: server.extra.reduce((s, n) => s + cpuSeconds(n.pid), 0),
+    machineBusy: machineCpu().busy,
+    gcCount: gcs.reduce((s, g) => s + g.count, 0),
+    gcMs: gcs.reduce((s, g) => s + g.totalMs, 0),
+    gcMaxMs: Math.max(...gcs.map((g) => g.maxMs)),
+  };
+}
+
+export interface Delta {
+  seconds: number;
+  serverCpu: number;
+  serverSystemCpu: number;
+  loadgenCpu: number;
+  extraCpu: number;
+  /** CPU (cores) used by processes that are not the bench's: the other engineers' load. */
+  foreignCores: number;
+  gcCount: number;
+  gcMs: number;
+}
+
+export function delta(a: Snapshot, b: Snapshot): Delta {
+  const seconds = (b.t - a.t) / 1000;
+  const ours = b.server - a.server + (b.loadgen - a.loadgen) + (b.others - a.others) + (b.extra - a.extra);
+  return {
+    seconds,
+    serverCpu: b.server - a.server,
+    serverSystemCpu: b.serverSystem - a.serverSystem,
+    loadgenCpu: b.loadgen - a.loadgen,
+    extraCpu: b.extra - a.extra,
+    foreignCores: Math.max(0, (b.machineBusy - a.machineBusy - ours) / seconds),
+    gcCount: b.gcCount - a.gcCount,
+    gcMs: b.gcMs - a.gcMs,
+  };
+}
+
+export async function memory(server: Server): Promise<{ rss: number; heapUsed: number }> {
+  const mems = await Promise.all(server.nodes.map((n) => hook<{ rss: number; heapUsed: number }>(n, { bench: 'mem' })));
+  return { rss: mems.reduce((s, m) => s + m.rss, 0), heapUsed: mems.reduce((s, m) => s + m.heapUsed, 0) };
+}

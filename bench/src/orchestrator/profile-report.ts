@@ -1,0 +1,18 @@
+/** --profile: bench/results/profile-latest.md from the .cpuprofile files and --trace-gc logs of this run. */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SERVER_LABEL, options } from '../cli/options';
+import { summarizeProfile, summarizeTraceGc } from '../profile-summary';
+import { RUN_TMP } from './paths';
+
+export function profileReport(): string {
+  const parts: string[] = [`# CPU profiles and GC traces: ${options.servers.map((s) => SERVER_LABEL[s]).join(', ')} (${new Date().toISOString()})`, ''];
+  for (const file of readdirSync(RUN_TMP).filter((f) => f.endsWith('.cpuprofile')).sort()) {
+    parts.push(`## ${file}`, '', summarizeProfile(join(RUN_TMP, file)), '');
+  }
+  for (const file of readdirSync(RUN_TMP).filter((f) => f.endsWith('.log') && !f.includes('loadgen') && f !== 'auth.log')) {
+    const gc = summarizeTraceGc(join(RUN_TMP, file));
+    if (gc) parts.push(`## --trace-gc: ${file}`, '', gc, '');
+  }
+  return parts.join('\n');
+}

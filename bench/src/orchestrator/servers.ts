@@ -1,0 +1,109 @@
+/** Starting and stopping the servers under test: ours (one node or a cluster on Redis), raw ws, Socket.IO. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClientKind } from '../common/messages';
+import { options, type ServerName } from '../cli/options';
+import { SUITE } from '../plan';
+import { freePort, kill, startNode, startProcess, tail, waitHttpOk, waitMessage, type Child } from '../procs';
+import { startProdFlags } from './build';
+import { GATEWAY_BUILD, HOOK, ROOT, RUN_TMP, script } from './paths';
+
+export interface Server {
+  name: ServerName | 'cluster';
+  nodes: Child[];
+  urls: string[];
+  kind: ClientKind;
+  extra: Child[];
+}
+
+export const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG });
+
+function gatewayEnv(port: number, authUrl: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...baseEnv(),
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    AUTH_SERVER_URL: authUrl,
+    LOG_LEVEL: 'warn',
+    // Limits out of the way of the measurement (see README):
+    MAX_CONNECTIONS: '1000000',
+    RATE_LIMIT_PER_SEC: '1000000',
+    RATE_LIMIT_BURST: '1000000',
+    HEARTBEAT_INTERVAL_MS: '3600000',
+    // An AUTH SUCCESS at 10k online carries a ~1.7 MB userList: over the 1 MiB default.
+    SEND_BUFFER_MAX_BYTES: String(256 * 1024 * 1024),
+    AUTH_TIMEOUT_MS: '30000',
+    SHUTDOWN_DRAIN_MS: '0',
+    // The demo page (GET /) plays no part in the WebSocket traffic measured here.
+    DEMO_PAGE: 'false',
+    AVATAR_DIR: join(RUN_TMP, `avatars-${port}`),
+    ...extra,
+  };
+}
+
+export async function startGatewayNode(port: number, authUrl: string, extraEnv: Record<string, string>, tag: string): Promise<Child> {
+  const nodeArgs = [...startProdFlags(), '--expose-gc', '-r', HOOK, ...(options.profile ? ['--trace-gc'] : []), join(GATEWAY_BUILD, 'main.js')];
+  const child = startNode(nodeArgs, { env: gatewayEnv(port, authUrl, extraEnv), logFile: join(RUN_TMP, `${tag}.log`), needFds: SUITE.maxN + 2000, cwd: ROOT });
+  if (!(await waitHttpOk(`http://127.0.0.1:${port}/health/ready`, 60_000, child))) {
+    await kill(child);
+    throw new Error(`the gateway did not become ready on port ${port}:\n${tail(child.logFile)}`);
+  }
+  return child;
+}
+
+export async function startServer(name: ServerName, authUrl: string, tag: string): Promise<Server> {
+  const port = await freePort();
+  if (name === 'gateway') {
+    const node = await startGatewayNode(port, authUrl, {}, tag);
+    return { name, nodes: [node], urls: [`ws://127.0.0.1:${port}/ws`], kind: 'ws', extra: [] };
+  }
+  const file = script(`servers/${name === 'ws' ? 'raw-ws' : 'socketio'}`);
+  const nodeArgs = ['--expose-gc', '-r', HOOK, ...(options.profile ? ['--trace-gc'] : []), file];
+  // RAW_WS_* variables reach the raw baseline (experiments: RAW_WS_STRING=1, RAW_WS_BATCH=1).
+  const variants = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('RAW_WS_')));
+  const env = { ...baseEnv(), ...variants, NODE_ENV: 'production', PORT: String(port), AUTH_SERVER_URL: authUrl };
+  const child = startNode(nodeArgs, { env, logFile: join(RUN_TMP, `${tag}.log`), needFds: SUITE.maxN + 2000, cwd: ROOT });
+  await waitMessage(child, (m): m is { ready: true } => typeof m === 'object' && m !== null && 'ready' in m, 30_000, `${name} server start`);
+  const url = name === 'ws' ? `ws://127.0.0.1:${port}/ws` : `http://127.0.0.1:${port}`;
+  return { name, nodes: [child], urls: [url], kind: name === 'ws' ? 'ws' : 'sio', extra: [] };
+}
+
+export async function stopServer(server: Server | undefined): Promise<void> {
+  if (!server) return;
+  await Promise.all([...server.nodes, ...server.extra].map((c) => kill(c)));
+}
+
+async function startRedis(tag: string): Promise<Child> {
+  const port = await freePort();
+  const redis = startProcess('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
+    logFile: join(RUN_TMP, `${tag}-redis.log`),
+    cwd: RUN_TMP,
+  });
+  (redis as Child & { port?: number }).port = port;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (!redis.alive()) throw new Error(`redis-server exited:\n${tail(redis.logFile)}`);
+    if (readFileSync(redis.logFile, 'utf8').includes('Ready to accept connections')) return redis;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('redis-server did not start within 10 s');
+}
+
+/** A fresh redis-server (no state left by the previous run: killed nodes leave their sessions behind) and two gateway nodes on it. */
+export async function startCluster(authUrl: string, tag: string): Promise<Server> {
+  const redis = await startRedis(tag);
+  const redisUrl = `redis://127.0.0.1:${(redis as Child & { port?: number }).port}`;
+  const ports = [await freePort(), await freePort()];
+  const started = await Promise.allSettled(
+    ports.map((port, i) => startGatewayNode(port, authUrl, { REDIS_URL: redisUrl }, `${tag}-node${i}`)),
+  );
+  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all([...nodes, redis].map((n) => kill(n)));
+    throw failed.reason;
+  }
+  return { name: 'cluster', nodes, urls: ports.map((p) => `ws://127.0.0.1:${p}/ws`), kind: 'ws', extra: [redis] };
+}

@@ -1,0 +1,110 @@
+/**
+ * The whole suite: the auth server, every server of every repetition (order rotating), the
+ * cluster scenario; then bench/results/<stamp>.json and latest.md (or profile-latest.md).
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SERVER_LABEL, options } from '../cli/options';
+import { loadAverage, machineCpu, openFilesLimit } from '../common/proc';
+import { generateUsers, writeUsersFile } from '../common/users';
+import { SUITE } from '../plan';
+import { kill, startNode, waitMessage } from '../procs';
+import { renderMarkdown, type RunRecord, type SuiteResult } from '../report';
+import { probeCluster } from '../runner/cluster-probe';
+import { runServer, type RunContext } from '../runner/server-run';
+import { buildGateway, startProdFlags } from './build';
+import { RESULTS, ROOT, RUN_TMP, STAMP, log, script } from './paths';
+import { profileReport } from './profile-report';
+import { baseEnv, startCluster, startServer } from './servers';
+
+export async function runSuite(): Promise<void> {
+  const started = performance.now();
+  const { reps, servers } = options;
+  mkdirSync(RUN_TMP, { recursive: true });
+  log(`mode: ${SUITE.mode}, ${reps} repetition(s), servers: ${servers.join(', ')}, max N ${SUITE.maxN}`);
+  const limits = openFilesLimit();
+  log(`open files limit: soft ${limits.soft}, hard ${limits.hard} (needed ~${SUITE.totalUsers + 2000} per process)`);
+  const git = buildGateway();
+
+  const users = generateUsers(SUITE.totalUsers);
+  const usersFile = join(RUN_TMP, 'users.json');
+  writeUsersFile(usersFile, users);
+  const auth = startNode([script('servers/auth')], { env: { ...baseEnv(), USERS_FILE: usersFile }, logFile: join(RUN_TMP, 'auth.log'), needFds: SUITE.totalUsers + 2000, cwd: ROOT });
+  const { url: authUrl } = await waitMessage(auth, (m): m is { ready: true; url: string } => typeof m === 'object' && m !== null && 'url' in m, 30_000, 'auth server start');
+  const ctx: RunContext = { tokens: users.map((u) => u.token), authUrl, auth };
+  const loadStart = loadAverage();
+  const machineStart = machineCpu();
+
+  const runs: RunRecord[] = [];
+  let clusterNote: string | undefined;
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      // Rotate the order so that no server always runs first (or last) in a repetition.
+      const order = servers.map((_, i) => servers[(i + rep) % servers.length]);
+      for (const name of order) {
+        runs.push(await runServer(name, rep, ctx, SUITE.steps, () => startServer(name, authUrl, `rep${rep}-${name}`)));
+      }
+    }
+    if (options.cluster) {
+      log('cluster: probing two gateway nodes on one Redis');
+      clusterNote = await probeCluster(ctx);
+      if (clusterNote) {
+        log(`cluster: SKIPPED: ${clusterNote}`);
+      } else {
+        for (let rep = 0; rep < reps; rep++) {
+          runs.push(await runServer('cluster', rep, ctx, SUITE.clusterSteps, () => startCluster(authUrl, `rep${rep}-cluster`)));
+        }
+      }
+    }
+  } finally {
+    await kill(auth, 'SIGTERM', 3000);
+  }
+
+  const machineEnd = machineCpu();
+  const elapsed = (performance.now() - started) / 1000;
+  const result: SuiteResult = {
+    date: new Date().toISOString(),
+    mode: SUITE.mode,
+    reps,
+    servers,
+    labels: SERVER_LABEL,
+    plan: SUITE.steps,
+    clusterPlan: SUITE.clusterSteps,
+    clusterNote,
+    rawVariants: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('RAW_WS_'))) as Record<string, string>,
+    gateway: { commit: git.commit, srcDirty: git.dirty, startProdFlags: startProdFlags(), flagsOverridden: process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined, build: 'nest build -p bench/tsconfig.gateway.json' },
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      loadAvgStart: loadStart,
+      loadAvgEnd: loadAverage(),
+      /** Average busy cores over the whole run, bench included. */
+      busyCores: (machineEnd.busy - machineStart.busy) / elapsed,
+    },
+    seconds: elapsed,
+    runs,
+  };
+  mkdirSync(RESULTS, { recursive: true });
+  const jsonFile = join(RESULTS, `${STAMP}${options.profile ? '-profile' : ''}.json`);
+  writeFileSync(jsonFile, JSON.stringify(result, null, 2));
+  if (options.profile) {
+    const md = profileReport();
+    writeFileSync(join(RESULTS, 'profile-latest.md'), md);
+    log(`profile summary: bench/results/profile-latest.md (profiles in ${RUN_TMP})`);
+  } else {
+    const md = renderMarkdown(result);
+    writeFileSync(join(RESULTS, 'latest.md'), md);
+    process.stdout.write(`\n${md}\n`);
+  }
+  log(`results: ${jsonFile}`);
+  if (!options.keepLogs) rmSync(RUN_TMP, { recursive: true, force: true });
+
+  const lost = runs.reduce((s, r) => s + r.lost, 0);
+  const failed = runs.filter((r) => r.failures.length > 0);
+  log(`done in ${elapsed.toFixed(0)} s: ${lost} lost messages, ${failed.length} of ${runs.length} runs with failures`);
+  if (lost > 0 || failed.length > 0) process.exitCode = 1;
+}

@@ -1,0 +1,118 @@
+/** The scenario plan: steps run in order on one server process, connections accumulating. */
+import { options, type Options } from './cli/options';
+
+export type Step =
+  | { kind: 'connect'; to: number; measure: boolean }
+  | { kind: 'idle'; ms: number }
+  | { kind: 'broadcast'; messages: number; window: number }
+  | { kind: 'dialog'; rate: number; ms: number; warmupMs: number }
+  | { kind: 'churn'; size: number; storms: number };
+
+export type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
+
+export const BROADCAST_WINDOW = 4;
+const msgsFor = (n: number, deliveries: number, min: number, max: number) => Math.max(min, Math.min(max, Math.round(deliveries / n)));
+
+/** The N ≤ 1000 steps, shared by the quick and the full plan (which differ only in these sizes). */
+function smallN(o: {
+  deliveries100: number;
+  deliveries1000: number;
+  maxMessages: number;
+  idleMs: number;
+  dialogMs: number;
+  warmupMs: number;
+  churnSize: number;
+  storms: number;
+}): Step[] {
+  return [
+    { kind: 'connect', to: 100, measure: false },
+    { kind: 'broadcast', messages: msgsFor(100, o.deliveries100, 20, o.maxMessages), window: BROADCAST_WINDOW },
+    { kind: 'connect', to: 1000, measure: true },
+    { kind: 'idle', ms: o.idleMs },
+    { kind: 'broadcast', messages: msgsFor(1000, o.deliveries1000, 20, o.maxMessages), window: BROADCAST_WINDOW },
+    { kind: 'dialog', rate: 1000, ms: o.dialogMs, warmupMs: o.warmupMs },
+    { kind: 'dialog', rate: 5000, ms: o.dialogMs, warmupMs: o.warmupMs },
+    { kind: 'churn', size: o.churnSize, storms: o.storms },
+  ];
+}
+
+export function plan(o: Options): Step[] {
+  if (o.quick) {
+    return smallN({ deliveries100: 60_000, deliveries1000: 100_000, maxMessages: 1000, idleMs: 1000, dialogMs: 3000, warmupMs: 500, churnSize: 50, storms: 2 });
+  }
+  if (o.profile) {
+    return [
+      { kind: 'connect', to: 1000, measure: true },
+      { kind: 'broadcast', messages: 1000, window: BROADCAST_WINDOW },
+      { kind: 'dialog', rate: 5000, ms: 8000, warmupMs: 1000 },
+    ];
+  }
+  return [
+    ...smallN({ deliveries100: 300_000, deliveries1000: 1_000_000, maxMessages: 3000, idleMs: 2000, dialogMs: 10_000, warmupMs: 1000, churnSize: 100, storms: 5 }),
+    { kind: 'connect', to: 5000, measure: false },
+    { kind: 'broadcast', messages: msgsFor(5000, 1_500_000, 20, 3000), window: BROADCAST_WINDOW },
+    { kind: 'connect', to: 10_000, measure: true },
+    { kind: 'idle', ms: 2000 },
+    { kind: 'broadcast', messages: msgsFor(10_000, 1_500_000, 20, 3000), window: BROADCAST_WINDOW },
+    { kind: 'dialog', rate: 1000, ms: 10_000, warmupMs: 1000 },
+    { kind: 'dialog', rate: 5000, ms: 10_000, warmupMs: 1000 },
+  ];
+}
+
+export function clusterPlan(o: Options): Step[] {
+  const n = o.quick ? 500 : 2000;
+  return [
+    { kind: 'connect', to: n, measure: true },
+    { kind: 'broadcast', messages: msgsFor(n, o.quick ? 100_000 : 1_000_000, 20, 2000), window: BROADCAST_WINDOW },
+    { kind: 'dialog', rate: 1000, ms: o.quick ? 2000 : 10_000, warmupMs: 500 },
+    ...(o.quick ? [] : [{ kind: 'dialog', rate: 5000, ms: 10_000, warmupMs: 1000 } as Step]),
+  ];
+}
+
+/** --max-n K: the plan up to K connections (the steps after a larger connect are dropped). */
+export function capped(steps: Step[], maxN: number | undefined): Step[] {
+  if (maxN === undefined) return steps;
+  const i = steps.findIndex((s) => s.kind === 'connect' && s.to > maxN);
+  return i < 0 ? steps : steps.slice(0, i);
+}
+
+/**
+ * --from-n K: the plan from its first connect to K or more connections (the steps before it are
+ * dropped), so that the large-N steps can be repeated without the small-N ones (run those with
+ * --quick); that connect is then not measured, as it starts from zero.
+ */
+export function from(steps: Step[], minN: number | undefined): Step[] {
+  if (minN === undefined) return steps;
+  const i = steps.findIndex((s) => s.kind === 'connect' && s.to >= minN);
+  if (i < 0) throw new Error(`--from-n ${minN}: no step connects that many`);
+  return steps.slice(i).map((s, j) => (j === 0 && s.kind === 'connect' ? { ...s, measure: false } : s));
+}
+
+/** What one invocation runs, and the sizes that follow from it. */
+export interface SuitePlan {
+  steps: Step[];
+  /** The cluster scenario's steps ([] when it does not run). */
+  clusterSteps: Step[];
+  /** Most connections any server holds (the churn users come on top). */
+  maxN: number;
+  churnSize: number;
+  /** Users in the users file: u0 ... u<totalUsers-1>. */
+  totalUsers: number;
+  mode: string;
+}
+
+export function suitePlan(o: Options): SuitePlan {
+  const steps = from(capped(plan(o), o.maxN), o.fromN);
+  const maxN = Math.max(...steps.map((s) => (s.kind === 'connect' ? s.to : 0)), ...(o.cluster ? clusterPlan(o).map((s) => (s.kind === 'connect' ? s.to : 0)) : [0]));
+  const churnSize = Math.max(0, ...steps.map((s) => (s.kind === 'churn' ? s.size : 0)));
+  return {
+    steps,
+    clusterSteps: o.cluster ? capped(clusterPlan(o), o.maxN) : [],
+    maxN,
+    churnSize,
+    totalUsers: maxN + churnSize,
+    mode: o.profile ? 'profile' : o.quick ? 'quick' : o.fromN !== undefined ? `full from N=${o.fromN}` : 'full',
+  };
+}
+
+export const SUITE: SuitePlan = suitePlan(options);
