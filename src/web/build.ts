@@ -1,8 +1,10 @@
 /**
  * Bundles the demo page with esbuild: src/web/{index.html, main.ts, styles.css} ->
  * <outDir>/{index.html, assets/app.js, assets/style.css}. Run by `npm run build` (as
- * dist/web/build.js, after `nest build`, which empties dist/) and by the browser tests
- * (buildWebBundle() in beforeAll). esbuild is a dev dependency: the gateway never loads this file.
+ * dist/web/build.js, after `nest build`, which empties dist/), by the browser tests
+ * (buildWebBundle() in beforeAll), and by a gateway started from a build without the page
+ * (`nest start`: web-autobuild.ts loads this file only then, and only when esbuild, a dev
+ * dependency, is installed; never in the Docker image, whose build bundled the page).
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -12,12 +14,15 @@ import { WEB_BUNDLE_DIR, WEB_SOURCE_DIR } from './web-paths';
 export interface BuildWebOptions {
   /** Default true. */
   minify?: boolean;
+  /** Where index.html, main.ts and styles.css are; default WEB_SOURCE_DIR (the project's src/web). */
+  sourceDir?: string;
 }
 
-/** Builds the bundle into `outDir` (default dist/public); returns the files written. */
+/** Builds the bundle into `outDir` (default WEB_BUNDLE_DIR: dist/public); returns the files written. */
 export async function buildWebBundle(outDir: string = WEB_BUNDLE_DIR, options: BuildWebOptions = {}): Promise<string[]> {
+  const sourceDir = options.sourceDir ?? WEB_SOURCE_DIR;
   const result = await build({
-    entryPoints: { app: join(WEB_SOURCE_DIR, 'main.ts'), style: join(WEB_SOURCE_DIR, 'styles.css') },
+    entryPoints: { app: join(sourceDir, 'main.ts'), style: join(sourceDir, 'styles.css') },
     outdir: join(outDir, 'assets'),
     bundle: true,
     platform: 'browser',
@@ -35,7 +40,7 @@ export async function buildWebBundle(outDir: string = WEB_BUNDLE_DIR, options: B
     written.push(file.path);
   }
   const index = join(outDir, 'index.html');
-  writeAtomically(index, readFileSync(join(WEB_SOURCE_DIR, 'index.html')));
+  writeAtomically(index, readFileSync(join(sourceDir, 'index.html')));
   written.push(index);
   return written;
 }

@@ -6,8 +6,9 @@ import { WebBundle } from './web-bundle';
 import { demoPageHeaders } from './web-headers';
 
 const NOT_BUILT =
-  'The demo page is not built. `npm run build` bundles it (src/web -> dist/public); then start the gateway with\n' +
-  '`npm run start:prod` (`nest start` empties dist/ first). Set DEMO_PAGE=false to turn this page off.\n';
+  'The demo page is not built. `npm run build` bundles it (src/web -> dist/public), then `npm run start:prod`;\n' +
+  '`npm start` and `nest start` build it themselves (with the sources and esbuild installed). Set DEMO_PAGE=false\n' +
+  'to turn this page off.\n';
 
 /**
  * GET / (the demo chat page) and GET /assets/<file> (its script and stylesheet), from the bundle
