@@ -88,6 +88,50 @@ export function from(steps: Step[], minN: number | undefined): Step[] {
   return steps.slice(i).map((s, j) => (j === 0 && s.kind === 'connect' ? { ...s, measure: false } : s));
 }
 
+/**
+ * The hostile-clients scenario (issue 10): legitimate users' dialogs (the dialog scenario's open
+ * loop) in windows without and with four attacker processes, alternating, on a gateway that runs
+ * with its real limits; see runner/hostile.ts.
+ */
+export interface HostilePlan {
+  /** Legitimate users online: u0 ... u<online-1>. */
+  online: number;
+  /** Their dialogs per second, between random pairs. */
+  rate: number;
+  /** Quiet window, then attacked window, this many times. */
+  rounds: number;
+  /** Measured part of each window. */
+  windowMs: number;
+  /** Unmeasured dialogs before the first quiet window (a fresh process: JIT), and before the later ones. */
+  firstWarmupMs: number;
+  warmupMs: number;
+  /** Attacked windows: from the attackers' start to the start of the measurement. */
+  rampMs: number;
+  /** After the attackers stop, before the next quiet window: the gateway reads what they left in its socket buffers within their budget. */
+  gapMs: number;
+  /** Attackers without a token, and logged-in ones (each one connection at a time, reconnecting when closed). */
+  preauth: number;
+  joined: number;
+  servers: Options['hostileServers'];
+}
+
+export function hostilePlan(o: Options): HostilePlan | undefined {
+  if (!o.hostile) return undefined;
+  return {
+    online: Math.min(1000, o.maxN ?? 1000),
+    rate: 1000,
+    rounds: o.quick ? 2 : 3,
+    windowMs: o.quick ? 3000 : 8000,
+    firstWarmupMs: 1000,
+    warmupMs: 500,
+    rampMs: 1000,
+    gapMs: 2500,
+    preauth: 2,
+    joined: 2,
+    servers: o.hostileServers,
+  };
+}
+
 /** What one invocation runs, and the sizes that follow from it. */
 export interface SuitePlan {
   steps: Step[];
@@ -99,19 +143,27 @@ export interface SuitePlan {
   /** Users in the users file: u0 ... u<totalUsers-1>. */
   totalUsers: number;
   mode: string;
+  hostile?: HostilePlan;
+  /** The logged-in attackers' users: u<attackerBase> ... (after the churn users). */
+  attackerBase: number;
 }
 
 export function suitePlan(o: Options): SuitePlan {
-  const steps = from(capped(plan(o), o.maxN), o.fromN);
-  const maxN = Math.max(...steps.map((s) => (s.kind === 'connect' ? s.to : 0)), ...(o.cluster ? clusterPlan(o).map((s) => (s.kind === 'connect' ? s.to : 0)) : [0]));
+  const steps = o.hostileOnly ? [] : from(capped(plan(o), o.maxN), o.fromN);
+  const hostile = hostilePlan(o);
+  const cluster = o.cluster && !o.hostileOnly;
+  const maxN = Math.max(...steps.map((s) => (s.kind === 'connect' ? s.to : 0)), ...(cluster ? clusterPlan(o).map((s) => (s.kind === 'connect' ? s.to : 0)) : [0]), hostile?.online ?? 0);
   const churnSize = Math.max(0, ...steps.map((s) => (s.kind === 'churn' ? s.size : 0)));
+  const mode = o.profile ? 'profile' : o.quick ? 'quick' : o.fromN !== undefined ? `full from N=${o.fromN}` : 'full';
   return {
     steps,
-    clusterSteps: o.cluster ? capped(clusterPlan(o), o.maxN) : [],
+    clusterSteps: cluster ? capped(clusterPlan(o), o.maxN) : [],
     maxN,
     churnSize,
-    totalUsers: maxN + churnSize,
-    mode: o.profile ? 'profile' : o.quick ? 'quick' : o.fromN !== undefined ? `full from N=${o.fromN}` : 'full',
+    totalUsers: maxN + churnSize + (hostile?.joined ?? 0),
+    mode: o.hostileOnly ? `${mode}, hostile clients only` : mode,
+    hostile,
+    attackerBase: maxN + churnSize,
   };
 }
 

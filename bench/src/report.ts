@@ -1,5 +1,9 @@
 /** The markdown table of a suite result: medians [min–max] and per-repetition ratios. */
-import { spread, type Spread } from './common/stats';
+import { spread } from './common/stats';
+import { byRep, cell, fmt, ratioCell, ratios } from './report/format';
+import { renderHostile } from './report/hostile';
+
+export { fmt } from './report/format';
 
 export interface RunRecord {
   rep: number;
@@ -12,6 +16,8 @@ export interface RunRecord {
   lost: number;
   aborted?: boolean;
   seconds?: number;
+  /** Set for the runs of a scenario with a section of its own (not the main table): 'hostile'. */
+  scenario?: 'hostile';
 }
 
 export interface SuiteResult {
@@ -37,7 +43,12 @@ export interface SuiteResult {
   };
   seconds: number;
   runs: RunRecord[];
+  /** The hostile-clients scenario's plan and the gateway limits its attackers met. */
+  hostile?: { plan: Record<string, unknown>; limits: Record<string, number>; limitsSource: string };
 }
+
+/** A run of the main table: one server, not the cluster, not a scenario of its own. */
+const isMain = (r: RunRecord) => r.server !== 'cluster' && r.scenario === undefined;
 
 interface MetricInfo {
   label: string;
@@ -100,48 +111,10 @@ function phaseLabel(phase: string): string {
   }
 }
 
-export function fmt(x: number): string {
-  if (!Number.isFinite(x)) return '–';
-  const a = Math.abs(x);
-  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
-  if (a >= 100) return x.toFixed(0);
-  if (a >= 10) return x.toFixed(1);
-  if (a >= 1) return x.toFixed(2);
-  return x.toFixed(3);
-}
-
-function cell(s: Spread): string {
-  if (s.n === 0) return '–';
-  if (s.n === 1) return fmt(s.median);
-  return `${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]`;
-}
-
-function ratioCell(s: Spread): string {
-  if (s.n === 0) return '–';
-  const m = `${s.median.toFixed(2)}x`;
-  return s.n === 1 ? m : `${m} [${s.min.toFixed(2)}–${s.max.toFixed(2)}]`;
-}
-
-/** Values of one metric for one server, by repetition. */
-function byRep(runs: RunRecord[], server: string, key: string): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const r of runs) if (r.server === server && Number.isFinite(r.metrics[key])) out.set(r.rep, r.metrics[key]);
-  return out;
-}
-
-function ratios(a: Map<number, number>, b: Map<number, number>): number[] {
-  const out: number[] = [];
-  for (const [rep, v] of a) {
-    const w = b.get(rep);
-    if (w !== undefined && w !== 0) out.push(v / w);
-  }
-  return out;
-}
-
 export function renderMarkdown(result: SuiteResult): string {
   const runs = result.runs;
   const keys = new Set<string>();
-  for (const r of runs) if (r.server !== 'cluster') for (const k of Object.keys(r.metrics)) keys.add(k);
+  for (const r of runs) if (isMain(r)) for (const k of Object.keys(r.metrics)) keys.add(k);
   const phases: string[] = [];
   for (const k of keys) {
     const phase = k.slice(0, k.lastIndexOf('.'));
@@ -152,10 +125,10 @@ export function renderMarkdown(result: SuiteResult): string {
   const rate = (p: string) => Number(/\/(\d+)$/.exec(p)?.[1] ?? 0);
   phases.sort((a, b) => order(a) - order(b) || size(a) - size(b) || rate(a) - rate(b));
 
-  const single = runs.filter((r) => r.server !== 'cluster');
+  const single = runs.filter(isMain);
   const m = result.machine;
   const lost = runs.reduce((s, r) => s + r.lost, 0);
-  const failures = runs.flatMap((r) => r.failures.map((f) => `${r.server} rep ${r.rep}: ${f}`));
+  const failures = runs.flatMap((r) => r.failures.map((f) => `${r.scenario ? `${r.scenario} ` : ''}${r.server} rep ${r.rep}: ${f}`));
 
   const foreign = spread(single.flatMap((r) => Object.entries(r.metrics).filter(([k]) => k.endsWith('.foreignCores')).map(([, v]) => v)));
   const has = (s: string) => result.servers.includes(s);
@@ -229,6 +202,7 @@ export function renderMarkdown(result: SuiteResult): string {
     }
     lines.push(`| ${row.join(' | ')} |`);
   }
+  lines.push(...renderHostile(result));
   lines.push('');
   lines.push('## Cluster mode (two gateway nodes on one Redis; CPU is both nodes)');
   lines.push('');

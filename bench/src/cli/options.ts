@@ -2,7 +2,8 @@
  * Command-line options of `npm run bench` (after `--`); see bench/README.md.
  *
  *   --quick, --profile, --reps K, --max-n K, --from-n K, --servers gateway,ws,sio, --no-cluster,
- *   --no-build, --keep-logs, --render <result.json>
+ *   --no-build, --keep-logs, --render <result.json>,
+ *   --no-hostile, --hostile-only, --hostile-servers gateway,ws
  */
 export type ServerName = 'gateway' | 'ws' | 'sio';
 
@@ -20,6 +21,12 @@ export interface Options {
   fromN?: number;
   /** --render <result.json>: write latest.md again from a result file, run nothing. */
   render?: string;
+  /** The hostile-clients scenario (issue 10): on unless --no-hostile, --profile or --from-n. */
+  hostile: boolean;
+  /** --hostile-only: that scenario alone (no other scenario, no cluster). */
+  hostileOnly: boolean;
+  /** --hostile-servers: whom it attacks (gateway by default; raw ws, which has no defences, for information). */
+  hostileServers: ServerName[];
 }
 
 export function parseOptions(args: readonly string[]): Options {
@@ -31,6 +38,7 @@ export function parseOptions(args: readonly string[]): Options {
   const number = (name: string) => (option(name) === undefined ? undefined : Number(option(name)));
   const quick = flag('--quick');
   const profile = flag('--profile');
+  const hostileOnly = flag('--hostile-only');
   return {
     quick,
     profile,
@@ -42,6 +50,9 @@ export function parseOptions(args: readonly string[]): Options {
     maxN: number('--max-n'),
     fromN: number('--from-n'),
     render: option('--render'),
+    hostile: hostileOnly || (!flag('--no-hostile') && !profile && number('--from-n') === undefined),
+    hostileOnly,
+    hostileServers: (option('--hostile-servers') ?? 'gateway').split(',') as ServerName[],
   };
 }
 

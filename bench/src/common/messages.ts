@@ -20,7 +20,7 @@ export type LoadgenCommand =
   /** CHAT broadcast: `messages` messages, `window` in flight, each one complete when all online clients got it. */
   | { cmd: 'broadcast'; messages: number; window: number; timeoutMs: number }
   /** Open-loop dialogs between random pairs of the online clients. */
-  | { cmd: 'dialog'; rate: number; durationMs: number; warmupMs: number; drainMs: number; seed: number }
+  | { cmd: 'dialog'; rate: number; durationMs: number; warmupMs: number; drainMs: number; seed: number; samples?: boolean }
   /** Presence churn: `storms` times, `size` extra users [from, from+size) connect then disconnect. */
   | { cmd: 'churn'; from: number; size: number; storms: number; concurrency: number; timeoutMs: number }
   /** Idle: nothing sent for durationMs; checks nothing arrives. */
@@ -70,6 +70,8 @@ export interface DialogResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** The measured round trips (ms, sorted), when the command asked for `samples`. */
+  rttMs?: number[];
   failures: string[];
 }
 
@@ -92,3 +94,29 @@ export interface IdleResult {
 }
 
 export type LoadgenReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
+
+/** What the orchestrator says to an attacker process (bench/src/attacker.ts). */
+export interface AttackerSpec {
+  url: string;
+  mode: 'preauth' | 'joined';
+  /** The token of a user of its own (joined). */
+  token?: string;
+  /** The gateway's limits the frames are made to: at them, or just under them. */
+  limits: { preAuthFrameBytes: number; messageFrameBytes: number; maxFrameBytes: number };
+}
+
+export type AttackerCommand = { cmd: 'start'; spec: AttackerSpec } | { cmd: 'stop' } | { cmd: 'exit' };
+
+/** What an attacker did between its start and its stop. */
+export interface AttackerStats {
+  frames: number;
+  /** Bytes of frames handed to its socket (sent, or buffered when it stopped). */
+  bytes: number;
+  connections: number;
+  /** AUTH SUCCESS received (joined). */
+  logins: number;
+  /** Frames the server sent it. */
+  answers: number;
+  /** Close codes (and refused upgrades, "http <status>") by count. */
+  closes: Record<string, number>;
+}

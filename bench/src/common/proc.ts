@@ -39,6 +39,16 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** Bytes a process has read with read()-like calls, sockets included (rchar of /proc/<pid>/io); 0 when unreadable. */
+export function readBytes(pid: number): number {
+  try {
+    const match = /^rchar:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Busy and total CPU seconds of the whole machine, all cores (first line of /proc/stat). */
 export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];

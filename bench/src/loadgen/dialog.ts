@@ -78,7 +78,7 @@ function succeed(d: DialogRun, s: number, sender: number, at: number): void {
   if (s >= d.firstMeasured) d.rtt.push(at - d.sentAt[s]);
 }
 
-export async function runDialogs(rate: number, durationMs: number, warmupMs: number, drainMs: number, seed: number, mark: () => Promise<void>): Promise<DialogResult> {
+export async function runDialogs(rate: number, durationMs: number, warmupMs: number, drainMs: number, seed: number, mark: () => Promise<void>, samples = false): Promise<DialogResult> {
   const n = online.length;
   const total = Math.round((rate * (warmupMs + durationMs)) / 1000);
   const random = rng(seed);
@@ -162,6 +162,7 @@ export async function runDialogs(rate: number, durationMs: number, warmupMs: num
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
     maxMs: sorted.length ? sorted[sorted.length - 1] : NaN,
+    ...(samples ? { rttMs: Array.from(sorted, (x) => Math.round(x * 1000) / 1000) } : {}),
     failures: takeFailures(),
   };
 }

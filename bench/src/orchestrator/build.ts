@@ -54,3 +54,50 @@ export function startProdFlags(): string[] {
   const match = /\bnode((?:\s+-[^\s]+)*)\s+\S*main/.exec(script);
   return match ? match[1].trim().split(/\s+/).filter(Boolean) : [];
 }
+
+/** The gateway's limits an attacker meets (hostile-clients scenario), at their defaults. */
+export interface GatewayDefaults {
+  preAuthMaxFrameBytes: number;
+  maxMessageFrameBytes: number;
+  maxFrameBytes: number;
+  maxJsonDepth: number;
+  rateLimitPerSec: number;
+  rateLimitBurst: number;
+  inboundBytesPerSec: number;
+  inboundQueueMaxBytes: number;
+  maxConnections: number;
+}
+
+/** As of src/config/gateway-config.ts when this was written: used only when the build cannot be asked. */
+const DOCUMENTED_DEFAULTS: GatewayDefaults = {
+  preAuthMaxFrameBytes: 16_384,
+  maxMessageFrameBytes: 65_536,
+  maxFrameBytes: 1_463_640,
+  maxJsonDepth: 32,
+  rateLimitPerSec: 50,
+  rateLimitBurst: 100,
+  inboundBytesPerSec: 1_048_576,
+  inboundQueueMaxBytes: 4_194_304,
+  maxConnections: 10_000,
+};
+
+/**
+ * The defaults of the gateway build under test, read from its own config loader (an empty
+ * production environment), so that the attackers' frames follow the limits as they are.
+ */
+export function gatewayDefaults(): { limits: GatewayDefaults; source: string } {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the gateway build, loaded at run time
+    const mod = require(join(GATEWAY_BUILD, 'config/gateway-config.js')) as { loadConfig(env: NodeJS.ProcessEnv): Record<string, unknown> };
+    const config = mod.loadConfig({ NODE_ENV: 'production', AUTH_SERVER_URL: 'http://127.0.0.1:1' });
+    const limits = {} as Record<keyof GatewayDefaults, number>;
+    for (const key of Object.keys(DOCUMENTED_DEFAULTS) as (keyof GatewayDefaults)[]) {
+      const value = config[key];
+      if (typeof value !== 'number') throw new Error(`no ${key} in the gateway's config`);
+      limits[key] = value;
+    }
+    return { limits, source: 'loadConfig of the gateway build' };
+  } catch (err) {
+    return { limits: DOCUMENTED_DEFAULTS, source: `documented defaults (the build's loadConfig failed: ${err instanceof Error ? err.message : String(err)})` };
+  }
+}

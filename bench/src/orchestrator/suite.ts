@@ -1,6 +1,6 @@
 /**
- * The whole suite: the auth server, every server of every repetition (order rotating), the
- * cluster scenario; then bench/results/<stamp>.json and latest.md (or profile-latest.md).
+ * The whole suite: the auth server, every server of every repetition (order rotating) followed by
+ * the hostile-clients scenario of that repetition, the cluster scenario; then bench/results/<stamp>.json and latest.md (or profile-latest.md).
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -13,8 +13,9 @@ import { SUITE } from '../plan';
 import { kill, startNode, waitMessage } from '../procs';
 import { renderMarkdown, type RunRecord, type SuiteResult } from '../report';
 import { probeCluster } from '../runner/cluster-probe';
+import { runHostile } from '../runner/hostile';
 import { runServer, type RunContext } from '../runner/server-run';
-import { buildGateway, startProdFlags } from './build';
+import { buildGateway, gatewayDefaults, startProdFlags } from './build';
 import { RESULTS, ROOT, RUN_TMP, STAMP, log, script } from './paths';
 import { profileReport } from './profile-report';
 import { baseEnv, startCluster, startServer } from './servers';
@@ -27,6 +28,9 @@ export async function runSuite(): Promise<void> {
   const limits = openFilesLimit();
   log(`open files limit: soft ${limits.soft}, hard ${limits.hard} (needed ~${SUITE.totalUsers + 2000} per process)`);
   const git = buildGateway();
+  const hostile = SUITE.hostile;
+  const defaults = hostile ? gatewayDefaults() : undefined;
+  if (hostile && defaults) log(`hostile clients: ${hostile.rounds} quiet and attacked windows per repetition against ${hostile.servers.join(', ')}; gateway limits from ${defaults.source}`);
 
   const users = generateUsers(SUITE.totalUsers);
   const usersFile = join(RUN_TMP, 'users.json');
@@ -42,12 +46,18 @@ export async function runSuite(): Promise<void> {
   try {
     for (let rep = 0; rep < reps; rep++) {
       // Rotate the order so that no server always runs first (or last) in a repetition.
-      const order = servers.map((_, i) => servers[(i + rep) % servers.length]);
+      const order = options.hostileOnly ? [] : servers.map((_, i) => servers[(i + rep) % servers.length]);
       for (const name of order) {
         runs.push(await runServer(name, rep, ctx, SUITE.steps, () => startServer(name, authUrl, `rep${rep}-${name}`)));
       }
+      if (hostile && defaults) {
+        for (const name of hostile.servers) {
+          if (name === 'sio') log('hostile clients: not run against Socket.IO (the attackers speak plain WebSocket, not engine.io)');
+          else runs.push(await runHostile(name, rep, ctx, hostile, defaults.limits));
+        }
+      }
     }
-    if (options.cluster) {
+    if (options.cluster && !options.hostileOnly) {
       log('cluster: probing two gateway nodes on one Redis');
       clusterNote = await probeCluster(ctx);
       if (clusterNote) {
@@ -87,6 +97,7 @@ export async function runSuite(): Promise<void> {
     },
     seconds: elapsed,
     runs,
+    ...(hostile && defaults ? { hostile: { plan: { ...hostile }, limits: { ...defaults.limits }, limitsSource: defaults.source } } : {}),
   };
   mkdirSync(RESULTS, { recursive: true });
   const jsonFile = join(RESULTS, `${STAMP}${options.profile ? '-profile' : ''}.json`);
