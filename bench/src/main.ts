@@ -16,7 +16,7 @@
  * and loadgen/ (the load generator process).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { options } from './cli/options';
 import { RESULTS } from './orchestrator/paths';
 import { runSuite } from './orchestrator/suite';
@@ -25,7 +25,7 @@ import { renderMarkdown, type SuiteResult } from './report';
 /** --render <result.json>: writes bench/results/latest.md again from a result file. */
 function render(file: string): void {
   const result = JSON.parse(readFileSync(file, 'utf8')) as SuiteResult;
-  const md = renderMarkdown(result);
+  const md = renderMarkdown(result, basename(file));
   writeFileSync(join(RESULTS, 'latest.md'), md);
   process.stdout.write(md);
 }

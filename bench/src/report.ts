@@ -111,7 +111,22 @@ function phaseLabel(phase: string): string {
   }
 }
 
-export function renderMarkdown(result: SuiteResult): string {
+/** The command line that runs what a result holds (mode, repetitions, servers). */
+function reproduce(result: SuiteResult): string {
+  const quick = result.mode.startsWith('quick');
+  const args: string[] = [];
+  if (quick) args.push('--quick');
+  const fromN = /from N=(\d+)/.exec(result.mode);
+  if (fromN) args.push('--from-n', fromN[1]);
+  if (result.mode.includes('hostile clients only')) args.push('--hostile-only');
+  if (result.reps !== (quick ? 1 : 5)) args.push('--reps', String(result.reps));
+  if (result.clusterPlan.length === 0 && !result.mode.includes('hostile clients only') && result.mode !== 'profile') args.push('--no-cluster');
+  if (result.servers.join(',') !== 'gateway,ws,sio' && !result.mode.includes('hostile clients only')) args.push('--servers', result.servers.join(','));
+  return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+}
+
+/** `source`: the result file's name, for the header (latest.md says which JSON it was rendered from). */
+export function renderMarkdown(result: SuiteResult, source?: string): string {
   const runs = result.runs;
   const keys = new Set<string>();
   for (const r of runs) if (isMain(r)) for (const k of Object.keys(r.metrics)) keys.add(k);
@@ -145,7 +160,8 @@ export function renderMarkdown(result: SuiteResult): string {
   const variants = Object.entries(result.rawVariants ?? {});
   if (variants.length) lines.push(`- **Raw ws variant**: ${variants.map(([k, v]) => `${k}=${v}`).join(', ')} (not the default baseline).`);
   lines.push(`- **Lost messages: ${lost}**${failures.length ? `; ${failures.length} failure(s), see below` : ''}.`);
-  lines.push(`- Reproduce: \`npm run bench${result.mode === 'quick' ? ' -- --quick' : ''}\` (see bench/README.md).`);
+  lines.push(`- Reproduce: \`${reproduce(result)}\` (see bench/README.md).`);
+  if (source) lines.push(`- Rendered from \`bench/results/${source}\` (every number, per repetition and per phase).`);
   lines.push('');
   lines.push('Cells: median [min–max] over the repetitions. Ratios: ours ÷ the other server, computed within each repetition, then median [min–max]. ' +
     'Target: the ratio to raw ws the issue asks for (✓ met / ✗ not met by the median; "≺ sio" means also better than Socket.IO).');

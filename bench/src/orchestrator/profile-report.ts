@@ -5,8 +5,9 @@ import { SERVER_LABEL, options } from '../cli/options';
 import { summarizeProfile, summarizeTraceGc } from '../profile-summary';
 import { RUN_TMP } from './paths';
 
-export function profileReport(): string {
+export function profileReport(source: string): string {
   const parts: string[] = [`# CPU profiles and GC traces: ${options.servers.map((s) => SERVER_LABEL[s]).join(', ')} (${new Date().toISOString()})`, ''];
+  parts.push(`Run record: \`bench/results/${source}\`; the .cpuprofile files stay in \`bench/results/tmp/\` (not in git).`, '');
   for (const file of readdirSync(RUN_TMP).filter((f) => f.endsWith('.cpuprofile')).sort()) {
     parts.push(`## ${file}`, '', summarizeProfile(join(RUN_TMP, file)), '');
   }

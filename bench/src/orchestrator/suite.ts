@@ -4,7 +4,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SERVER_LABEL, options } from '../cli/options';
 import { loadAverage, machineCpu, openFilesLimit } from '../common/proc';
@@ -103,11 +103,11 @@ export async function runSuite(): Promise<void> {
   const jsonFile = join(RESULTS, `${STAMP}${options.profile ? '-profile' : ''}.json`);
   writeFileSync(jsonFile, JSON.stringify(result, null, 2));
   if (options.profile) {
-    const md = profileReport();
+    const md = profileReport(basename(jsonFile));
     writeFileSync(join(RESULTS, 'profile-latest.md'), md);
     log(`profile summary: bench/results/profile-latest.md (profiles in ${RUN_TMP})`);
   } else {
-    const md = renderMarkdown(result);
+    const md = renderMarkdown(result, basename(jsonFile));
     writeFileSync(join(RESULTS, 'latest.md'), md);
     process.stdout.write(`\n${md}\n`);
   }
