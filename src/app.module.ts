@@ -4,13 +4,10 @@ import { ChatModule } from './chat/chat.module';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { DialogModule } from './dialog/dialog.module';
-import { EngineModule } from './engine/engine.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { LoggingModule, type LoggingOptions } from './logging/logging.module';
-import { MessagingModule } from './messaging/messaging.module';
 import { ObservabilityModule } from './observability/observability.module';
-import { PresenceModule } from './presence/presence.module';
 import { WebModule } from './web/web.module';
 
 export interface AppOptions extends LoggingOptions {}
@@ -23,11 +20,8 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, options),
-        EngineModule.forRoot(config),
         ObservabilityModule,
-        MessagingModule,
         GatewayModule,
-        PresenceModule,
         ChatModule,
         DialogModule,
         AvatarModule,

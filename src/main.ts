@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Logger } from 'nestjs-pino';
 import { ConfigError, loadConfig, type GatewayConfig } from './config/gateway-config';
-import { Admission } from './gateway/admission';
 import { WsGateway } from './gateway/ws.gateway';
+import { DrainState } from './lifecycle/drain-state';
 import { createGatewayApp } from './setup-app';
 
 async function main(): Promise<void> {
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownDrainMs + 4500).unref();
     logger.log(`${signal}: shutting down (readiness 503, new upgrades refused, draining over ${config.shutdownDrainMs} ms)`, 'Main');
-    app.get(Admission).draining = true;
+    app.get(DrainState).start();
     try {
       await app.get(WsGateway).drain(config.shutdownDrainMs);
       await app.close();

@@ -1,23 +1,57 @@
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
-
-/** What the guard needs to know of a client. */
-export interface Authenticatable {
-  readonly authenticated: boolean;
-}
+import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { AuthError } from '../protocol/errors';
+import { HANDSHAKE_LOGIN } from '../protocol/inbound';
+import { MessageType } from '../protocol/protocol';
+import type { ChatClient } from '../messaging/chat-client';
+import { extractToken } from './token-extractor';
+import { TokenService } from './token.service';
 
 /**
- * Gates every message handler on the connection being authenticated (AUTH SUCCESS sent). The
- * gateway's router asks it before each handler, through `allows` (a plain call on the hot path:
- * no ExecutionContext per frame); frames it refuses are dropped without an answer. It also works
- * as a Nest guard (`canActivate`) for anything routed by Nest itself.
+ * Where a token is checked (docs/protocol.md, "Authentication"). On a logged-in connection it
+ * lets every guarded handler run. On the connection's own login (the gateway's AUTH_MESSAGE
+ * pipeline) it finds the token, in the order of the protocol (the `authToken` header, an
+ * `authToken.<base64url>` subprotocol, the query when allowed, else the AUTH_MESSAGE frame), asks
+ * the TokenService (cache, single flight, breaker, CHECK_TOKEN) and attaches the verified user to
+ * the client; a refused token throws the AuthError that the login answers with.
+ * Anything else is refused: a handler guarded with it never runs for a connection that is not
+ * logged in.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
-  allows(client: Authenticatable): boolean {
-    return client.authenticated === true;
+  constructor(
+    private readonly tokens: TokenService,
+    @Inject(GATEWAY_CONFIG) private readonly config: Pick<GatewayConfig, 'allowQueryToken'>,
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+    const ws = context.switchToWs();
+    const client = ws.getClient<ChatClient>();
+    if (client.isJoined) return true;
+    if (ws.getPattern() !== MessageType.AUTH || !client.isOpen) return false;
+    if (client.user) return true;
+    return this.authenticate(client, this.findToken(client, ws.getData<unknown>()));
   }
 
-  canActivate(context: ExecutionContext): boolean {
-    return this.allows(context.switchToWs().getClient<Authenticatable>());
+  /** The token of a login: from the AUTH_MESSAGE frame when there is one, else from the upgrade request. */
+  private findToken(client: ChatClient, frame: unknown): string {
+    if (frame !== HANDSHAKE_LOGIN) {
+      const serverData = typeof frame === 'object' && frame !== null ? (frame as { serverData?: unknown }).serverData : undefined;
+      const token = typeof serverData === 'object' && serverData !== null ? (serverData as { authToken?: unknown }).authToken : undefined;
+      if (typeof token !== 'string' || token.length === 0) throw AuthError.missing('AUTH_MESSAGE without a token');
+      return token;
+    }
+    const extracted = extractToken(client.request, this.config.allowQueryToken);
+    if (extracted.kind === 'token') return extracted.token;
+    throw extracted.kind === 'malformed' ? AuthError.invalid(`malformed token in ${extracted.source}`) : AuthError.missing();
+  }
+
+  private async authenticate(client: ChatClient, token: string): Promise<boolean> {
+    const check = await this.tokens.verify(token);
+    if (check.outcome === 'valid') {
+      client.authenticate(check.profile);
+      return true;
+    }
+    throw check.outcome === 'invalid' ? AuthError.invalid() : AuthError.unavailable(`auth server: ${check.reason}`);
   }
 }

@@ -3,6 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { ObservabilityModule } from '../observability/observability.module';
 import { AuthGuard } from './auth.guard';
 import { DemoTokenVerifier } from './demo-token-verifier';
 import { HttpTokenVerifier } from './http-token-verifier';
@@ -11,6 +12,7 @@ import { TOKEN_VERIFIER } from './token-verifier';
 
 @Module({
   imports: [
+    ObservabilityModule,
     HttpModule.register({
       // Keep-alive: a login storm must not open one TCP connection per CHECK_TOKEN.
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 256 }),

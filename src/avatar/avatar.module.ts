@@ -1,20 +1,27 @@
 import { Module } from '@nestjs/common';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
-import { PresenceModule } from '../presence/presence.module';
+import { AuthModule } from '../auth/auth.module';
+import { EngineModule } from '../engine/engine.module';
+import { SessionModule } from '../session/session.module';
 import { configureSharpForServer } from './avatar-image';
+import { AVATAR_OPTIONS, avatarOptionsProvider, type AvatarOptions } from './avatar.options';
 import { AVATAR_STORE } from './avatar-store';
 import { AvatarController } from './avatar.controller';
 import { AvatarService } from './avatar.service';
 import { FsAvatarStore } from './fs-avatar-store';
 
+/** SAVE_AVATAR and GET /avatars/<file>. */
 @Module({
-  imports: [PresenceModule],
+  imports: [AuthModule, EngineModule, SessionModule],
   controllers: [AvatarController],
   providers: [
     AvatarService,
-    { provide: AVATAR_STORE, inject: [GATEWAY_CONFIG], useFactory: (config: GatewayConfig) => {
+    avatarOptionsProvider,
+    {
+      provide: AVATAR_STORE,
+      inject: [AVATAR_OPTIONS],
+      useFactory: (options: AvatarOptions) => {
         configureSharpForServer();
-        return new FsAvatarStore(config.avatarDir);
+        return new FsAvatarStore(options.avatarDir);
       },
     },
   ],

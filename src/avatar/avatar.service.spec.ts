@@ -3,14 +3,14 @@ import sharp from 'sharp';
 import { FakeClient, flushPromises } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
 import type { GatewayConfig } from '../config/gateway-config';
-import type { QuotaStore } from '../engine/quota-store';
+import type { QuotaStore } from '../engine/engine.ports';
 import type { InboundFrame } from '../messaging/client';
 import type { Messenger } from '../messaging/messenger';
 import type { PresenceService } from '../presence/presence.service';
 import { AvatarError } from '../protocol/errors';
 import { AvatarErrorCode, type UserProfile } from '../protocol/protocol';
 import * as avatarImage from './avatar-image';
-import type { AvatarIndex } from './avatar-index';
+import type { AvatarIndex } from '../engine/engine.ports';
 import type { AvatarStore } from './avatar-store';
 import { AVATAR_QUOTA_WINDOW_MS, AvatarService } from './avatar.service';
 

@@ -1,16 +1,16 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
-import { QUOTA_STORE, type QuotaStore } from '../engine/quota-store';
-import type { ClientHandle, InboundFrame } from '../messaging/client';
-import { Messenger } from '../messaging/messenger';
-import { OnMessage } from '../messaging/on-message.decorator';
-import { PresenceService } from '../presence/presence.service';
+import { Inject, Injectable, Logger, UseGuards, UsePipes } from '@nestjs/common';
+import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
+import { AuthGuard } from '../auth/auth.guard';
+import { AVATAR_INDEX, QUOTA_STORE, type AvatarIndex, type QuotaStore } from '../engine/engine.ports';
+import type { ChatClient } from '../messaging/chat-client';
 import { AvatarError } from '../protocol/errors';
+import { FrameValidationPipe } from '../protocol/frame-validation.pipe';
 import { AvatarErrorCode, MessageType, Status } from '../protocol/protocol';
-import { isObject } from '../protocol/validation';
 import { decodeAvatarBase64, reencodeAvatar } from './avatar-image';
-import { AVATAR_INDEX, type AvatarIndex } from './avatar-index';
+import { AVATAR_OPTIONS, type AvatarOptions } from './avatar.options';
 import { AVATAR_STORE, avatarFileNameOf, avatarUrl, type AvatarStore } from './avatar-store';
+import { SaveAvatarDto } from './dto/save-avatar.dto';
+import { SessionService } from '../session/session.service';
 import { Semaphore } from './semaphore';
 
 /** The window of AVATAR_SAVES_PER_MINUTE. */
@@ -33,6 +33,8 @@ export function avatarQuotaKey(userId: string): string {
  *   once the index and the online profile name the new URL.
  */
 @Injectable()
+@UseGuards(AuthGuard)
+@UsePipes(FrameValidationPipe)
 export class AvatarService {
   private readonly logger = new Logger(AvatarService.name);
   private readonly decodeSlots: Semaphore;
@@ -41,20 +43,20 @@ export class AvatarService {
     @Inject(AVATAR_STORE) private readonly store: AvatarStore,
     @Inject(AVATAR_INDEX) private readonly index: AvatarIndex,
     @Inject(QUOTA_STORE) private readonly quotas: QuotaStore,
-    private readonly presence: PresenceService,
-    private readonly messenger: Messenger,
-    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    private readonly sessions: SessionService,
+    @Inject(AVATAR_OPTIONS) private readonly config: AvatarOptions,
   ) {
     this.decodeSlots = new Semaphore(config.avatarConcurrency);
   }
 
-  @OnMessage(MessageType.SAVE_AVATAR)
-  async handleSaveAvatar(client: ClientHandle, frame: InboundFrame): Promise<void> {
+  @SubscribeMessage(MessageType.SAVE_AVATAR)
+  async saveAvatar(@ConnectedSocket() client: ChatClient, @MessageBody() frame: SaveAvatarDto): Promise<void> {
     if (!(await this.withinQuota(client))) {
       throw new AvatarError(AvatarErrorCode.TOO_MANY_UPLOADS, 'too many uploads, try again later');
     }
-    const serverData = isObject(frame.serverData) ? frame.serverData : {};
-    const image = decodeAvatarBase64(serverData.imageBase64, this.config.avatarMaxBytes);
+    const serverData = frame.serverData;
+    const imageBase64 = typeof serverData === 'object' && serverData !== null ? (serverData as { imageBase64?: unknown }).imageBase64 : undefined;
+    const image = decodeAvatarBase64(imageBase64, this.config.avatarMaxBytes);
     if (this.decodeSlots.waiting > 0 || this.decodeSlots.running >= this.decodeSlots.limit) {
       this.logger.debug({ connId: client.id, waiting: this.decodeSlots.waiting + 1 }, 'avatar decode waiting for a free slot');
     }
@@ -76,7 +78,8 @@ export class AvatarService {
       await this.deleteFile(client, fileName, 'unindexed');
       throw storeFailed();
     }
-    const profileUpdated = await this.presence.updateProfile(client.userId, { avatar: url }).then(
+    // The online profile everywhere, and USER_UPDATE_MESSAGE to everyone else.
+    const profileUpdated = await this.sessions.updateProfile(client.userId, { avatar: url }).then(
       () => true,
       (err: unknown) => {
         this.logger.warn({ connId: client.id, err: String(err) }, 'online profile not updated (the index has the avatar)');
@@ -84,7 +87,6 @@ export class AvatarService {
       },
     );
     client.send({ type: MessageType.SAVE_AVATAR, status: Status.SUCCESS, serverData: { avatar: url } });
-    this.messenger.broadcast({ type: MessageType.USER_UPDATE, serverData: { userId: client.userId, avatar: url } }, client.userId);
 
     // The replaced file: only one of ours (never, say, the authorization server's avatar), and
     // only once no userList can name it: the index names the new URL, and so does the online
@@ -100,7 +102,7 @@ export class AvatarService {
   }
 
   /** Counts this attempt; true when within the quota, or when the quota cannot be checked. */
-  private async withinQuota(client: ClientHandle): Promise<boolean> {
+  private async withinQuota(client: ChatClient): Promise<boolean> {
     try {
       return await this.quotas.take(avatarQuotaKey(client.userId), this.config.avatarSavesPerMinute, AVATAR_QUOTA_WINDOW_MS);
     } catch (err) {
@@ -112,7 +114,7 @@ export class AvatarService {
   }
 
   /** Deletes a stored avatar; a failure is logged, never reported to the client. */
-  private async deleteFile(client: ClientHandle, fileName: string, why: 'replaced' | 'unindexed'): Promise<void> {
+  private async deleteFile(client: ChatClient, fileName: string, why: 'replaced' | 'unindexed'): Promise<void> {
     try {
       await this.store.delete(fileName);
     } catch (err) {

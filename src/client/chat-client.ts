@@ -533,12 +533,12 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
       }
       case 'USER_UPDATE_MESSAGE':
         this.emit('frame', f);
-        this.setAvatar(f.serverData.userId, f.serverData.avatar);
+        this.updateProfile(f.serverData.userId, f.serverData);
         this.emit('userUpdate', f.serverData);
         return;
       case 'SAVE_AVATAR': {
         this.emit('frame', f);
-        if (f.status === 'SUCCESS' && this.myId !== undefined) this.setAvatar(this.myId, f.serverData.avatar);
+        if (f.status === 'SUCCESS' && this.myId !== undefined) this.updateProfile(this.myId, { avatar: f.serverData.avatar });
         const slot = this.avatars.shift();
         if (slot?.timer !== undefined) clearTimeout(slot.timer);
         if (f.status === 'SUCCESS') slot?.settle?.resolve(f.serverData.avatar);
@@ -585,10 +585,11 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
 
   // ---- helpers ----
 
-  private setAvatar(userId: string, avatar: string): void {
+  /** Applies the changed fields of a USER_UPDATE_MESSAGE (or a saved avatar) to an online user. */
+  private updateProfile(userId: string, changed: Partial<UserProfile>): void {
     const profile = this.users.get(userId);
     if (!profile) return;
-    this.users.set(userId, { ...profile, avatar });
+    this.users.set(userId, { ...profile, ...changed, userId });
     this.emitOnline();
   }
 

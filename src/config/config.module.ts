@@ -1,7 +1,12 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from './gateway-config';
 
-/** Provides the configuration validated at boot (see loadConfig) to every module. */
+/**
+ * Provides the configuration validated at boot (see loadConfig). The one global module: the root
+ * of the graph, built from the config the app is created with. Every other module imports what it
+ * uses and reads only its own slice of the configuration, through a provider of its own
+ * (chat.options.ts, dialog.options.ts, ...).
+ */
 @Global()
 @Module({})
 export class ConfigModule {

@@ -1,58 +1,61 @@
-import { DynamicModule, Global, Module, Provider } from '@nestjs/common';
-import { AVATAR_INDEX } from '../avatar/avatar-index';
-import { FileAvatarIndex } from '../avatar/file-avatar-index';
-import type { GatewayConfig } from '../config/gateway-config';
-import { CLUSTER_BUS, DEDUP_STORE, PRESENCE_REGISTRY } from './engine.ports';
+import { Module, type Provider } from '@nestjs/common';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { AVATAR_INDEX, CLUSTER_BUS, DEDUP_STORE, PRESENCE_REGISTRY, QUOTA_STORE } from './engine.ports';
+import type { AvatarIndex, ClusterBus, DedupStore, PresenceRegistry, QuotaStore } from './engine.ports';
+import { FileAvatarIndex } from './memory/file-avatar-index';
 import { MemoryClusterBus } from './memory/memory-cluster-bus';
 import { MemoryDedupStore } from './memory/memory-dedup-store';
 import { MemoryPresenceRegistry } from './memory/memory-presence-registry';
 import { MemoryQuotaStore } from './memory/memory-quota-store';
-import { QUOTA_STORE } from './quota-store';
 import { RedisEngine } from './redis/redis-engine';
+
+/** The shared state of a deployment: the five ports, all from one implementation. */
+export interface Engine {
+  readonly bus: ClusterBus;
+  readonly presence: PresenceRegistry;
+  readonly dedup: DedupStore;
+  readonly avatars: AvatarIndex;
+  readonly quotas: QuotaStore;
+}
+
+/** The in-memory engine of a single node. */
+async function memoryEngine(config: GatewayConfig): Promise<Engine> {
+  const avatars = new FileAvatarIndex(config.avatarDir);
+  await avatars.init();
+  return {
+    bus: new MemoryClusterBus(),
+    presence: new MemoryPresenceRegistry(),
+    dedup: new MemoryDedupStore(config.dedupWindowMs),
+    avatars,
+    quotas: new MemoryQuotaStore(),
+  };
+}
+
+/** The engine itself (tests reach the RedisEngine of a node through it). */
+export const ENGINE = Symbol('ENGINE');
+
+const port = (token: symbol, pick: (engine: Engine) => unknown): Provider => ({ provide: token, inject: [ENGINE], useFactory: pick });
 
 /**
  * The shared state of the deployment behind its ports: in memory on a single node (the default),
- * in Redis when REDIS_URL is set (cluster mode). Global, so its shutdown hooks run after those of
- * the feature modules: the gateway's connections are closed before the engine leaves Redis.
+ * in Redis when REDIS_URL is set (cluster mode). Modules that use a port import this module.
+ * Imported below every feature, its shutdown hooks run after theirs (Nest shuts the modules down
+ * from the root outwards): the gateway's connections are closed before the engine leaves Redis.
+ * A RedisEngine connects in its onModuleInit and leaves the registry in its onApplicationShutdown.
  */
-@Global()
-@Module({})
-export class EngineModule {
-  static forRoot(config: GatewayConfig): DynamicModule {
-    return {
-      module: EngineModule,
-      providers: config.redisUrl ? redisProviders(config) : memoryProviders(config),
-      exports: [CLUSTER_BUS, PRESENCE_REGISTRY, DEDUP_STORE, AVATAR_INDEX, QUOTA_STORE],
-    };
-  }
-}
-
-function memoryProviders(config: GatewayConfig): Provider[] {
-  return [
-    { provide: CLUSTER_BUS, useFactory: () => new MemoryClusterBus() },
-    { provide: PRESENCE_REGISTRY, useFactory: () => new MemoryPresenceRegistry() },
-    { provide: DEDUP_STORE, useFactory: () => new MemoryDedupStore(config.dedupWindowMs) },
-    { provide: QUOTA_STORE, useFactory: () => new MemoryQuotaStore() },
+@Module({
+  providers: [
     {
-      provide: AVATAR_INDEX,
-      useFactory: async () => {
-        const index = new FileAvatarIndex(config.avatarDir);
-        await index.init();
-        return index;
-      },
+      provide: ENGINE,
+      inject: [GATEWAY_CONFIG],
+      useFactory: (config: GatewayConfig): Engine | Promise<Engine> => (config.redisUrl ? new RedisEngine(config) : memoryEngine(config)),
     },
-  ];
-}
-
-function redisProviders(config: GatewayConfig): Provider[] {
-  return [
-    // Holds the connections; its onModuleInit starts them (in the background) and its
-    // onApplicationShutdown leaves the registry and closes them.
-    { provide: RedisEngine, useFactory: () => new RedisEngine(config) },
-    { provide: CLUSTER_BUS, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.bus },
-    { provide: PRESENCE_REGISTRY, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.presence },
-    { provide: DEDUP_STORE, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.dedup },
-    { provide: AVATAR_INDEX, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.avatars },
-    { provide: QUOTA_STORE, inject: [RedisEngine], useFactory: (engine: RedisEngine) => engine.quotas },
-  ];
-}
+    port(CLUSTER_BUS, (engine) => engine.bus),
+    port(PRESENCE_REGISTRY, (engine) => engine.presence),
+    port(DEDUP_STORE, (engine) => engine.dedup),
+    port(AVATAR_INDEX, (engine) => engine.avatars),
+    port(QUOTA_STORE, (engine) => engine.quotas),
+  ],
+  exports: [CLUSTER_BUS, PRESENCE_REGISTRY, DEDUP_STORE, AVATAR_INDEX, QUOTA_STORE],
+})
+export class EngineModule {}

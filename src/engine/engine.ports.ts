@@ -118,6 +118,43 @@ export interface DedupStore {
   outcome(senderId: string, messageId: string, timeoutMs: number): Promise<DeliveryStatus>;
 }
 
+/**
+ * userId -> avatar URL of the avatars saved through SAVE_AVATAR. These win over the avatar the
+ * authorization server reports, across reconnects, restarts and nodes (PROTOCOL.md).
+ */
+export interface AvatarIndex {
+  get(userId: string): Promise<string | undefined>;
+  /** Only the users that have a saved avatar are in the result. */
+  getMany(userIds: string[]): Promise<Map<string, string>>;
+  /**
+   * Resolves once the new URL is durable and visible to get/getMany, with the URL it replaced
+   * (undefined when the user had none); rejects otherwise. Get-and-set is atomic: of concurrent
+   * sets of one user, each gets a different previous URL, so every replaced URL is handed out
+   * exactly once (and its file can be deleted exactly once).
+   */
+  set(userId: string, url: string): Promise<string | undefined>;
+}
+
+
+
+/**
+ * Per-key quotas shared by the nodes of a deployment (for example the avatar uploads of a user:
+ * AVATAR_SAVES_PER_MINUTE). In memory on a single node, in Redis in cluster mode.
+ */
+export interface QuotaStore {
+  /**
+   * Sliding window: resolves true, and counts this attempt, when fewer than `limit` attempts of
+   * `key` were counted in the last `windowMs` milliseconds; false otherwise (a refused attempt is
+   * not counted, so at most `limit` attempts pass in any window of `windowMs`). Rejects when the
+   * shared state is unreachable: the caller decides whether to allow or refuse then.
+   */
+  take(key: string, limit: number, windowMs: number): Promise<boolean>;
+}
+
+
+
 export const CLUSTER_BUS = Symbol('CLUSTER_BUS');
 export const PRESENCE_REGISTRY = Symbol('PRESENCE_REGISTRY');
 export const DEDUP_STORE = Symbol('DEDUP_STORE');
+export const AVATAR_INDEX = Symbol('AVATAR_INDEX');
+export const QUOTA_STORE = Symbol('QUOTA_STORE');

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { loadConfig } from '../config/gateway-config';
+import { DrainState } from '../lifecycle/drain-state';
 import { Admission, type ConnectionPool } from './admission';
 
 const request = (headers: Record<string, string> = {}, url = '/ws') => ({ headers, url }) as unknown as IncomingMessage;
@@ -21,8 +22,8 @@ function pool(open: number, idle = 0): ConnectionPool & { madeRoom: number } {
   return state;
 }
 
-function admissionWith(env: Record<string, string>, attached: ConnectionPool = pool(0)): Admission {
-  const admission = new Admission(loadConfig(env));
+function admissionWith(env: Record<string, string>, attached: ConnectionPool = pool(0), drain = new DrainState()): Admission {
+  const admission = new Admission(loadConfig(env), drain);
   admission.attach(attached);
   return admission;
 }
@@ -43,8 +44,10 @@ describe('Admission', () => {
   it('answers 503 when full or draining', () => {
     expect(admissionWith({ MAX_CONNECTIONS: '2' }, pool(1)).check(request()).ok).toBe(true);
     expect(admissionWith({ MAX_CONNECTIONS: '2' }, pool(2)).check(request())).toMatchObject({ ok: false, status: 503 });
-    const draining = admissionWith({ MAX_CONNECTIONS: '2' }, pool(0));
-    draining.draining = true;
+    const drain = new DrainState();
+    const draining = admissionWith({ MAX_CONNECTIONS: '2' }, pool(0), drain);
+    expect(draining.check(request()).ok).toBe(true);
+    drain.start();
     expect(draining.check(request())).toMatchObject({ ok: false, status: 503 });
   });
 

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable } from '@nestjs/common';
 import { extractToken } from '../auth/token-extractor';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { DrainState } from '../lifecycle/drain-state';
+import { GATEWAY_LIMITS, type GatewayLimits } from './gateway-limits';
 
 export interface AdmissionVerdict {
   ok: boolean;
@@ -25,11 +26,12 @@ export interface ConnectionPool {
  */
 @Injectable()
 export class Admission {
-  /** Set when the node starts shutting down: readiness 503, upgrades refused. */
-  draining = false;
   private pool?: ConnectionPool;
 
-  constructor(@Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig) {}
+  constructor(
+    @Inject(GATEWAY_LIMITS) private readonly config: Pick<GatewayLimits, 'allowedOrigins' | 'maxConnections' | 'allowQueryToken'>,
+    private readonly drain: DrainState,
+  ) {}
 
   /** The gateway hands over its connections once it is up. */
   attach(pool: ConnectionPool): void {
@@ -41,7 +43,7 @@ export class Admission {
     if (origin !== undefined && this.config.allowedOrigins && !this.config.allowedOrigins.has(origin)) {
       return { ok: false, status: 403, message: 'Origin not allowed' };
     }
-    if (this.draining) return { ok: false, status: 503, message: 'Shutting down' };
+    if (this.drain.draining) return { ok: false, status: 503, message: 'Shutting down' };
     const pool = this.pool;
     if (pool && pool.openCount >= this.config.maxConnections) {
       const offersToken = extractToken(request, this.config.allowQueryToken).kind === 'token';

@@ -3,22 +3,36 @@ import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { WebSocketServer } from 'ws';
-import { rawHttpRefusal } from '../http/gateway-http.adapter';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config/gateway-config';
+import { rawHttpRefusal } from '../http/gateway-http.adapter';
+import type { ChatClient } from '../messaging/chat-client';
 import { PROTOCOL_SUBPROTOCOL } from '../protocol/protocol';
 import { Admission } from './admission';
+import { WsGateway } from './ws.gateway';
 
 const NOSNIFF = { 'X-Content-Type-Options': 'nosniff' };
 
+/** The options a `@WebSocketGateway()` may give and still share the app's one endpoint. */
+const SHARED_ENDPOINT_OPTIONS = new Set(['path', 'cors', 'transports']);
+
 /**
- * platform-ws with the gateway's settings: the path from WS_PATH, a bounded maxPayload (never ws's
- * 100 MiB default), no compression, `mpgp.v1` selected whenever offered (never a token entry),
- * Origin and capacity checked before the upgrade. The gateway reads frames itself (see
- * MessageRouter), so the adapter binds no per-connection observable pipelines.
+ * platform-ws with the gateway's settings: one endpoint at WS_PATH on the app's port, a bounded
+ * maxPayload (never ws's 100 MiB default), no compression, `mpgp.v1` selected whenever offered
+ * (never a token entry), Origin and capacity checked before the upgrade.
+ *
+ * Every `@WebSocketGateway()` of the app shares that one endpoint: a feature module's own gateway
+ * gets the same server, its `handleConnection(client)` and `handleDisconnect(client)` get the
+ * ChatClient (the object its handlers get with `@ConnectedSocket()`), and its `@SubscribeMessage`
+ * handlers are routed by MessageRouter (with login, rate limits and order), not bound per
+ * connection. A gateway that asks for another port, path or a namespace is refused at start with
+ * an error that says so.
  */
 export class GatewayWsAdapter extends WsAdapter {
   private readonly log = new Logger('WebSocket');
+  private server?: WebSocketServer;
+  /** The ChatClient of each socket, for the connection hooks of the app's gateways. */
+  private readonly clients = new WeakMap<WebSocket, ChatClient>();
 
   constructor(
     private readonly app: INestApplicationContext,
@@ -28,9 +42,11 @@ export class GatewayWsAdapter extends WsAdapter {
   }
 
   override create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
+    this.refuseOtherEndpoints(port, options);
+    if (this.server) return this.server;
     const admission = this.app.get(Admission);
-    const wsOptions = {
-      ...options,
+    const gateway = this.app.get(WsGateway);
+    const server = super.create(port, {
       path: this.config.wsPath,
       maxPayload: this.config.maxFrameBytes,
       perMessageDeflate: false,
@@ -43,32 +59,56 @@ export class GatewayWsAdapter extends WsAdapter {
         const verdict = admission.check(info.req);
         done(verdict.ok, verdict.status, verdict.message, NOSNIFF);
       },
-    };
-    const server = super.create(port, wsOptions) as WebSocketServer;
+    }) as WebSocketServer;
     // ws's own refusals (a bad Sec-WebSocket-Protocol or -Key, ...) answered here, with nosniff.
     server.on('wsClientError', (err: Error, socket: Duplex) => {
       socket.once('finish', () => socket.destroy());
       socket.end(rawHttpRefusal(400, err.message));
     });
+    // The gateway takes every connection first (listeners attached before any frame can arrive),
+    // before the connection hooks of any gateway run.
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+      const client = gateway.accept(socket, request);
+      if (client) this.clients.set(socket, client);
+    });
+    this.server = server;
     return server;
   }
 
-  /** Frames are read by the gateway itself, in order, one connection at a time. */
+  /** A gateway's connection hook gets the ChatClient, not the raw socket. */
+  override bindClientConnect(server: WebSocketServer, callback: (...args: unknown[]) => void): void {
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+      const client = this.clients.get(socket);
+      if (client) callback(client, request);
+    });
+  }
+
+  /** Frames are routed by MessageRouter (in order, after login, within the limits), never bound per connection. */
   override bindMessageHandlers(): void {
     // intentionally empty: see MessageRouter
   }
 
-  /**
-   * WsGateway has no handleDisconnect: it listens for 'close' on each socket itself. Nest's
-   * binding would keep one more closure and listener per connection, for nothing.
-   */
-  override bindClientDisconnect(): void {
-    // intentionally empty: see WsGateway.handleConnection
+  /** A gateway's disconnect hook, called once the connection is gone, with its ChatClient. */
+  override bindClientDisconnect(client: ChatClient, callback: () => void): void {
+    client.onClosed(callback);
   }
 
   /** Socket errors are handled per connection by WsGateway (with its connection id). */
   override bindErrorHandler(server: WebSocketServer): WebSocketServer {
     server.on('error', (err) => this.log.error(err));
     return server;
+  }
+
+  private refuseOtherEndpoints(port: number, options: Record<string, unknown>): void {
+    const path = options.path;
+    const foreign = Object.keys(options).filter((key) => !SHARED_ENDPOINT_OPTIONS.has(key) && options[key] !== undefined);
+    const otherPath = path !== undefined && path !== '/ws' && path !== this.config.wsPath;
+    if (port !== 0 || otherPath || foreign.length > 0) {
+      throw new Error(
+        `@WebSocketGateway(${port !== 0 ? `${port}, ` : ''}${JSON.stringify(options)}): this app serves one WebSocket endpoint, ` +
+          `${this.config.wsPath} (WS_PATH) on the app's port, shared by every gateway; declare the gateway with ` +
+          '`@WebSocketGateway()` (no port, path or namespace) and its `@SubscribeMessage` handlers join the protocol\'s message types',
+      );
+    }
   }
 }

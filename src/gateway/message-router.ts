@@ -1,179 +1,213 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner, ModuleRef, type NestContainer } from '@nestjs/core';
+import { GuardsConsumer, GuardsContextCreator } from '@nestjs/core/guards';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
+import { InterceptorsConsumer, InterceptorsContextCreator } from '@nestjs/core/interceptors';
+import { PipesConsumer, PipesContextCreator } from '@nestjs/core/pipes';
+import { MESSAGE_MAPPING_METADATA, MESSAGE_METADATA } from '@nestjs/websockets/constants';
+import { ExceptionFiltersContext } from '@nestjs/websockets/context/exception-filters-context';
+import { WsContextCreator } from '@nestjs/websockets/context/ws-context-creator';
+import { WsProxy } from '@nestjs/websockets/context/ws-proxy';
+import type { WsExceptionsHandler } from '@nestjs/websockets/exceptions/ws-exceptions-handler';
 import type { RawData } from 'ws';
-import { AuthGuard } from '../auth/auth.guard';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
-import { RAW_CLIENT_DATA, type InboundFrame, type MessageHandlerFn } from '../messaging/client';
-import { OnMessage } from '../messaging/on-message.decorator';
-import { FrameError, toWireError } from '../protocol/errors';
-import { compactJsonText, scanFrame } from '../protocol/frame-scan';
-import { FrameErrorCode, MessageType } from '../protocol/protocol';
 import { MetricsService } from '../observability/metrics.service';
-import type { ClientConnection } from './client-connection';
+import { FrameError } from '../protocol/errors';
+import { FrameErrorCode, MessageType } from '../protocol/protocol';
+import type { ChatClient } from '../messaging/chat-client';
+import { GATEWAY_LIMITS, type GatewayLimits } from './gateway-limits';
+import { byteLength, parseFrame } from './inbound-frame';
+import { ProtocolExceptionFilter } from './protocol-exception.filter';
+
+/** A message handler with its whole Nest pipeline (guards, interceptors, pipes, filters) around it. */
+type Pipeline = (client: ChatClient, frame: unknown) => Promise<unknown>;
+
+/** The inbound side of one connection: frames wait here, in order, while a handler runs. */
+export class FrameQueue {
+  busy = false;
+  private frames: [RawData, boolean][] = [];
+  private bytes = 0;
+
+  /** False when the frame would make the queue hold more than `maxBytes` (it is not queued). */
+  push(data: RawData, isBinary: boolean, maxBytes: number): boolean {
+    const size = byteLength(data);
+    if (this.bytes + size > maxBytes) return false;
+    this.bytes += size;
+    this.frames.push([data, isBinary]);
+    return true;
+  }
+
+  shift(): [RawData, boolean] | undefined {
+    const next = this.frames.shift();
+    if (next) this.bytes -= byteLength(next[0]);
+    return next;
+  }
+
+  get queuedBytes(): number {
+    return this.bytes;
+  }
+
+  get length(): number {
+    return this.frames.length;
+  }
+
+  clear(): void {
+    this.frames = [];
+    this.bytes = 0;
+  }
+}
 
 /**
- * Routes the frames of authenticated connections to the feature handlers registered with
- * @OnMessage, one frame at a time per connection: when a handler returns a promise, the
- * connection's next frames wait for it (so they are processed in the order received).
+ * Runs a handler's exception through the handler's own filters (`@UseFilters`, global ones) as
+ * Nest's WsProxy does, and through ProtocolExceptionFilter when none of them catches it (where
+ * Nest would fall back to BaseWsExceptionFilter).
+ */
+class ProtocolWsProxy extends WsProxy {
+  constructor(private readonly fallback: ProtocolExceptionFilter) {
+    super();
+  }
+
+  override handleError<T>(exceptionsHandler: WsExceptionsHandler, args: unknown[], error: T): void {
+    const host = new ExecutionContextHost(args);
+    host.setType('ws');
+    if (!exceptionsHandler.invokeCustomFilters(error, host)) this.fallback.catch(error, host);
+  }
+}
+
+/**
+ * Frames of logged-in connections to their handlers: every `@SubscribeMessage(type)` method of any
+ * provider (a `@WebSocketGateway()` class or a plain provider), found with Nest's own metadata and
+ * built once, at start, through Nest's own WsContextCreator, so that guards, interceptors, pipes
+ * and exception filters behave as Nest documents for gateways. One frame at a time per connection:
+ * while a handler's pipeline runs, the connection's next frames wait (bounded by
+ * INBOUND_QUEUE_MAX_BYTES), so they are processed in the order received. No per-connection binding
+ * or observable: the handlers take the client as an argument.
  */
 @Injectable()
 export class MessageRouter implements OnModuleInit {
   private readonly logger = new Logger(MessageRouter.name);
-  private readonly handlers = new Map<string, MessageHandlerFn>();
+  private readonly handlers = new Map<string, Pipeline>();
+  /** The AUTH_MESSAGE handler: a connection's own login, never routed after it. */
+  private loginPipeline?: Pipeline;
+  private contexts?: WsContextCreator;
 
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
-    private readonly guard: AuthGuard,
+    private readonly moduleRef: ModuleRef,
+    private readonly filter: ProtocolExceptionFilter,
     private readonly metrics: MetricsService,
-    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(GATEWAY_LIMITS) private readonly limits: GatewayLimits,
   ) {}
 
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders()) {
       const instance: unknown = wrapper.instance;
-      if (!instance || typeof instance !== 'object' || wrapper.isAlias) continue;
+      if (!instance || typeof instance !== 'object' || wrapper.isAlias || !wrapper.host) continue;
       const prototype = Object.getPrototypeOf(instance) as object;
       for (const method of this.scanner.getAllMethodNames(prototype)) {
-        const type = this.discovery.getMetadataByDecorator(OnMessage, wrapper, method);
-        if (type === undefined) continue;
-        if (this.handlers.has(type)) throw new Error(`two handlers for message type ${type}`);
-        const fn = (instance as Record<string, MessageHandlerFn>)[method];
-        this.handlers.set(type, fn.bind(instance));
+        const callback = (instance as Record<string, unknown>)[method];
+        if (typeof callback !== 'function' || !Reflect.getMetadata(MESSAGE_MAPPING_METADATA, callback)) continue;
+        const type: unknown = Reflect.getMetadata(MESSAGE_METADATA, callback);
+        if (typeof type !== 'string') throw new Error(`${instance.constructor.name}.${method}: @SubscribeMessage needs a string message type`);
+        if (this.handlers.has(type) || (type === MessageType.AUTH && this.loginPipeline)) throw new Error(`two handlers for message type ${type}`);
+        const pipeline = this.build(instance, method, wrapper.host.token);
+        if (type === MessageType.AUTH) this.loginPipeline = pipeline;
+        else this.handlers.set(type, pipeline);
       }
     }
+    if (!this.loginPipeline) throw new Error(`no handler for ${MessageType.AUTH}: the gateway cannot log anyone in`);
     this.logger.log(`message types: ${[...this.handlers.keys()].join(', ')}`);
   }
 
-  /** The registered message types (for tests and docs). */
+  /**
+   * Runs a connection's login: the AUTH_MESSAGE pipeline with the frame that brought the token, or
+   * HANDSHAKE_LOGIN when it came with the upgrade. Errors are answered by the filters; resolves when done.
+   */
+  async login(client: ChatClient, data: unknown): Promise<void> {
+    await this.loginPipeline!(client, data);
+  }
+
+  /** The registered message types. */
   get types(): string[] {
     return [...this.handlers.keys()];
   }
 
   /**
-   * Takes one inbound frame of an authenticated connection; false when it would make the frames
-   * waiting behind a running handler hold more than INBOUND_QUEUE_MAX_BYTES (the caller closes
-   * the connection with 4429; nothing is queued).
+   * Builds the pipeline of one method through Nest's WsContextCreator (as Nest's SocketModule
+   * builds a gateway's), with ProtocolExceptionFilter as the default filter.
    */
-  route(connection: ClientConnection, data: RawData, isBinary: boolean): boolean {
-    if (connection.busy) {
-      const size = byteLength(data);
-      if (connection.queuedBytes + size > this.config.inboundQueueMaxBytes) return false;
-      connection.queuedBytes += size;
-      connection.queue.push([data, isBinary]);
-      return true;
-    }
-    this.process(connection, data, isBinary);
+  private build(instance: object, method: string, moduleKey: string): Pipeline {
+    const contexts = (this.contexts ??= this.contextCreator());
+    const callback = (instance as Record<string, (...args: unknown[]) => unknown>)[method];
+    return contexts.create(instance, callback, moduleKey, method) as Pipeline;
+  }
+
+  /**
+   * Takes one inbound frame of a logged-in connection; false when it would make the frames waiting
+   * behind a running handler hold more than INBOUND_QUEUE_MAX_BYTES (the caller closes the
+   * connection with 4429; nothing is queued).
+   */
+  route(client: ChatClient, queue: FrameQueue, data: RawData, isBinary: boolean): boolean {
+    if (queue.busy) return queue.push(data, isBinary, this.limits.inboundQueueMaxBytes);
+    this.process(client, queue, data, isBinary);
     return true;
   }
 
-  private process(connection: ClientConnection, data: RawData, isBinary: boolean): void {
+  private process(client: ChatClient, queue: FrameQueue, data: RawData, isBinary: boolean): void {
     let requestType: string | undefined;
+    let frame: unknown;
     try {
-      const frame = parseFrame(data, isBinary, this.config, (type) => (requestType = type));
-      requestType = frame.type;
+      frame = parseFrame(data, isBinary, this.limits, (type) => (requestType = type));
       this.metrics.countReceived(requestType);
-      const handler = this.handlers.get(frame.type);
-      if (!handler) throw new FrameError(FrameErrorCode.UNKNOWN_TYPE, `unknown message type`);
-      if (!this.guard.allows(connection)) return;
-      const result = handler(connection, frame);
-      if (result && typeof (result as Promise<void>).then === 'function') {
-        connection.busy = true;
-        const type = requestType;
-        (result as Promise<void>).then(
-          () => this.resume(connection),
-          (err: unknown) => {
-            this.answerError(connection, err, type);
-            this.resume(connection);
-          },
-        );
-      }
+      const handler = this.handlers.get(requestType!);
+      if (!handler) throw new FrameError(FrameErrorCode.UNKNOWN_TYPE, 'unknown message type');
+      queue.busy = true;
+      handler(client, frame).then(
+        () => this.resume(client, queue),
+        (err: unknown) => {
+          // The proxy hands every error to the filters; this is a failure of the pipeline itself.
+          this.logger.error({ connId: client.id, requestType, err: String(err) }, 'message pipeline failed');
+          this.resume(client, queue);
+        },
+      );
     } catch (err) {
-      this.answerError(connection, err, requestType);
+      this.answer(client, err, requestType);
     }
   }
 
-  private resume(connection: ClientConnection): void {
-    connection.busy = false;
-    while (!connection.busy && connection.queue.length > 0) {
-      const [data, isBinary] = connection.queue.shift()!;
-      connection.queuedBytes -= byteLength(data);
-      if (!connection.isOpen) {
-        connection.queue.length = 0;
-        connection.queuedBytes = 0;
+  private resume(client: ChatClient, queue: FrameQueue): void {
+    queue.busy = false;
+    while (!queue.busy) {
+      const next = queue.shift();
+      if (!next) return;
+      if (!client.isOpen) {
+        queue.clear();
         return;
       }
-      this.process(connection, data, isBinary);
+      this.process(client, queue, next[0], next[1]);
     }
   }
 
-  private answerError(connection: ClientConnection, err: unknown, requestType: string | undefined): void {
-    const frame = toWireError(err, requestType);
-    if (frame) {
-      connection.send(frame);
-      return;
-    }
-    this.logger.error({ connId: connection.id, requestType, err: err instanceof Error ? err.stack : String(err) }, 'handler failed');
+  /** An error outside any handler (a refused frame, a missed deadline): answered by the same filter as the handlers' errors. */
+  answer(client: ChatClient, err: unknown, requestType: string | undefined): void {
+    const host = new ExecutionContextHost([client, undefined, requestType ?? 'unknown']);
+    host.setType('ws');
+    this.filter.catch(err, host);
   }
-}
 
-export interface FrameLimits {
-  readonly maxJsonDepth: number;
-  readonly maxMessageFrameBytes: number;
-}
-
-/** A frame's bytes as one Buffer, whichever shape ws hands them in. */
-export function frameBytes(data: RawData): Buffer {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return data instanceof ArrayBuffer ? Buffer.from(data) : data;
-}
-
-export function byteLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
-
-/**
- * Parses a data frame into an object with a string type, or throws the FrameError that says why
- * not. One linear scan comes first (docs/protocol.md, "Invalid frames"): a frame nested deeper
- * than MAX_JSON_DEPTH, or larger than MAX_MESSAGE_FRAME_BYTES in anything but the string content
- * of a SAVE_AVATAR, is refused without being parsed. `onType` learns the frame's type as soon as
- * it is known (for the error's requestType). A top-level clientData is kept as written, without
- * whitespace (RAW_CLIENT_DATA), so that it is forwarded byte-exact.
- */
-export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits, onType?: (type: string) => void): InboundFrame {
-  if (isBinary) throw new FrameError(FrameErrorCode.INVALID_JSON, 'binary frames are not accepted: send JSON text');
-  const bytes = frameBytes(data);
-  const scan = scanFrame(bytes, limits.maxJsonDepth);
-  // Refused unparsed: the requestType is the scan's reading of the type.
-  if (scan.tooDeep) {
-    if (scan.type !== undefined) onType?.(scan.type);
-    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, `JSON nested deeper than ${limits.maxJsonDepth} levels`);
-  }
-  if (bytes.length > limits.maxMessageFrameBytes && (scan.type !== MessageType.SAVE_AVATAR || scan.structureBytes > limits.maxMessageFrameBytes)) {
-    if (scan.type !== undefined) onType?.(scan.type);
-    throw new FrameError(
-      FrameErrorCode.INVALID_MESSAGE,
-      `frame larger than ${limits.maxMessageFrameBytes} bytes: only a SAVE_AVATAR image may make a frame that large`,
+  /** Nest's WsContextCreator, assembled exactly as @nestjs/websockets' SocketModule assembles it. */
+  private contextCreator(): WsContextCreator {
+    // ModuleRef holds the application's container (as every Nest provider's ModuleRef does).
+    const container = (this.moduleRef as unknown as { container: NestContainer }).container;
+    return new WsContextCreator(
+      new ProtocolWsProxy(this.filter),
+      new ExceptionFiltersContext(container),
+      new PipesContextCreator(container),
+      new PipesConsumer(),
+      new GuardsContextCreator(container),
+      new GuardsConsumer(),
+      new InterceptorsContextCreator(container),
+      new InterceptorsConsumer(),
     );
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(bytes.toString());
-  } catch {
-    throw new FrameError(FrameErrorCode.INVALID_JSON, 'the frame is not valid JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, 'a frame must be a JSON object');
-  }
-  const type = (value as { type?: unknown }).type;
-  if (typeof type !== 'string') {
-    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, 'a frame must have a string field "type"');
-  }
-  onType?.(type);
-  const frame = value as InboundFrame;
-  if (scan.clientDataStart >= 0 && !scan.escapedKey) {
-    Object.defineProperty(frame, RAW_CLIENT_DATA, { value: compactJsonText(bytes, scan.clientDataStart, scan.clientDataEnd) });
-  }
-  return frame;
 }

@@ -1,24 +1,32 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
+import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import type { RawData, WebSocket } from 'ws';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { extractToken } from '../auth/token-extractor';
+import { ChatClient } from '../messaging/chat-client';
+import { HANDSHAKE_LOGIN } from '../protocol/inbound';
 import { ConnectionRegistry } from '../messaging/connection-registry';
 import { MetricsService } from '../observability/metrics.service';
-import { PresenceService } from '../presence/presence.service';
+import type { ErrorMessageFrame } from '../protocol/frames';
+import { AuthError } from '../protocol/errors';
+import { scanFrame } from '../protocol/frame-scan';
 import { CloseCode, FrameErrorCode, MessageType, Status } from '../protocol/protocol';
+import { SessionService } from '../session/session.service';
 import { Admission, type ConnectionPool } from './admission';
-import { Authenticator } from './authenticator';
-import { ClientConnection, type ConnectionHooks } from './client-connection';
-import { byteLength, MessageRouter } from './message-router';
-import { RateVerdict } from './rate-limiter';
+import { GATEWAY_LIMITS, type GatewayLimits } from './gateway-limits';
+import type { BudgetLimits } from './inbound-budget';
+import { byteLength, frameBytes } from './inbound-frame';
+import { FrameQueue, MessageRouter } from './message-router';
+import { RateLimiter, RateVerdict } from './rate-limiter';
 import { writeBatch } from './write-batch';
+import { WsTransport, type TransportOptions } from './ws-transport';
 
 const RATE_LIMITED_FRAME = JSON.stringify({
   type: MessageType.ERROR,
   status: Status.ERROR,
   error: { errorCode: FrameErrorCode.RATE_LIMITED, message: 'too many frames: slow down' },
-});
+} satisfies ErrorMessageFrame);
 
 /** Close codes `ws` sends for the errors it detects (see ws/lib/receiver.js). */
 const WS_ERROR_CLOSE_CODES: Record<string, number> = {
@@ -26,73 +34,120 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_INVALID_UTF8: 1007,
 };
 
+/** What the gateway keeps of one open connection. */
+class Link {
+  /** Frames of the logged-in client wait here while a handler runs. */
+  readonly queue = new FrameQueue();
+  /** Created at the first frame after AUTH SUCCESS: only the data frames of a logged-in client are rate limited. */
+  limiter?: RateLimiter;
+  /** No token came with the upgrade: the first AUTH_MESSAGE frame may bring it (until the deadline). */
+  awaitingToken = false;
+  /** Its login (CHECK_TOKEN, session) has started. */
+  loggingIn = false;
+  deadline?: NodeJS.Timeout;
+  /** It gave its place to a login (the node was full): it no longer counts toward MAX_CONNECTIONS. */
+  gaveWay = false;
+
+  constructor(
+    readonly client: ChatClient,
+    readonly transport: WsTransport,
+  ) {}
+
+  clearDeadline(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
+  }
+}
+
 /**
- * The WebSocket endpoint. Thin by design: it authenticates new connections (Authenticator),
- * registers them (PresenceService), routes their frames (MessageRouter) and enforces the
- * per-connection limits (rate, heartbeat, send buffer); all message logic lives in the feature
- * modules.
+ * The WebSocket endpoint, thin by design: it admits connections (Admission), logs them in through
+ * the AUTH_MESSAGE pipeline (AuthGuard checks the token, the session core joins), routes the frames
+ * of logged-in clients to their handlers (MessageRouter) and enforces the per-connection limits
+ * (rate, inbound budget, inbound queue, heartbeat, send buffer). All message logic lives in the
+ * feature modules; the frames before login are not parsed beyond what finding the token needs.
  */
 @WebSocketGateway({ path: '/ws' })
-export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicationShutdown, ConnectionPool {
+export class WsGateway implements OnGatewayInit, OnApplicationShutdown, ConnectionPool {
   private readonly logger = new Logger(WsGateway.name);
-  private readonly open = new Set<ClientConnection>();
-  /** Connections that came without a token and may still send one, oldest first (some may have sent it since). */
-  private readonly tokenless = new Set<ClientConnection>();
-  /** Connections that gave way to a login and are closing: they no longer count toward MAX_CONNECTIONS. */
-  private readonly gaveWay = new Set<ClientConnection>();
-  private readonly hooks: ConnectionHooks;
+  private readonly open = new Map<ChatClient, Link>();
+  /** Connections that came without a token and may still send one, oldest first. */
+  private readonly tokenless = new Set<Link>();
+  private givenWay = 0;
+  private readonly transportOptions: TransportOptions;
+  private readonly joinedBudget: BudgetLimits;
   private heartbeat?: NodeJS.Timeout;
 
   constructor(
-    private readonly authenticator: Authenticator,
     private readonly router: MessageRouter,
-    private readonly presence: PresenceService,
+    private readonly sessions: SessionService,
     private readonly metrics: MetricsService,
     connections: ConnectionRegistry,
-    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     admission: Admission,
+    @Inject(GATEWAY_LIMITS) private readonly limits: GatewayLimits,
   ) {
     admission.attach(this);
-    this.hooks = {
-      sendBufferMaxBytes: config.sendBufferMaxBytes,
-      rateLimitPerSec: config.rateLimitPerSec,
-      rateLimitBurst: config.rateLimitBurst,
+    this.transportOptions = {
+      sendBufferMaxBytes: limits.sendBufferMaxBytes,
       // Before login only a token is awaited: a few small frames; after it, a steady byte rate
       // with room for one frame of the largest size.
-      preAuthBudget: { capacity: 2 * config.preAuthMaxFrameBytes, perSecond: config.preAuthMaxFrameBytes, frameOverhead: 1024 },
-      joinedBudget: { capacity: config.maxFrameBytes + config.inboundBytesPerSec, perSecond: config.inboundBytesPerSec, frameOverhead: 64 },
-      batch: config.broadcastBatching ? writeBatch : undefined,
-      onSlowConsumer: (c) => this.dropSlowConsumer(c),
+      preAuthBudget: { capacity: 2 * limits.preAuthMaxFrameBytes, perSecond: limits.preAuthMaxFrameBytes, frameOverhead: 1024 },
+      batch: limits.broadcastBatching ? writeBatch : undefined,
       countSent: (type) => metrics.countSent(type),
     };
+    this.joinedBudget = { capacity: limits.maxFrameBytes + limits.inboundBytesPerSec, perSecond: limits.inboundBytesPerSec, frameOverhead: 64 };
     metrics.setConnectionSource(() => ({ open: this.open.size, authenticated: connections.size }));
   }
 
   afterInit(): void {
-    this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatIntervalMs);
+    this.heartbeat = setInterval(() => this.beat(), this.limits.heartbeatIntervalMs);
     this.heartbeat.unref();
   }
 
-  /** Called synchronously on every upgraded socket: listeners are attached before any frame can arrive. */
-  handleConnection(socket: WebSocket, request: IncomingMessage): void {
+  /**
+   * Takes every upgraded socket, synchronously (GatewayWsAdapter calls it before any gateway's
+   * connection hook): listeners are attached before any frame can arrive, then the login starts.
+   */
+  accept(socket: WebSocket, request: IncomingMessage): ChatClient | undefined {
     try {
-      const connection = new ClientConnection(socket, this.hooks);
-      this.open.add(connection);
-      socket.on('error', (err: Error & { code?: string }) => this.onSocketError(connection, err));
-      socket.on('pong', () => connection.onPong());
-      socket.on('message', (data: RawData, isBinary: boolean) => this.onFrame(connection, data, isBinary));
-      socket.once('close', (code: number) => this.onClose(connection, code));
-      this.authenticator.start(connection, request);
-      if (connection.awaitingAuthFrame) this.tokenless.add(connection);
+      const transport: WsTransport = new WsTransport(socket, request.socket as Socket, this.transportOptions, () => this.dropSlowConsumer(link));
+      const link = new Link(new ChatClient(transport, request), transport);
+      this.open.set(link.client, link);
+      socket.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
+      socket.on('message', (data: RawData, isBinary: boolean) => this.onFrame(link, data, isBinary));
+      socket.once('close', (code: number) => this.onClose(link, code));
+      if (extractToken(request, this.limits.allowQueryToken).kind === 'none') {
+        link.awaitingToken = true;
+        this.tokenless.add(link);
+        link.deadline = setTimeout(() => this.refuse(link, AuthError.deadline()), this.limits.authDeadlineMs);
+        link.deadline.unref();
+      } else {
+        this.login(link, HANDSHAKE_LOGIN);
+      }
+      return link.client;
     } catch (err) {
       this.logger.error(`connection setup failed: ${err instanceof Error ? err.stack : String(err)}`);
       socket.terminate();
+      return undefined;
     }
   }
 
-  /** Open connections of this node, authenticated or not. */
-  get connections(): ReadonlySet<ClientConnection> {
-    return this.open;
+  /** Open connections that count toward MAX_CONNECTIONS. */
+  get openCount(): number {
+    return this.open.size - this.givenWay;
+  }
+
+  /** The node is full and a login is knocking: the oldest idle token-less connection gives way. */
+  makeRoom(): boolean {
+    for (const link of this.tokenless) {
+      this.tokenless.delete(link);
+      if (link.awaitingToken && !link.loggingIn && link.client.isOpen) {
+        link.gaveWay = true;
+        this.givenWay++;
+        this.refuse(link, AuthError.gaveWay());
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -101,18 +156,18 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
    * Resolves when all are closed.
    */
   async drain(windowMs: number): Promise<void> {
-    const connections = [...this.open];
-    if (connections.length === 0) return;
-    this.logger.log(`draining ${connections.length} connections over ${windowMs} ms`);
-    const step = connections.length > 1 ? windowMs / connections.length : 0;
+    const clients = [...this.open.keys()];
+    if (clients.length === 0) return;
+    this.logger.log(`draining ${clients.length} connections over ${windowMs} ms`);
+    const step = clients.length > 1 ? windowMs / clients.length : 0;
     const start = Date.now();
-    for (let i = 0; i < connections.length; i++) {
+    for (let i = 0; i < clients.length; i++) {
       const wait = start + i * step - Date.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      const connection = connections[i];
-      if (!this.open.has(connection)) continue;
-      connection.close(CloseCode.GOING_AWAY, 'server shutting down');
-      await this.presence.leave(connection).catch((err: unknown) => this.logger.warn({ connId: connection.id, err: String(err) }, 'leave failed'));
+      const client = clients[i];
+      if (!this.open.has(client)) continue;
+      client.close(CloseCode.GOING_AWAY, 'server shutting down');
+      await this.sessions.leave(client).catch((err: unknown) => this.logger.warn({ connId: client.id, err: String(err) }, 'leave failed'));
     }
   }
 
@@ -120,102 +175,128 @@ export class WsGateway implements OnGatewayInit, OnGatewayConnection, OnApplicat
     if (this.heartbeat) clearInterval(this.heartbeat);
   }
 
-  private onFrame(connection: ClientConnection, data: RawData, isBinary: boolean): void {
-    connection.inbound.charge(byteLength(data), Date.now());
+  /** Logs a connection in through the AUTH_MESSAGE pipeline (AuthGuard, then the session join). */
+  private login(link: Link, data: unknown): void {
+    link.loggingIn = true;
+    link.awaitingToken = false;
+    link.clearDeadline();
+    this.router.login(link.client, data).catch((err: unknown) =>
+      this.logger.error({ connId: link.client.id, err: String(err) }, 'login pipeline failed'),
+    );
+  }
+
+  /** A login refused by the gateway itself (deadline, gave way): the AUTH_MESSAGE error, then the close. */
+  private refuse(link: Link, error: AuthError): void {
+    link.awaitingToken = false;
+    link.clearDeadline();
+    this.router.answer(link.client, error, MessageType.AUTH);
+  }
+
+  private onFrame(link: Link, data: RawData, isBinary: boolean): void {
+    const { client, transport } = link;
+    const size = byteLength(data);
+    if (client.isJoined && !link.limiter) {
+      const now = Date.now();
+      link.limiter = new RateLimiter(this.limits.rateLimitPerSec, this.limits.rateLimitBurst, now);
+      transport.inbound.setLimits(this.joinedBudget, now);
+    }
+    transport.inbound.charge(size, Date.now());
     // Closing: what it still sends is read within its budget (to reach its close frame), not looked at.
-    if (connection.closeCode !== undefined) return;
-    if (!connection.authenticated) {
-      // Before AUTH SUCCESS: only a token-bearing AUTH_MESSAGE counts; everything else is discarded.
-      if (!this.authenticator.onFrameBeforeAuth(connection, data, isBinary)) this.metrics.droppedBeforeAuth.inc();
+    if (!client.isOpen) return;
+    if (!link.limiter) {
+      if (!this.onFrameBeforeLogin(link, data, size, isBinary)) this.metrics.droppedBeforeAuth.inc();
       return;
     }
-    const verdict = connection.limiter!.take(Date.now());
+    const verdict = link.limiter.take(Date.now());
     if (verdict !== RateVerdict.ALLOW) {
       this.metrics.rateLimited.inc();
-      connection.send(RATE_LIMITED_FRAME);
-      if (verdict === RateVerdict.FLOOD) {
-        this.logger.warn({ connId: connection.id }, 'flooding: closed');
-        connection.close(CloseCode.FLOODING, 'flooding');
-        this.leave(connection);
-      }
+      client.send(RATE_LIMITED_FRAME);
+      if (verdict === RateVerdict.FLOOD) this.closeAndLeave(link, CloseCode.FLOODING, 'flooding');
       return;
     }
-    if (!this.router.route(connection, data, isBinary)) {
-      this.logger.warn({ connId: connection.id }, 'inbound queue overflow: closed');
+    if (!this.router.route(client, link.queue, data, isBinary)) {
       this.metrics.rateLimited.inc();
-      connection.close(CloseCode.FLOODING, 'too much data queued');
-      this.leave(connection);
+      this.closeAndLeave(link, CloseCode.FLOODING, 'too much data queued');
     }
+  }
+
+  /**
+   * A frame before AUTH SUCCESS: the token-bearing AUTH_MESSAGE when one is awaited, else
+   * discarded. Nothing is parsed beyond what finding the token needs: a frame over
+   * PRE_AUTH_MAX_FRAME_BYTES closes the connection (1009), one that is not awaited is not looked
+   * at, and only a frame whose top-level type reads AUTH_MESSAGE (or cannot be read without
+   * parsing) is parsed, once it passed the depth scan. True when it was the token frame.
+   */
+  private onFrameBeforeLogin(link: Link, data: RawData, size: number, isBinary: boolean): boolean {
+    if (size > this.limits.preAuthMaxFrameBytes) {
+      this.logger.log({ connId: link.client.id }, 'frame too large before login: closed');
+      link.client.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large before login');
+      return false;
+    }
+    if (!link.awaitingToken || link.loggingIn || isBinary) return false;
+    const bytes = frameBytes(data);
+    const scan = scanFrame(bytes, this.limits.maxJsonDepth);
+    if (scan.tooDeep || (scan.type !== MessageType.AUTH && !scan.escapedKey)) return false;
+    let frame: unknown;
+    try {
+      frame = JSON.parse(bytes.toString());
+    } catch {
+      return false;
+    }
+    if (typeof frame !== 'object' || frame === null || (frame as { type?: unknown }).type !== MessageType.AUTH) return false;
+    this.login(link, frame);
+    return true;
+  }
+
+  /** Closes a logged-in connection for a limit it broke, and ends its session. */
+  private closeAndLeave(link: Link, code: CloseCode, reason: string): void {
+    this.logger.warn({ connId: link.client.id, closeCode: code }, `${reason}: closed`);
+    link.client.close(code, reason);
+    this.leave(link.client);
   }
 
   /**
    * A protocol violation detected by `ws` (it then closes the socket itself, and the close event
    * reports 1006): remember the code ws sent to the peer, for metrics and logs.
    */
-  private onSocketError(connection: ClientConnection, err: Error & { code?: string }): void {
+  private onSocketError(link: Link, err: Error & { code?: string }): void {
     const code = err.code !== undefined ? WS_ERROR_CLOSE_CODES[err.code] ?? 1002 : undefined;
-    if (code !== undefined && connection.closeCode === undefined) connection.closeCode = code;
-    this.logger.log({ connId: connection.id, closeCode: code, err: err.code ?? err.message }, 'socket error');
+    if (code !== undefined && link.transport.closeCode === undefined) link.transport.closeCode = code;
+    this.logger.log({ connId: link.client.id, closeCode: code, err: err.code ?? err.message }, 'socket error');
   }
 
-  private onClose(connection: ClientConnection, code: number): void {
-    connection.closed();
-    connection.queue.length = 0;
-    connection.queuedBytes = 0;
-    this.open.delete(connection);
-    this.tokenless.delete(connection);
-    this.gaveWay.delete(connection);
-    const closeCode = connection.closeCode ?? code;
+  private onClose(link: Link, code: number): void {
+    link.clearDeadline();
+    link.queue.clear();
+    link.transport.closed();
+    link.client.closed();
+    this.open.delete(link.client);
+    this.tokenless.delete(link);
+    if (link.gaveWay) this.givenWay--;
+    const closeCode = link.transport.closeCode ?? code;
     this.metrics.disconnects.inc({ code: String(closeCode) });
-    this.logger.debug({ connId: connection.id, closeCode }, 'closed');
-    this.leave(connection);
+    this.logger.debug({ connId: link.client.id, closeCode }, 'closed');
+    this.leave(link.client);
   }
 
-  private leave(connection: ClientConnection): void {
-    this.presence.leave(connection).catch((err: unknown) => this.logger.error({ connId: connection.id, err: String(err) }, 'leave failed'));
-  }
-
-  get openCount(): number {
-    return this.open.size - this.gaveWay.size;
-  }
-
-  /** The node is full and a login is knocking: the oldest idle token-less connection gives way. */
-  makeRoom(): boolean {
-    for (const connection of this.tokenless) {
-      this.tokenless.delete(connection);
-      if (connection.awaitingAuthFrame && !connection.authStarted && connection.closeCode === undefined) {
-        this.gaveWay.add(connection);
-        this.authenticator.giveWay(connection);
-        return true;
-      }
-    }
-    return false;
+  private leave(client: ChatClient): void {
+    this.sessions.leave(client).catch((err: unknown) => this.logger.error({ connId: client.id, err: String(err) }, 'leave failed'));
   }
 
   /** Slow consumer: a best-effort 4413, the socket cut soon after, and DISCONNECT at once. */
-  private dropSlowConsumer(connection: ClientConnection): void {
-    if (connection.closeCode !== undefined) return;
+  private dropSlowConsumer(link: Link): void {
+    if (!link.client.isOpen) return;
     this.metrics.slowConsumerDrops.inc();
-    this.logger.warn({ connId: connection.id }, 'slow consumer: send buffer overflow, dropped');
-    connection.close(CloseCode.SLOW_CONSUMER, 'send buffer overflow');
-    setTimeout(() => connection.socket.terminate(), 1000).unref();
-    this.leave(connection);
+    this.closeAndLeave(link, CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer overflow');
+    setTimeout(() => link.transport.drop(CloseCode.SLOW_CONSUMER), 1000).unref();
   }
 
   /** A peer that has not answered the previous ping is dropped (no close frame: it sees 1006). */
   private beat(): void {
-    for (const connection of this.open) {
-      if (!connection.alive) {
-        this.logger.log({ connId: connection.id }, 'heartbeat missed: dropped');
-        connection.terminate(1006);
-        continue;
-      }
-      connection.alive = false;
-      try {
-        connection.socket.ping();
-      } catch {
-        // closing: the close event does the rest
-      }
+    for (const link of this.open.values()) {
+      if (link.transport.beat()) continue;
+      this.logger.log({ connId: link.client.id }, 'heartbeat missed: dropped');
+      link.client.drop();
     }
   }
 }

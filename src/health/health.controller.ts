@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { CLUSTER_BUS, type ClusterBus } from '../engine/engine.ports';
-import { Admission } from '../gateway/admission';
+import { DrainState } from '../lifecycle/drain-state';
 
 /**
  * GET /health/live: 200 while the process is up. GET /health/ready: 200 when the node can serve
@@ -11,7 +11,7 @@ import { Admission } from '../gateway/admission';
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
-    private readonly admission: Admission,
+    private readonly drain: DrainState,
     @Inject(CLUSTER_BUS) private readonly bus: ClusterBus,
   ) {}
 
@@ -26,7 +26,7 @@ export class HealthController {
   ready() {
     return this.health.check([
       async (): Promise<HealthIndicatorResult> => {
-        if (this.admission.draining) throw new ServiceUnavailableException({ gateway: { status: 'down', reason: 'shutting down' } });
+        if (this.drain.draining) throw new ServiceUnavailableException({ gateway: { status: 'down', reason: 'shutting down' } });
         return { gateway: { status: 'up' } };
       },
       async (): Promise<HealthIndicatorResult> => {

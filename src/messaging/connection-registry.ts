@@ -1,54 +1,52 @@
 import { Injectable } from '@nestjs/common';
-import type { RegisteredConnection, SendResult } from './client';
+import type { DeliveryStatus } from '../protocol/protocol';
+import type { ChatClient } from './chat-client';
 
 /**
- * The local connection table of this node, and the outbound port through which feature services
- * reach clients on this node: by user, or all of them. Broadcast frames are serialized once.
+ * The local connection table of this node: the logged-in (or joining) client of each user, and
+ * the outbound port through which feature services reach clients on this node, by user or all of
+ * them. Broadcast frames are encoded once.
  */
 @Injectable()
 export class ConnectionRegistry {
-  private readonly byUser = new Map<string, RegisteredConnection>();
+  private readonly byUser = new Map<string, ChatClient>();
 
-  /** Makes an authenticated connection reachable by its user id. */
-  register(connection: RegisteredConnection): void {
-    this.byUser.set(connection.userId, connection);
+  /** Makes a client reachable by its user id. */
+  register(client: ChatClient): void {
+    this.byUser.set(client.userId, client);
   }
 
-  /** Removes the connection if it is still the one registered for its user. */
-  unregister(connection: RegisteredConnection): void {
-    if (this.byUser.get(connection.userId) === connection) this.byUser.delete(connection.userId);
+  /** Removes the client if it is still the one registered for its user. */
+  unregister(client: ChatClient): void {
+    if (this.byUser.get(client.userId) === client) this.byUser.delete(client.userId);
   }
 
-  get(userId: string): RegisteredConnection | undefined {
+  get(userId: string): ChatClient | undefined {
     return this.byUser.get(userId);
   }
 
-  /** Number of authenticated connections on this node. */
+  /** Number of logged-in (or joining) clients on this node. */
   get size(): number {
     return this.byUser.size;
   }
 
-  users(): IterableIterator<RegisteredConnection> {
-    return this.byUser.values();
-  }
-
-  /** Sends a serialized frame to every joined connection of this node, except one user's. */
+  /** Sends a serialized frame to every client of this node, except one user's. */
   broadcastLocal(frame: string, exceptUserId?: string): void {
     if (this.byUser.size === 0) return;
     const bytes = Buffer.from(frame); // encoded once, not once per receiver
-    for (const connection of this.byUser.values()) {
-      if (connection.userId !== exceptUserId) connection.sendEncoded(frame, bytes);
+    for (const client of this.byUser.values()) {
+      if (client.userId !== exceptUserId) client.sendBroadcast(frame, bytes);
     }
   }
 
   /**
-   * Hands a serialized frame to a user's connection on this node and calls `done` with the
-   * outcome of the write; false (and `done` never called) when the user is not here.
+   * Hands a serialized frame to a user's client on this node and calls `done` with the outcome of
+   * the write; false (and `done` never called) when the user is not here.
    */
-  deliverLocal(userId: string, frame: string, done: (result: SendResult) => void): boolean {
-    const connection = this.byUser.get(userId);
-    if (!connection) return false;
-    connection.sendConfirmed(frame, done);
+  deliverLocal(userId: string, frame: string, done: (status: DeliveryStatus) => void): boolean {
+    const client = this.byUser.get(userId);
+    if (!client) return false;
+    client.deliver(frame, done);
     return true;
   }
 }

@@ -1,10 +1,11 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { EngineModule } from '../engine/engine.module';
 import { ConnectionRegistry } from './connection-registry';
 import { Messenger } from './messenger';
 
-/** The outbound side, shared by the gateway (which registers connections) and every feature. */
-@Global()
+/** The outbound port: this node's clients, and users anywhere in the deployment (the cluster bus). */
 @Module({
+  imports: [EngineModule],
   providers: [ConnectionRegistry, Messenger],
   exports: [ConnectionRegistry, Messenger],
 })

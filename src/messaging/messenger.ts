@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { CLUSTER_BUS, PRESENCE_REGISTRY, type ClusterBus, type PresenceRegistry } from '../engine/engine.ports';
+import type { ServerFrame } from '../protocol/frames';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
-import { SendResult } from './client';
 import { ConnectionRegistry } from './connection-registry';
 
 /** Called once with the outcome of a delivery. */
@@ -26,16 +26,13 @@ export class Messenger implements OnModuleInit {
     this.bus.onDeliver(
       (request) =>
         new Promise<DeliveryStatus>((resolve) => {
-          const here = this.connections.deliverLocal(request.userId, request.frame, (result) =>
-            resolve(result === SendResult.OK ? Status.SUCCESS : Status.ERROR),
-          );
-          if (!here) resolve(Status.ERROR);
+          if (!this.connections.deliverLocal(request.userId, request.frame, resolve)) resolve(Status.ERROR);
         }),
     );
   }
 
   /** Sends a frame to every authenticated client of the deployment, except one user. */
-  broadcast(frame: object | string, exceptUserId?: string): void {
+  broadcast(frame: ServerFrame | string, exceptUserId?: string): void {
     const data = typeof frame === 'string' ? frame : JSON.stringify(frame);
     this.connections.broadcastLocal(data, exceptUserId);
     this.bus.publish({ frame: data, exceptUserId });
@@ -49,8 +46,7 @@ export class Messenger implements OnModuleInit {
    * hot path of a one-node deployment); `done` may then run before this returns.
    */
   deliver(userId: string, frame: string, timeoutMs: number, done: DeliveryCallback): void {
-    const here = this.connections.deliverLocal(userId, frame, (result) => done(result === SendResult.OK ? Status.SUCCESS : Status.ERROR));
-    if (!here) this.deliverRemote(userId, frame, timeoutMs).then(done);
+    if (!this.connections.deliverLocal(userId, frame, done)) this.deliverRemote(userId, frame, timeoutMs).then(done);
   }
 
   private async deliverRemote(userId: string, frame: string, timeoutMs: number): Promise<DeliveryStatus> {

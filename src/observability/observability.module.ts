@@ -1,8 +1,8 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 
-@Global()
+/** /metrics and the counters every module feeds (imported by the modules that count). */
 @Module({
   controllers: [MetricsController],
   providers: [MetricsService],

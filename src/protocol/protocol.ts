@@ -1,12 +1,16 @@
 /**
- * The wire contract in one typed place: message types, error codes, close codes and the
- * shapes of the frames (see docs/protocol.md and ../shared/PROTOCOL.md).
+ * The wire contract in one typed place: message types, error codes, close codes and the user
+ * profile (docs/protocol.md); the frames built from them are in ./frames.ts. Plain TypeScript,
+ * no imports: the typed client and the browser bundle use it too.
  */
 
 export const PROTOCOL_SUBPROTOCOL = 'mpgp.v1';
 export const TOKEN_SUBPROTOCOL_PREFIX = 'authToken.';
 export const TOKEN_HEADER = 'authtoken';
 export const TOKEN_QUERY_PARAM = 'authToken';
+
+/** A client-chosen dialog messageId: 1 to 64 characters of A-Za-z0-9_-. */
+export const MESSAGE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export enum MessageType {
   AUTH = 'AUTH_MESSAGE',
@@ -45,6 +49,8 @@ export enum FrameErrorCode {
   INVALID_MESSAGE = 'INVALID_MESSAGE',
   UNKNOWN_TYPE = 'UNKNOWN_TYPE',
   RATE_LIMITED = 'RATE_LIMITED',
+  /** A guard of a handler refused the frame (an added message type's own guard). */
+  FORBIDDEN = 'FORBIDDEN',
 }
 
 export enum CloseCode {
@@ -95,9 +101,5 @@ export function toProfile(source: Record<string, unknown>): UserProfile {
   return out;
 }
 
+/** The outcome of handing a frame to a user's connection, anywhere: the one vocabulary (DELIVERY_MESSAGE's). */
 export type DeliveryStatus = Status.SUCCESS | Status.ERROR;
-
-export interface WireError {
-  errorCode: string;
-  message: string;
-}

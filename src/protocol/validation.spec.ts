@@ -1,20 +1,8 @@
 import fc from 'fast-check';
-import { FrameError } from './errors';
-import { FrameErrorCode } from './protocol';
-import { codePointsUpTo, isObject, requireObject, requireString } from './validation';
+import { codePointsUpTo } from './validation';
 
 const HIGH = '\ud83d'; // high surrogate of 😀
 const LOW = '\ude00'; // low surrogate of 😀
-
-function frameErrorOf(fn: () => unknown): FrameError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FrameError) return err;
-    throw err;
-  }
-  throw new Error('expected a FrameError, nothing was thrown');
-}
 
 describe('codePointsUpTo', () => {
   it.each<[string, string, number, number]>([
@@ -59,44 +47,5 @@ describe('codePointsUpTo', () => {
 
   it('never scans a string that is short enough by UTF-16 units', () => {
     expect(codePointsUpTo('😀', 5)).toBeLessThanOrEqual(5);
-  });
-});
-
-describe('isObject', () => {
-  it.each<[unknown, boolean]>([
-    [{}, true],
-    [{ a: 1 }, true],
-    [[], false],
-    [null, false],
-    [undefined, false],
-    ['x', false],
-    [1, false],
-  ])('%p -> %p', (value, expected) => {
-    expect(isObject(value)).toBe(expected);
-  });
-});
-
-describe('requireObject', () => {
-  it('returns the object', () => {
-    const serverData = { message: 'x' };
-    expect(requireObject({ serverData }, 'serverData')).toBe(serverData);
-  });
-
-  it.each([undefined, null, [], 'x', 3])('refuses %p with INVALID_MESSAGE naming the field', (value) => {
-    const err = frameErrorOf(() => requireObject({ serverData: value }, 'serverData'));
-    expect(err.code).toBe(FrameErrorCode.INVALID_MESSAGE);
-    expect(err.message).toContain('serverData');
-  });
-});
-
-describe('requireString', () => {
-  it('returns a non-empty string', () => {
-    expect(requireString({ message: ' ' }, 'message', 'serverData.message')).toBe(' ');
-  });
-
-  it.each([undefined, null, '', 0, {}, ['x']])('refuses %p with INVALID_MESSAGE naming the path', (value) => {
-    const err = frameErrorOf(() => requireString({ message: value }, 'message', 'serverData.message'));
-    expect(err.code).toBe(FrameErrorCode.INVALID_MESSAGE);
-    expect(err.message).toContain('serverData.message');
   });
 });

@@ -1,26 +1,4 @@
-import { invalidMessage } from './errors';
-
-/** Plain, allocation-free checks of inbound fields; each throws INVALID_MESSAGE with a reason. */
-
-export type JsonObject = Record<string, unknown>;
-
-export function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** The object at `frame[field]`; INVALID_MESSAGE when absent or not an object. */
-export function requireObject(frame: JsonObject, field: string): JsonObject {
-  const value = frame[field];
-  if (!isObject(value)) throw invalidMessage(`${field} must be an object`);
-  return value;
-}
-
-/** A non-empty string at `object[field]`; `path` names it in the error. */
-export function requireString(object: JsonObject, field: string, path: string): string {
-  const value = object[field];
-  if (typeof value !== 'string' || value.length === 0) throw invalidMessage(`${path} must be a non-empty string`);
-  return value;
-}
+/** Counting Unicode code points without scanning more of a string than a length check needs. */
 
 /**
  * For length checks: a number greater than `limit` exactly when `text` has more than `limit`

@@ -12,6 +12,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { ENGINE } from '../../src/engine/engine.module';
 import { RedisEngine } from '../../src/engine/redis/redis-engine';
 import { sharedAvatarDir, wrap, type Deployment } from './deployment';
 import { freePort } from './free-port';
@@ -42,7 +43,9 @@ export interface ClusterOptions {
 
 /** The cluster engine inside an in-process node. */
 export function engineOf(node: TestGateway): RedisEngine {
-  return node.app.get(RedisEngine);
+  const engine: unknown = node.app.get(ENGINE, { strict: false });
+  if (!(engine instanceof RedisEngine)) throw new Error('not a cluster node: its engine is not a RedisEngine');
+  return engine;
 }
 
 /** Resolves once the node's engine is connected and its presence registered (Redis reachable). */

@@ -1,4 +1,4 @@
-import type { QuotaStore } from '../quota-store';
+import type { QuotaStore } from '../engine.ports';
 
 interface Window {
   /** Times of the counted attempts, oldest first. */

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Logger } from '@nestjs/common';
-import type { AvatarIndex } from '../../avatar/avatar-index';
+import type { AvatarIndex } from '../engine.ports';
 import { AVATAR_SWAP } from './lua-scripts';
 import type { RedisConnection } from './redis-connection';
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { QuotaStore } from '../quota-store';
+import type { QuotaStore } from '../engine.ports';
 import { QUOTA_TAKE } from './lua-scripts';
 import type { RedisConnection } from './redis-connection';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-import { AvatarIndex } from './avatar-index';
+import type { AvatarIndex } from '../engine.ports';
 
 export const AVATAR_INDEX_FILE = 'index.json';
 

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { FakeClient, testProfile } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
-import type { AvatarIndex } from '../avatar/avatar-index';
+import type { AvatarIndex } from '../engine/engine.ports';
 import { ProbeOutcome, type ClusterBus, type PresenceRegistry, type ProbeRequest, type Session } from '../engine/engine.ports';
 import type { RegisteredConnection } from '../messaging/client';
 import type { ConnectionRegistry } from '../messaging/connection-registry';

@@ -1,19 +1,21 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { AVATAR_INDEX, type AvatarIndex } from '../avatar/avatar-index';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import {
+  AVATAR_INDEX,
   CLUSTER_BUS,
   PRESENCE_REGISTRY,
   ProbeOutcome,
+  type AvatarIndex,
   type ClusterBus,
   type PresenceRegistry,
   type ProbeRequest,
   type Session,
 } from '../engine/engine.ports';
-import type { JoiningClient } from '../messaging/client';
+import type { ChatClient } from '../messaging/chat-client';
 import { ConnectionRegistry } from '../messaging/connection-registry';
 import { Messenger } from '../messaging/messenger';
+import type { AuthSuccessFrame, UserConnectionFrame, UserUpdateFrame } from '../protocol/frames';
 import { CloseCode, ConnectionStatus, MessageType, Status, type UserProfile } from '../protocol/protocol';
+import { SESSION_OPTIONS, type SessionOptions } from './session.options';
 
 export enum JoinOutcome {
   JOINED = 'JOINED',
@@ -25,18 +27,25 @@ export enum JoinOutcome {
   CLOSED = 'CLOSED',
 }
 
+/** A client of this node that holds (or is claiming) a session. */
+interface Held {
+  client: ChatClient;
+  session: Session;
+}
+
 /**
- * Who is online: a verified connection joins (single session per user, AUTH SUCCESS with the
- * online list, CONNECT to everyone else) and leaves (DISCONNECT to everyone else).
+ * The session core: who is online. A verified client joins (single session per user, with the
+ * duplicate-login probe; AUTH SUCCESS with the online list; CONNECT to everyone else) and leaves
+ * (DISCONNECT to everyone else); profile changes reach everyone (USER_UPDATE_MESSAGE).
  */
 @Injectable()
-export class PresenceService implements OnModuleInit {
-  private readonly logger = new Logger(PresenceService.name);
+export class SessionService implements OnModuleInit {
+  private readonly logger = new Logger(SessionService.name);
   /**
    * This node's clients that hold or are claiming a session, by connection id: from before the
    * claim is sent, so a duplicate login's probe always finds the connection behind a session.
    */
-  private readonly claimants = new Map<string, { client: JoiningClient; userId: string }>();
+  private readonly held = new Map<string, Held>();
 
   constructor(
     @Inject(PRESENCE_REGISTRY) private readonly registry: PresenceRegistry,
@@ -44,7 +53,7 @@ export class PresenceService implements OnModuleInit {
     @Inject(CLUSTER_BUS) private readonly bus: ClusterBus,
     private readonly connections: ConnectionRegistry,
     private readonly messenger: Messenger,
-    @Inject(GATEWAY_CONFIG) private readonly config: Pick<GatewayConfig, 'duplicateProbeMs'>,
+    @Inject(SESSION_OPTIONS) private readonly options: SessionOptions,
   ) {}
 
   onModuleInit(): void {
@@ -55,13 +64,12 @@ export class PresenceService implements OnModuleInit {
     // After an outage: the user logged in elsewhere meanwhile. That newer session wins; this
     // connection goes without a DISCONNECT (the user is online).
     this.registry.onSessionLost((session) => {
-      const local = this.connections.get(session.userId);
-      if (!local || local.id !== session.connId) return;
-      const client = local as JoiningClient;
-      client.session = undefined;
-      this.connections.unregister(client);
-      this.logger.warn({ connId: client.id }, 'session taken over by a newer login during an outage: closed');
-      client.close(CloseCode.ALREADY_CONNECTED, 'this user connected elsewhere');
+      const held = this.held.get(session.connId);
+      if (!held) return;
+      this.held.delete(session.connId);
+      this.connections.unregister(held.client);
+      this.logger.warn({ connId: held.client.id }, 'session taken over by a newer login during an outage: closed');
+      held.client.close(CloseCode.ALREADY_CONNECTED, 'this user connected elsewhere');
     });
     // After an outage longer than the lease: the others announced these users gone; announce them again.
     this.registry.onSessionsRestored((sessions) => {
@@ -69,7 +77,15 @@ export class PresenceService implements OnModuleInit {
     });
   }
 
-  async join(client: JoiningClient, verified: UserProfile): Promise<JoinOutcome> {
+  /** The session a client of this node holds, if any. */
+  sessionOf(client: ChatClient): Session | undefined {
+    return this.held.get(client.id)?.session;
+  }
+
+  /** Joins a client whose token AuthGuard verified. */
+  async join(client: ChatClient): Promise<JoinOutcome> {
+    const verified = client.user;
+    if (!verified) throw new Error('join before the token was verified');
     let session: Session;
     try {
       const avatar = await this.avatars.get(verified.userId);
@@ -78,17 +94,16 @@ export class PresenceService implements OnModuleInit {
       const profile = frozen(avatar ? { ...verified, avatar } : verified);
       session = { userId: profile.userId, nodeId: this.bus.nodeId, connId: client.id, profile };
       if (!client.isOpen) return JoinOutcome.CLOSED;
-      this.claimants.set(client.id, { client, userId: session.userId });
+      this.held.set(client.id, { client, session });
       if (!(await this.claimOrProbe(client, session))) {
-        this.claimants.delete(client.id);
+        this.held.delete(client.id);
         return client.isOpen ? JoinOutcome.ALREADY_CONNECTED : JoinOutcome.CLOSED;
       }
     } catch (err) {
-      this.claimants.delete(client.id);
+      this.held.delete(client.id);
       this.logger.warn({ connId: client.id, err: String(err) }, 'presence unavailable: login refused');
       return JoinOutcome.UNAVAILABLE;
     }
-    client.session = session;
     if (!client.isOpen) {
       await this.leave(client);
       return JoinOutcome.CLOSED;
@@ -112,13 +127,46 @@ export class PresenceService implements OnModuleInit {
     return JoinOutcome.JOINED;
   }
 
+  /** Ends a client's session (idempotent): DISCONNECT to everyone else if it was still online. */
+  async leave(client: ChatClient): Promise<void> {
+    const held = this.held.get(client.id);
+    if (!held) return;
+    this.held.delete(client.id);
+    this.connections.unregister(client);
+    let released = false;
+    try {
+      released = await this.registry.release(held.session);
+    } catch (err) {
+      // Shared state unreachable: the lease of this node expires the session; tell everyone we can reach.
+      this.logger.warn({ connId: client.id, err: String(err) }, 'presence unavailable while leaving');
+      released = true;
+    }
+    if (released) this.messenger.broadcast(disconnectFrame(held.session.userId), held.session.userId);
+  }
+
+  /**
+   * Changes an online user's profile everywhere and tells everyone else (USER_UPDATE_MESSAGE with
+   * the changed fields).
+   */
+  async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
+    const local = this.connections.get(userId);
+    if (local?.profile) local.replaceProfile(frozen({ ...local.profile, ...patch, userId }));
+    const update: UserUpdateFrame = { type: MessageType.USER_UPDATE, serverData: { ...patch, userId } };
+    try {
+      await this.registry.updateProfile(userId, patch);
+    } finally {
+      // Told even when the shared registry could not be written (this node's clients see the change).
+      this.messenger.broadcast(update, userId);
+    }
+  }
+
   /**
    * Claims the user's session; when the user already has one, asks whether its connection still
    * answers (DUPLICATE_PROBE_MS, on whichever node it is). A connection that does not is dropped
    * (its DISCONNECT goes out) and the claim is tried once more: of racing newcomers, the registry
    * lets exactly one win. False: a live connection holds the session (AUTH error "1").
    */
-  private async claimOrProbe(client: JoiningClient, session: Session): Promise<boolean> {
+  private async claimOrProbe(client: ChatClient, session: Session): Promise<boolean> {
     if (await this.registry.claim(session)) return true;
     const existing = await this.registry.locate(session.userId);
     let outcome = ProbeOutcome.GONE;
@@ -126,11 +174,11 @@ export class PresenceService implements OnModuleInit {
       const request = { userId: existing.userId, connId: existing.connId };
       outcome =
         existing.nodeId === this.bus.nodeId
-          ? await this.probeHere(request, this.config.duplicateProbeMs)
-          : await this.bus.probe(existing.nodeId, request, this.config.duplicateProbeMs);
+          ? await this.probeHere(request, this.options.duplicateProbeMs)
+          : await this.bus.probe(existing.nodeId, request, this.options.duplicateProbeMs);
     }
     if (outcome !== ProbeOutcome.GONE || !client.isOpen) return false;
-    this.logger.log({ connId: client.id }, 'the user\'s previous connection did not answer: replaced');
+    this.logger.log({ connId: client.id }, "the user's previous connection did not answer: replaced");
     return this.registry.claim(session);
   }
 
@@ -139,44 +187,18 @@ export class PresenceService implements OnModuleInit {
    * `timeoutMs`; otherwise it is dropped and its session released (DISCONNECT) before GONE.
    */
   private async probeHere(request: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome> {
-    const claimant = this.claimants.get(request.connId);
-    if (!claimant || claimant.userId !== request.userId) {
+    const held = this.held.get(request.connId);
+    if (!held || held.session.userId !== request.userId) {
       // A session of this node without its connection (it is leaving): nothing holds it.
       const session = await this.registry.locate(request.userId);
       if (session && session.connId === request.connId && session.nodeId === this.bus.nodeId) await this.registry.release(session);
       return ProbeOutcome.GONE;
     }
-    const client = claimant.client;
-    if (await client.probe(timeoutMs)) return ProbeOutcome.ALIVE;
-    this.logger.log({ connId: client.id }, 'a duplicate login found this connection unresponsive: dropped');
-    client.drop();
-    await this.leave(client);
+    if (await held.client.probe(timeoutMs)) return ProbeOutcome.ALIVE;
+    this.logger.log({ connId: held.client.id }, 'a duplicate login found this connection unresponsive: dropped');
+    held.client.drop();
+    await this.leave(held.client);
     return ProbeOutcome.GONE;
-  }
-
-  /** Ends a client's session (idempotent): DISCONNECT to everyone else if it was still online. */
-  async leave(client: JoiningClient): Promise<void> {
-    this.claimants.delete(client.id);
-    const session = client.session;
-    if (!session) return;
-    client.session = undefined;
-    this.connections.unregister(client);
-    let released = false;
-    try {
-      released = await this.registry.release(session);
-    } catch (err) {
-      // Shared state unreachable: the lease of this node expires the session; tell everyone we can reach.
-      this.logger.warn({ connId: client.id, err: String(err) }, 'presence unavailable while leaving');
-      released = true;
-    }
-    if (released) this.messenger.broadcast(disconnectFrame(session.userId), session.userId);
-  }
-
-  /** Changes an online user's profile everywhere (for example a new avatar). */
-  async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
-    const local = this.connections.get(userId);
-    if (local) local.replaceProfile(frozen({ ...local.profile, ...patch, userId }));
-    await this.registry.updateProfile(userId, patch);
   }
 }
 
@@ -193,6 +215,7 @@ function frozen(profile: UserProfile): UserProfile {
  */
 const profileJson = new WeakMap<UserProfile, string>();
 
+/** AUTH SUCCESS, serialized by hand from cached profile JSON (the shape of AuthSuccessFrame). */
 function authSuccessFrame(userId: string, userList: readonly UserProfile[]): string {
   const parts = new Array<string>(userList.length);
   for (let i = 0; i < userList.length; i++) {
@@ -201,13 +224,14 @@ function authSuccessFrame(userId: string, userList: readonly UserProfile[]): str
     if (json === undefined) profileJson.set(profile, (json = JSON.stringify(profile)));
     parts[i] = json;
   }
-  return `{"type":"${MessageType.AUTH}","status":"${Status.SUCCESS}","serverData":{"userId":${JSON.stringify(userId)},"userList":[${parts.join(',')}]}}`;
+  const head: Omit<AuthSuccessFrame, 'serverData'> = { type: MessageType.AUTH, status: Status.SUCCESS };
+  return `${JSON.stringify(head).slice(0, -1)},"serverData":{"userId":${JSON.stringify(userId)},"userList":[${parts.join(',')}]}}`;
 }
 
-function connectFrame(profile: UserProfile): string {
-  return JSON.stringify({ type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.CONNECT, ...profile } });
+function connectFrame(profile: UserProfile): UserConnectionFrame {
+  return { type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.CONNECT, ...profile } };
 }
 
-function disconnectFrame(userId: string): string {
-  return JSON.stringify({ type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.DISCONNECT, userId } });
+function disconnectFrame(userId: string): UserConnectionFrame {
+  return { type: MessageType.USER_CONNECTION, serverData: { connectionStatus: ConnectionStatus.DISCONNECT, userId } };
 }

@@ -1,0 +1,66 @@
+import type { RawData } from 'ws';
+import { RAW_CLIENT_DATA, type InboundFrame } from '../protocol/inbound';
+import { FrameError } from '../protocol/errors';
+import { compactJsonText, scanFrame } from '../protocol/frame-scan';
+import { FrameErrorCode, MessageType } from '../protocol/protocol';
+
+export interface FrameLimits {
+  readonly maxJsonDepth: number;
+  readonly maxMessageFrameBytes: number;
+}
+
+/** A frame's bytes as one Buffer, whichever shape ws hands them in. */
+export function frameBytes(data: RawData): Buffer {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return data instanceof ArrayBuffer ? Buffer.from(data) : data;
+}
+
+export function byteLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
+}
+
+/**
+ * Parses a data frame into an object with a string type, or throws the FrameError that says why
+ * not. One linear scan comes first (docs/protocol.md, "Invalid frames"): a frame nested deeper
+ * than MAX_JSON_DEPTH, or larger than MAX_MESSAGE_FRAME_BYTES in anything but the string content
+ * of a SAVE_AVATAR, is refused without being parsed. `onType` learns the frame's type as soon as
+ * it is known (for the error's requestType). A top-level clientData is kept as written, without
+ * whitespace (RAW_CLIENT_DATA), so that it is forwarded byte-exact.
+ */
+export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits, onType?: (type: string) => void): InboundFrame {
+  if (isBinary) throw new FrameError(FrameErrorCode.INVALID_JSON, 'binary frames are not accepted: send JSON text');
+  const bytes = frameBytes(data);
+  const scan = scanFrame(bytes, limits.maxJsonDepth);
+  // Refused unparsed: the requestType is the scan's reading of the type.
+  if (scan.tooDeep) {
+    if (scan.type !== undefined) onType?.(scan.type);
+    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, `JSON nested deeper than ${limits.maxJsonDepth} levels`);
+  }
+  if (bytes.length > limits.maxMessageFrameBytes && (scan.type !== MessageType.SAVE_AVATAR || scan.structureBytes > limits.maxMessageFrameBytes)) {
+    if (scan.type !== undefined) onType?.(scan.type);
+    throw new FrameError(
+      FrameErrorCode.INVALID_MESSAGE,
+      `frame larger than ${limits.maxMessageFrameBytes} bytes: only a SAVE_AVATAR image may make a frame that large`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString());
+  } catch {
+    throw new FrameError(FrameErrorCode.INVALID_JSON, 'the frame is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, 'a frame must be a JSON object');
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string') {
+    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, 'a frame must have a string field "type"');
+  }
+  onType?.(type);
+  const frame = value as InboundFrame;
+  if (scan.clientDataStart >= 0 && !scan.escapedKey) {
+    Object.defineProperty(frame, RAW_CLIENT_DATA, { value: compactJsonText(bytes, scan.clientDataStart, scan.clientDataEnd) });
+  }
+  return frame;
+}

@@ -1,0 +1,196 @@
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import type { Transport } from '../messaging/chat-client';
+import { MessageType } from '../protocol/protocol';
+import { InboundBudget, type BudgetLimits } from './inbound-budget';
+import type { WriteBatch } from './write-batch';
+
+const OPEN = 1;
+/** How long a closed connection's peer has to answer the close frame before it is dropped. */
+export const CLOSE_GRACE_MS = 2000;
+/** ws sends a Buffer as a text frame with these options. */
+const TEXT_FRAME = { binary: false } as const;
+/** ws adds a frame header of at most 10 bytes (server frames are not masked). */
+const FRAME_HEADER_BYTES = 10;
+
+/** What a transport needs from the node: its limits and where to report. */
+export interface TransportOptions {
+  readonly sendBufferMaxBytes: number;
+  /** Inbound bytes before AUTH SUCCESS. */
+  readonly preAuthBudget: BudgetLimits;
+  /** Where broadcast frames are coalesced per event-loop turn; undefined writes each at once. */
+  readonly batch?: WriteBatch;
+  countSent(type: string): void;
+}
+
+const TYPE_PREFIX = '{"type":"';
+/** The message types with the closing quote, most frequent first (the hot path stops early). */
+const OUTBOUND_TYPES = [
+  MessageType.DIALOG, MessageType.DELIVERY, MessageType.CHAT, MessageType.USER_CONNECTION,
+  MessageType.AUTH, MessageType.ERROR, MessageType.USER_UPDATE, MessageType.SAVE_AVATAR,
+].map((type) => [type, `${type}"`] as const);
+
+let lastFrame = '';
+let lastType = '';
+
+/**
+ * The type of an outbound frame (they all start with {"type":"...), for the sent-frames metric:
+ * compared in place, without slicing a string per frame; memoized for the frames of a broadcast.
+ */
+export function outboundType(data: string): string {
+  if (data === lastFrame) return lastType;
+  let type = 'other';
+  if (data.startsWith(TYPE_PREFIX)) {
+    for (const [name, quoted] of OUTBOUND_TYPES) {
+      if (data.startsWith(quoted, TYPE_PREFIX.length)) {
+        type = name;
+        break;
+      }
+    }
+  }
+  lastFrame = data;
+  lastType = type;
+  return type;
+}
+
+/**
+ * One connection's WebSocket: the only place frames are written to a socket (slow consumers are
+ * dropped here), its liveness (pings, probes), its inbound budget (the socket stops being read
+ * when the client sends too much) and its close. The net socket comes from the upgrade request.
+ */
+export class WsTransport implements Transport {
+  /** The close code the gateway used (or ws reported), once closed or dropped. */
+  closeCode?: number;
+  /** How many bytes it may make the node read (TCP backpressure beyond). */
+  readonly inbound: InboundBudget;
+  /** Answered the last heartbeat ping. */
+  private alive = true;
+  private pongWaiters?: (() => void)[];
+  private closeTimer?: NodeJS.Timeout;
+  /** The WriteBatch turn in which this socket was last corked. */
+  private corkedTurn = 0;
+  /** Bytes written since it was corked in the current turn (not backlog: they leave at the turn's end). */
+  private batchedBytes = 0;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly net: Socket,
+    private readonly options: TransportOptions,
+    /** Its send buffer overflowed: the gateway drops it. */
+    private readonly onSlowConsumer: () => void,
+  ) {
+    this.inbound = new InboundBudget(options.preAuthBudget, socket, Date.now());
+    socket.on('pong', () => this.onPong());
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === OPEN && this.closeCode === undefined;
+  }
+
+  write(text: string, done?: (err?: Error) => void): boolean {
+    return this.send(text, undefined, done);
+  }
+
+  writeBroadcast(text: string, bytes: Buffer): void {
+    const batch = this.options.batch;
+    if (batch && this.corkedTurn !== batch.turn && this.isOpen) {
+      this.corkedTurn = batch.cork(this.net, this.corkedTurn);
+      this.batchedBytes = 0;
+    }
+    this.send(text, bytes);
+  }
+
+  /** Heartbeat: false when the peer did not answer the previous ping (drop it); else pings again. */
+  beat(): boolean {
+    if (!this.alive) return false;
+    this.alive = false;
+    try {
+      this.socket.ping();
+    } catch {
+      // closing: the close event does the rest
+    }
+    return true;
+  }
+
+  probe(timeoutMs: number): Promise<boolean> {
+    if (!this.isOpen) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const answered = () => {
+        clearTimeout(timer);
+        resolve(this.isOpen);
+      };
+      const timer = setTimeout(() => {
+        const waiters = this.pongWaiters;
+        const i = waiters?.indexOf(answered) ?? -1;
+        if (i >= 0) waiters!.splice(i, 1);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      (this.pongWaiters ??= []).push(answered);
+      // Paused for its inbound budget, its pong would wait: read it again.
+      this.inbound.release();
+      try {
+        this.socket.ping();
+      } catch {
+        // closing: the timer answers false
+      }
+    });
+  }
+
+  /**
+   * Closes with a close frame; the code is remembered for metrics. A peer that has not completed
+   * the close handshake within CLOSE_GRACE_MS is dropped: what it sends meanwhile is still read
+   * within its inbound budget only, so a client cannot make a closing connection read megabytes
+   * of junk at full speed.
+   */
+  close(code: number, reason: string): void {
+    if (this.closeCode !== undefined) return;
+    this.closeCode = code;
+    this.socket.close(code, reason);
+    this.closeTimer = setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS);
+    this.closeTimer.unref();
+  }
+
+  /** Drops without a close handshake (the client sees 1006). */
+  drop(code = 1006): void {
+    if (this.closeCode === undefined) this.closeCode = code;
+    this.socket.terminate();
+  }
+
+  /** The socket is closed: no timer is left behind. */
+  closed(): void {
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = undefined;
+    this.inbound.stop();
+    const waiters = this.pongWaiters;
+    this.pongWaiters = undefined;
+    if (waiters) for (const wake of waiters) wake();
+  }
+
+  private onPong(): void {
+    this.alive = true;
+    const waiters = this.pongWaiters;
+    this.pongWaiters = undefined;
+    if (waiters) for (const wake of waiters) wake();
+  }
+
+  /** Writes to the socket; false (and nothing written) when it is closed or its send buffer is full. */
+  private send(text: string, bytes?: Buffer, done?: (err?: Error) => void): boolean {
+    const socket = this.socket;
+    if (socket.readyState !== OPEN || this.closeCode !== undefined) return false;
+    // A slow consumer is one whose already-queued bytes exceed the limit: a single large frame
+    // (an AUTH SUCCESS with thousands of users online) still goes through. Frames corked in this
+    // turn (WriteBatch) are not a backlog: they leave at the end of the turn.
+    const batch = this.options.batch;
+    const corkedNow = batch !== undefined && this.corkedTurn === batch.turn;
+    if (socket.bufferedAmount - (corkedNow ? this.batchedBytes : 0) > this.options.sendBufferMaxBytes) {
+      this.onSlowConsumer();
+      return false;
+    }
+    if (bytes) socket.send(bytes, TEXT_FRAME, done);
+    else socket.send(text, done);
+    if (corkedNow) this.batchedBytes += (bytes ? bytes.length : Buffer.byteLength(text)) + FRAME_HEADER_BYTES;
+    this.options.countSent(outboundType(text));
+    return true;
+  }
+}
