@@ -2,7 +2,7 @@ import { deflateSync } from 'node:zlib';
 
 import sharp, { type Sharp } from 'sharp';
 
-import { AvatarError as ProtocolAvatarError, toWireError } from '../protocol/errors';
+import { AvatarError as ProtocolAvatarError, toWireAnswer } from '../protocol/errors';
 import { AvatarErrorCode } from '../protocol/protocol';
 import {
   AvatarError,
@@ -85,13 +85,13 @@ describe('AvatarError', () => {
   it('is the protocol AvatarError, so the dispatcher answers SAVE_AVATAR ERROR', async () => {
     expect(AvatarError).toBe(ProtocolAvatarError);
     const tooLarge = await avatarErrorOf(() => decodeAvatarBase64('AAAAAAAA', 1));
-    expect(toWireError(tooLarge, 'SAVE_AVATAR')).toEqual({
+    expect(toWireAnswer(tooLarge, 'SAVE_AVATAR')?.frame).toEqual({
       type: 'SAVE_AVATAR',
       status: 'ERROR',
       error: { errorCode: '1', message: 'image too large' },
     });
     const invalid = await avatarErrorOf(() => reencodeAvatar(Buffer.from('text')));
-    expect(toWireError(invalid, 'SAVE_AVATAR')).toMatchObject({ error: { errorCode: '2' } });
+    expect(toWireAnswer(invalid, 'SAVE_AVATAR')?.frame).toMatchObject({ error: { errorCode: '2' } });
   });
 });
 
