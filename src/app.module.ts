@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
 import { AvatarModule } from './avatar/avatar.module';
 import { ChatModule } from './chat/chat.module';
 import { ConfigModule } from './config/config.module';
@@ -10,7 +10,13 @@ import { LoggingModule, type LoggingOptions } from './logging/logging.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { WebModule } from './web/web.module';
 
-export interface AppOptions extends LoggingOptions {}
+export interface AppOptions extends LoggingOptions {
+  /**
+   * More feature modules (a message type of your own, say: see README, "Add a message type").
+   * Their `@SubscribeMessage` handlers join the gateway's message types; nothing else changes.
+   */
+  imports?: ModuleMetadata['imports'];
+}
 
 @Module({})
 export class AppModule {
@@ -27,6 +33,7 @@ export class AppModule {
         AvatarModule,
         HealthModule,
         ...(config.demoPage ? [WebModule] : []),
+        ...(options.imports ?? []),
       ],
     };
   }

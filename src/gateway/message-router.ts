@@ -9,6 +9,7 @@ import { ExceptionFiltersContext } from '@nestjs/websockets/context/exception-fi
 import { WsContextCreator } from '@nestjs/websockets/context/ws-context-creator';
 import { WsProxy } from '@nestjs/websockets/context/ws-proxy';
 import type { WsExceptionsHandler } from '@nestjs/websockets/exceptions/ws-exceptions-handler';
+import { isObservable } from 'rxjs';
 import type { RawData } from 'ws';
 import { MetricsService } from '../observability/metrics.service';
 import { FrameError } from '../protocol/errors';
@@ -163,7 +164,7 @@ export class MessageRouter implements OnModuleInit {
       if (!handler) throw new FrameError(FrameErrorCode.UNKNOWN_TYPE, 'unknown message type');
       queue.busy = true;
       handler(client, frame).then(
-        () => this.resume(client, queue),
+        (result) => this.respond(client, queue, result),
         (err: unknown) => {
           // The proxy hands every error to the filters; this is a failure of the pipeline itself.
           this.logger.error({ connId: client.id, requestType, err: String(err) }, 'message pipeline failed');
@@ -173,6 +174,33 @@ export class MessageRouter implements OnModuleInit {
     } catch (err) {
       this.answer(client, err, requestType);
     }
+  }
+
+  /**
+   * What a handler returns is sent to its client, as Nest's platform-ws does: a value (an object
+   * as JSON, a string as is), or every value of an Observable (what interceptors make of it); the
+   * connection's next frame waits until the Observable completes. Nothing for undefined or null.
+   */
+  private respond(client: ChatClient, queue: FrameQueue, result: unknown): void {
+    if (!isObservable(result)) {
+      this.reply(client, result);
+      this.resume(client, queue);
+      return;
+    }
+    result.subscribe({
+      next: (value) => this.reply(client, value),
+      // WsProxy routes a handler's error to the filters before it reaches here: this is the pipeline's own.
+      error: (err: unknown) => {
+        this.logger.error({ connId: client.id, err: String(err) }, 'message pipeline failed');
+        this.resume(client, queue);
+      },
+      complete: () => this.resume(client, queue),
+    });
+  }
+
+  private reply(client: ChatClient, value: unknown): void {
+    if (value === undefined || value === null || !client.isOpen) return;
+    client.send(typeof value === 'string' ? value : JSON.stringify(value));
   }
 
   private resume(client: ChatClient, queue: FrameQueue): void {

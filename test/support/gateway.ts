@@ -1,6 +1,7 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import { loadConfig } from '../../src/config/gateway-config';
+import type { AppOptions } from '../../src/app.module';
 import { createGatewayApp } from '../../src/setup-app';
 import { freePort } from './free-port';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +25,7 @@ export interface TestGateway {
  * Starts the real gateway application (the same createGatewayApp as main.ts) on a free port of
  * 127.0.0.1, with its log lines captured. `env` is validated exactly as at a real boot.
  */
-export async function startGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+export async function startGateway(env: Record<string, string> = {}, options: Pick<AppOptions, 'imports'> = {}): Promise<TestGateway> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const ownDir = env.AVATAR_DIR ? undefined : mkdtempSync(join(tmpdir(), 'gw-avatars-'));
   const fullEnv: Record<string, string> = {
@@ -41,7 +42,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
   // same test process would write into the first app's stream. With several apps alive at once,
   // lines of any of them may land in the newest app's array: check leaks over all of them.
   __resetOutOfContextForTests();
-  const app = await createGatewayApp(config, { logDestination: { write: (line: string) => void logs.push(line) } });
+  const app = await createGatewayApp(config, { ...options, logDestination: { write: (line: string) => void logs.push(line) } });
   await app.listen(port, '127.0.0.1');
   let closed = false;
   return {
