@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { strictMock } from '../../test/support/strict-mock';
 import type { BroadcastEvent, ClusterBus, DeliveryRequest, PresenceRegistry, Session } from '../engine/engine.ports';
+import type { ChatServerFrame } from '../protocol/frames';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
 import { flushPromises, testProfile } from '../../test/support/fake-client';
-import { SendResult } from './client';
 import type { ConnectionRegistry } from './connection-registry';
 import { Messenger } from './messenger';
 
@@ -12,7 +12,7 @@ const session = (userId: string, nodeId: string): Session => ({ userId, nodeId, 
 
 describe('Messenger', () => {
   let broadcastLocal: jest.Mock<void, [string, string | undefined]>;
-  let deliverLocal: jest.Mock<boolean, [string, string, (result: SendResult) => void]>;
+  let deliverLocal: jest.Mock<boolean, [string, string, (status: DeliveryStatus) => void]>;
   let publish: jest.Mock<void, [BroadcastEvent]>;
   let busDeliver: jest.Mock<Promise<DeliveryStatus>, [string, DeliveryRequest, number]>;
   let locate: jest.Mock<Promise<Session | undefined>, [string]>;
@@ -38,7 +38,7 @@ describe('Messenger', () => {
 
   describe('broadcast', () => {
     it('serializes an object once, sends it locally and publishes it once to the other nodes', () => {
-      const frame = { type: 'CHAT_MESSAGE', serverData: { message: 'hi "there"', sender: 'u1' } };
+      const frame: ChatServerFrame = { type: 'CHAT_MESSAGE', serverData: { message: 'hi "there"', sender: 'u1', sendTime: '1' } };
       messenger.broadcast(frame, 'u1');
       const data = JSON.stringify(frame);
       expect(broadcastLocal).toHaveBeenCalledTimes(1);
@@ -54,10 +54,10 @@ describe('Messenger', () => {
     });
   });
 
-  /** A local connection that is here and reports `result` when the write completes. */
-  const hereWith = (result: SendResult) =>
+  /** A local connection that is here and reports `status` when the write completes. */
+  const hereWith = (status: DeliveryStatus) =>
     deliverLocal.mockImplementationOnce((_user, _frame, done) => {
-      setImmediate(() => done(result));
+      setImmediate(() => done(status));
       return true;
     });
 
@@ -72,7 +72,7 @@ describe('Messenger', () => {
 
   describe('deliver', () => {
     it('hands the frame to a local connection first, without asking presence or the bus', async () => {
-      hereWith(SendResult.OK);
+      hereWith(Status.SUCCESS);
       expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.SUCCESS]);
       expect(deliverLocal).toHaveBeenCalledWith('bob', 'frame', expect.any(Function));
       expect(locate).not.toHaveBeenCalled();
@@ -80,7 +80,7 @@ describe('Messenger', () => {
     });
 
     it('reports a local outcome only when the write completes, with no promise in between', () => {
-      let complete!: (result: SendResult) => void;
+      let complete!: (status: DeliveryStatus) => void;
       deliverLocal.mockImplementationOnce((_user, _frame, done) => {
         complete = done;
         return true;
@@ -88,12 +88,20 @@ describe('Messenger', () => {
       const outcomes: DeliveryStatus[] = [];
       messenger.deliver('bob', 'frame', 1000, (status) => outcomes.push(status));
       expect(outcomes).toEqual([]);
-      complete(SendResult.OK);
+      complete(Status.SUCCESS);
       expect(outcomes).toEqual([Status.SUCCESS]);
     });
 
+    it('hands the caller\'s callback itself to the local connection: nothing is wrapped on the hot path', () => {
+      deliverLocal.mockReturnValueOnce(true);
+      const done = jest.fn();
+      messenger.deliver('bob', 'frame', 1000, done);
+      expect(deliverLocal.mock.calls[0][2]).toBe(done);
+      expect(done).not.toHaveBeenCalled();
+    });
+
     it('answers ERROR when the local write fails, without trying elsewhere', async () => {
-      hereWith(SendResult.FAILED);
+      hereWith(Status.ERROR);
       expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
       expect(locate).not.toHaveBeenCalled();
       expect(busDeliver).not.toHaveBeenCalled();
@@ -145,9 +153,9 @@ describe('Messenger', () => {
       expect(publish).not.toHaveBeenCalled(); // never re-published
     });
 
-    it.each<[string, SendResult | undefined, DeliveryStatus]>([
-      ['written', SendResult.OK, Status.SUCCESS],
-      ['failed', SendResult.FAILED, Status.ERROR],
+    it.each<[string, DeliveryStatus | undefined, DeliveryStatus]>([
+      ['written', Status.SUCCESS, Status.SUCCESS],
+      ['failed', Status.ERROR, Status.ERROR],
       ['not here', undefined, Status.ERROR],
     ])('answers a delivery addressed to this node: %s', async (_case, local, expected) => {
       expect(onDeliver).toHaveBeenCalledTimes(1);

@@ -1,7 +1,7 @@
-import type { Session } from '../../src/engine/engine.ports';
-import type { JoiningClient, SendResult } from '../../src/messaging/client';
-import type { UserProfile } from '../../src/protocol/protocol';
-import { UnstubbedCallError } from './strict-mock';
+import type { IncomingMessage } from 'node:http';
+import { ChatClient, type Transport } from '../../src/messaging/chat-client';
+import { MessageType, Status, type UserProfile } from '../../src/protocol/protocol';
+import { strictMock } from './strict-mock';
 
 export function testProfile(userId: string, extra: Partial<UserProfile> = {}): UserProfile {
   return {
@@ -16,88 +16,138 @@ export function testProfile(userId: string, extra: Partial<UserProfile> = {}): U
   };
 }
 
+/** How a FakeTransport answers a `write`. */
+export enum WriteOutcome {
+  /** Written; the callback runs a microtask later without an error (the socket write completed). */
+  WRITTEN = 'WRITTEN',
+  /** Written; the callback runs a microtask later with an error (the socket failed under it). */
+  FAILED = 'FAILED',
+  /** Refused at once: false, nothing written, no callback (closed, or over its send buffer). */
+  REFUSED = 'REFUSED',
+  /** Written; the callback waits for `completeWrites()`. */
+  HELD = 'HELD',
+}
+
+/** One frame a FakeTransport was given, and how: `write` (frames, deliveries) or `writeBroadcast`. */
+export interface RecordedWrite {
+  readonly text: string;
+  readonly via: 'write' | 'broadcast';
+  /** The bytes handed to writeBroadcast (the same Buffer for every receiver of a broadcast). */
+  readonly bytes?: Buffer;
+}
+
 /**
- * A client for the feature services' unit tests: records every frame sent to it (serialized, as
- * it would go on the wire) and, for the presence service, the join steps in `events`.
- * `sendConfirmed` is not for feature services (the connection registry uses it): it throws.
+ * The gateway's side of a connection (src/gateway/ws-transport.ts), in memory: records every
+ * frame written to it, in order, and how; its writes, probes, close and drop behave as the test
+ * sets them. Behind a real ChatClient, the specs exercise the client's real state machine
+ * (held broadcasts while JOINING, nothing after CLOSING, delivery outcomes).
  */
-export class FakeClient implements JoiningClient {
-  readonly sent: string[] = [];
-  readonly events: string[] = [];
-  profile: UserProfile;
-  joined = false;
+export class FakeTransport implements Transport {
   isOpen = true;
-  session?: Session;
-
-  constructor(
-    public userId = 'alice',
-    readonly id = `conn-${userId}`,
-  ) {
-    this.profile = testProfile(userId);
-  }
-
-  send(frame: object | string): void {
-    this.sent.push(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-
-  sendEncoded(text: string, bytes: Buffer): void {
-    if (!bytes.equals(Buffer.from(text))) throw new Error('sendEncoded: bytes are not the UTF-8 encoding of text');
-    this.sent.push(text);
-  }
-
-  /** Close codes this client was closed with. */
-  readonly closes: number[] = [];
-
-  close(code: number, _reason: string): void {
-    this.closes.push(code);
-    this.isOpen = false;
-  }
-
-  sendConfirmed(_frame: string, _done: (result: SendResult) => void): void {
-    throw new UnstubbedCallError('client', 'sendConfirmed');
-  }
-
-  /** What probe() answers (a live peer by default); the timeouts it was asked with. */
+  /** What the next writes do. */
+  writeOutcome = WriteOutcome.WRITTEN;
+  readonly writes: RecordedWrite[] = [];
+  /** Close frames sent: code and reason. */
+  readonly closes: { code: number; reason: string }[] = [];
+  /** True once dropped without a close frame. */
+  dropped = false;
+  /** What probe() answers while open (a live peer by default); the timeouts it was asked with. */
   answersProbe = true;
   readonly probes: number[] = [];
+  private heldCallbacks: ((err?: Error) => void)[] = [];
+
+  write(text: string, done?: (err?: Error) => void): boolean {
+    if (!this.isOpen || this.writeOutcome === WriteOutcome.REFUSED) return false;
+    this.writes.push({ text, via: 'write' });
+    if (!done) return true;
+    switch (this.writeOutcome) {
+      case WriteOutcome.WRITTEN:
+        void Promise.resolve().then(() => done());
+        break;
+      case WriteOutcome.FAILED:
+        void Promise.resolve().then(() => done(new Error('write failed')));
+        break;
+      case WriteOutcome.HELD:
+        this.heldCallbacks.push(done);
+    }
+    return true;
+  }
+
+  writeBroadcast(text: string, bytes: Buffer): void {
+    if (!bytes.equals(Buffer.from(text))) throw new Error('writeBroadcast: bytes are not the UTF-8 encoding of text');
+    if (!this.isOpen) return;
+    this.writes.push({ text, via: 'broadcast', bytes });
+  }
 
   probe(timeoutMs: number): Promise<boolean> {
     this.probes.push(timeoutMs);
     return Promise.resolve(this.isOpen && this.answersProbe);
   }
 
-  /** True once dropped. */
-  dropped = false;
+  close(code: number, reason: string): void {
+    this.closes.push({ code, reason });
+    this.isOpen = false;
+  }
 
   drop(): void {
     this.dropped = true;
     this.isOpen = false;
   }
 
-  /** The frames sent, parsed. */
+  /** Runs the callbacks of the HELD writes, in order, with `err` (none: they completed). */
+  completeWrites(err?: Error): void {
+    const callbacks = this.heldCallbacks;
+    this.heldCallbacks = [];
+    for (const done of callbacks) done(err);
+  }
+
+  /** The frames written, serialized, in order. */
+  get written(): string[] {
+    return this.writes.map((w) => w.text);
+  }
+
+  /** The frames written, parsed. */
   get frames(): unknown[] {
-    return this.sent.map((s) => JSON.parse(s) as unknown);
+    return this.writes.map((w) => JSON.parse(w.text) as unknown);
   }
 
-  replaceProfile(profile: UserProfile): void {
-    this.profile = profile;
+  /** Forgets what was written so far. */
+  clear(): void {
+    this.writes.length = 0;
   }
+}
 
-  beginJoin(profile: UserProfile): void {
-    this.events.push('beginJoin');
-    this.userId = profile.userId;
-    this.profile = profile;
-  }
+/** A real ChatClient over a FakeTransport. */
+export interface FakeConnection {
+  readonly client: ChatClient;
+  readonly transport: FakeTransport;
+}
 
-  completeJoin(authSuccessFrame: string): void {
-    this.events.push('completeJoin');
-    this.joined = true;
-    this.sent.push(authSuccessFrame);
-  }
+/** A connection just opened: PRE_AUTH, no user. Its upgrade request is a strict mock (nothing reads it). */
+export function openClient(): FakeConnection {
+  const transport = new FakeTransport();
+  const client = new ChatClient(transport, strictMock<IncomingMessage>({}, 'request'));
+  return { client, transport };
+}
 
-  abortJoin(): void {
-    this.events.push('abortJoin');
-  }
+/** A connection whose token was verified for this user (what AuthGuard leaves): PRE_AUTH, `user` set. */
+export function verifiedClient(user: UserProfile | string = 'alice'): FakeConnection {
+  const connection = openClient();
+  connection.client.authenticate(typeof user === 'string' ? testProfile(user) : user);
+  return connection;
+}
+
+/** A logged-in connection (JOINED) as the feature services get it; the AUTH SUCCESS it was sent is not in its record. */
+export function joinedClient(user: UserProfile | string = 'alice'): FakeConnection {
+  const connection = verifiedClient(user);
+  const { client, transport } = connection;
+  const profile = client.user!;
+  client.beginJoin(profile);
+  client.completeJoin(
+    JSON.stringify({ type: MessageType.AUTH, status: Status.SUCCESS, serverData: { userId: profile.userId, userList: [profile] } }),
+  );
+  transport.clear();
+  return connection;
 }
 
 const realSetImmediate = setImmediate;
