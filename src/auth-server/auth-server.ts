@@ -1,5 +1,5 @@
 /**
- * The reference authorization server: answers CHECK_TOKEN (see PROTOCOL.md, "CHECK_TOKEN") from a
+ * The reference authorization server: answers CHECK_TOKEN (see docs/protocol.md, "CHECK_TOKEN") from a
  * list of users, on plain node:http.
  *
  *   POST <any path, or opts.path>   {"type":"CHECK_TOKEN","authToken":"<token>"}

@@ -1,6 +1,6 @@
 /**
  * The avatar image pipeline, pure and framework-free: base64 in, a re-encoded, metadata-free,
- * at most 512x512 WebP (or PNG) out. See SAVE_AVATAR in ../shared/PROTOCOL.md.
+ * at most 512x512 WebP (or PNG) out. See SAVE_AVATAR in docs/protocol.md.
  *
  *   decodeAvatarBase64(imageBase64, AVATAR_MAX_BYTES)  -> Buffer      (errors "1", "2")
  *   reencodeAvatar(buffer)                              -> ReencodedAvatar (error "2")

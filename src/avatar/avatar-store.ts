@@ -1,6 +1,6 @@
 /**
  * Where re-encoded avatars live. Every node of a deployment must see every saved avatar
- * (PROTOCOL.md: "the store is shared"), so implementations are shared storage (a shared
+ * (docs/protocol.md: "the store is shared"), so implementations are shared storage (a shared
  * directory, object storage, ...). File names are chosen by the store, never by the client.
  */
 export interface StoredAvatar {

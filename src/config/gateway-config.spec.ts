@@ -12,7 +12,7 @@ function configErrorOf(env: NodeJS.ProcessEnv): string {
 }
 
 describe('loadConfig', () => {
-  describe('defaults (PROTOCOL.md, Configuration)', () => {
+  describe('defaults (docs/protocol.md, Configuration)', () => {
     let config: GatewayConfig;
     beforeAll(() => {
       config = loadConfig({});

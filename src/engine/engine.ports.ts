@@ -120,7 +120,7 @@ export interface DedupStore {
 
 /**
  * userId -> avatar URL of the avatars saved through SAVE_AVATAR. These win over the avatar the
- * authorization server reports, across reconnects, restarts and nodes (PROTOCOL.md).
+ * authorization server reports, across reconnects, restarts and nodes (docs/protocol.md).
  */
 export interface AvatarIndex {
   get(userId: string): Promise<string | undefined>;

@@ -62,12 +62,6 @@ export class MetricsService {
     help: 'Connections dropped because their send buffer overflowed',
     registers: [this.registry],
   });
-  readonly busErrors = new Counter({
-    name: 'gateway_bus_errors_total',
-    help: 'Failed operations on the cluster bus or shared state',
-    labelNames: ['operation'],
-    registers: [this.registry],
-  });
 
   constructor() {
     countedFrom(this.registry, 'gateway_messages_received_total', 'Frames received from authenticated clients, by type', 'type', this.received);

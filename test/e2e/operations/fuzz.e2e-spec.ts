@@ -6,7 +6,7 @@
  * For every frame A sends (arbitrary text, arbitrary JSON, near-valid protocol frames, binary):
  * - the server keeps serving and A's connection stays open and usable (a marker CHAT round-trips
  *   after every frame);
- * - A's answer is exactly what an independent model of PROTOCOL.md predicts: the normal answer,
+ * - A's answer is exactly what an independent model of docs/protocol.md predicts: the normal answer,
  *   or one ERROR_MESSAGE with the expected code (INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE) and
  *   requestType, or SAVE_AVATAR ERROR / DELIVERY_MESSAGE for those types;
  * - B receives exactly what the frame entitles it to (a CHAT, a DIALOG to B, a USER_UPDATE after a

@@ -44,7 +44,6 @@ describe('metrics', () => {
     gateway_frames_dropped_before_auth_total: 'counter',
     gateway_rate_limited_frames_total: 'counter',
     gateway_slow_consumer_drops_total: 'counter',
-    gateway_bus_errors_total: 'counter',
   };
 
   async function start(): Promise<{ gw: TestGateway; auth: { requests: number } }> {

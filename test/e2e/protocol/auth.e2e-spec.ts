@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "Authentication (handshake)" and "CHECK_TOKEN": token sources and their order, the
+ * docs/protocol.md "Authentication (handshake)" and "CHECK_TOKEN": token sources and their order, the
  * AUTH_MESSAGE frames and close codes, frames before AUTH SUCCESS, the single-session rule, and
  * how every kind of authorization-server answer maps to errors "2" and "3".
  */

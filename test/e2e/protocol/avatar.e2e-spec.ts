@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "SAVE_AVATAR" and "GET /avatars/<file>": upload, re-encoding, serving, the new URL
+ * docs/protocol.md "SAVE_AVATAR" and "GET /avatars/<file>": upload, re-encoding, serving, the new URL
  * everywhere (USER_UPDATE_MESSAGE, userList, CONNECT, across reconnects and restarts), the
  * error codes, and the bounds against hostile clients (AVATAR_MAX_PIXELS, AVATAR_CONCURRENCY,
  * AVATAR_SAVES_PER_MINUTE, one stored file per user).

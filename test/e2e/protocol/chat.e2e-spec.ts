@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "CHAT_MESSAGE": broadcast to every authenticated client, the sender included, with
+ * docs/protocol.md "CHAT_MESSAGE": broadcast to every authenticated client, the sender included, with
  * sender and sendTime; validation of `message` (non-empty string of at most CHAT_MAX_LENGTH code
  * points).
  */

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "Configuration (environment)": the defaults of the table, a bad value stopping the
+ * docs/protocol.md "Configuration (environment)": the defaults of the table, a bad value stopping the
  * start with a message that names the variable, NODE_ENV=production requiring AUTH_SERVER_URL,
  * and WS_PATH.
  */

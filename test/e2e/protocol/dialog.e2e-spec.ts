@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "DIALOG_MESSAGE" and "DELIVERY_MESSAGE": routing to the receiver with clientData
+ * docs/protocol.md "DIALOG_MESSAGE" and "DELIVERY_MESSAGE": routing to the receiver with clientData
  * forwarded as an equal JSON value, server and client message ids, exactly one DELIVERY per
  * accepted dialog, validation, dedup of (sender, messageId), ordering, and a connection's next
  * frame not waiting for a DELIVERY.

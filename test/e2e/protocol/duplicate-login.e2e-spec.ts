@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "AUTH_MESSAGE", the duplicate-login probe: before refusing a newcomer with "1", the
+ * docs/protocol.md "AUTH_MESSAGE", the duplicate-login probe: before refusing a newcomer with "1", the
  * gateway pings the user's existing connection, on whichever node it is, and waits up to
  * DUPLICATE_PROBE_MS. A live one keeps its place; one that does not answer (a phone that changed
  * networks, a half-open socket) is dropped, its DISCONNECT goes out, and the newcomer logs in. Of

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "Invalid frames (extension)" and "Transport": every invalid frame of an
+ * docs/protocol.md "Invalid frames (extension)" and "Transport": every invalid frame of an
  * authenticated client is answered with ERROR_MESSAGE and the connection stays open; unknown
  * fields are ignored; frames over MAX_FRAME_BYTES close the connection with 1009.
  */

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md: "A token is never written to a log, a metric label, an error message or a close
+ * docs/protocol.md: "A token is never written to a log, a metric label, an error message or a close
  * reason", and "Logs: with NODE_ENV=production, every line is one JSON object with at least time,
  * level and msg; a connection id on every line about a connection".
  *

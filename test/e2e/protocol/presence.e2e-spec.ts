@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md "USER_CONNECTION_MESSAGE": CONNECT with the whole profile to everyone else when a
+ * docs/protocol.md "USER_CONNECTION_MESSAGE": CONNECT with the whole profile to everyone else when a
  * user is authenticated, DISCONNECT with only connectionStatus and userId when its connection
  * ends for any reason; the userList of a later login reflects who is online.
  */
