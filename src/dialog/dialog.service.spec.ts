@@ -1,14 +1,15 @@
 import { Logger } from '@nestjs/common';
-import { FakeClient, flushPromises } from '../../test/support/fake-client';
+import { flushPromises, joinedClient, type FakeConnection } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
-import type { GatewayConfig } from '../config/gateway-config';
 import { DedupState, type DedupStore } from '../engine/engine.ports';
-import type { InboundFrame } from '../messaging/client';
 import type { DeliveryCallback, Messenger } from '../messaging/messenger';
 import type { MetricsService } from '../observability/metrics.service';
 import { FrameError } from '../protocol/errors';
-import { FrameErrorCode, Status, type DeliveryStatus } from '../protocol/protocol';
+import { RAW_CLIENT_DATA } from '../protocol/inbound';
+import { FrameErrorCode, MessageType, Status, type DeliveryStatus } from '../protocol/protocol';
+import type { DialogOptions } from './dialog.options';
 import { DialogService } from './dialog.service';
+import type { DialogMessageDto } from './dto/dialog-message.dto';
 
 const NOW = 1_700_000_000_000;
 const TIMEOUT = 5000;
@@ -40,7 +41,15 @@ function frameErrorOf(fn: () => unknown): FrameError {
   throw new Error('expected a FrameError, nothing was thrown');
 }
 
-const dialog = (serverData: unknown, clientData: unknown = { text: 'hi' }): InboundFrame => ({ type: 'DIALOG_MESSAGE', clientData, serverData });
+/** A DIALOG_MESSAGE as the handler gets it: the frame as received (the DTO validated its shape). */
+const dialog = (serverData: { receiver: string; messageId?: string }, clientData: unknown = { text: 'hi' }): DialogMessageDto =>
+  ({ type: MessageType.DIALOG, clientData, serverData }) as DialogMessageDto;
+
+/** A DIALOG_MESSAGE whose clientData the gateway kept as the client wrote it (src/gateway/inbound-frame.ts). */
+function withRaw(frame: DialogMessageDto, raw: string): DialogMessageDto {
+  Object.defineProperty(frame, RAW_CLIENT_DATA, { value: raw });
+  return frame;
+}
 
 const delivery = (status: DeliveryStatus, messageId: string) => ({ type: 'DELIVERY_MESSAGE', status, serverData: { messageId } });
 
@@ -49,13 +58,14 @@ describe('DialogService', () => {
   let dedupStubs: Partial<DedupStore>;
   let observeDialogDelivery: jest.Mock<void, [string, number]>;
   let service: DialogService;
-  let client: FakeClient;
+  let alice: FakeConnection;
+  let client: FakeConnection['client'];
   let log: string[];
 
   function create(): DialogService {
     const messenger = strictMock<Messenger>({ deliver }, 'messenger');
     const dedup = strictMock<DedupStore>(dedupStubs, 'dedup');
-    const config = strictMock<GatewayConfig>({ dialogMaxBytes: MAX_BYTES, deliveryTimeoutMs: TIMEOUT }, 'config');
+    const config = strictMock<DialogOptions>({ dialogMaxBytes: MAX_BYTES, deliveryTimeoutMs: TIMEOUT }, 'options');
     const metrics = strictMock<MetricsService>({ observeDialogDelivery }, 'metrics');
     return new DialogService(messenger, dedup, config, metrics);
   }
@@ -84,12 +94,13 @@ describe('DialogService', () => {
     deliver = jest.fn();
     dedupStubs = {};
     observeDialogDelivery = jest.fn();
-    client = new FakeClient('alice');
+    alice = joinedClient('alice');
+    client = alice.client;
     const send = client.send.bind(client);
-    client.send = (frame) => {
+    jest.spyOn(client, 'send').mockImplementation((frame) => {
       log.push('send');
       send(frame);
-    };
+    });
     service = create();
   });
 
@@ -97,7 +108,7 @@ describe('DialogService', () => {
 
   describe('without a client messageId', () => {
     it('starts the delivery before returning, and answers DELIVERY SUCCESS once it is known', async () => {
-      const result = service.handleDialog(client, dialog({ receiver: 'bob' }, { text: 'hi', n: [1, 2] }));
+      const result = service.dialog(client, dialog({ receiver: 'bob' }, { text: 'hi', n: [1, 2] }));
       expect(result).toBeUndefined(); // does not hold up the connection's next frames
       expect(deliver).toHaveBeenCalledTimes(1);
       expect(deliver.mock.calls[0][0]).toBe('bob');
@@ -109,76 +120,82 @@ describe('DialogService', () => {
         serverData: { messageId: expect.stringMatching(UUID), sender: 'alice', sendTime: String(NOW) },
       });
       await flushPromises();
-      expect(client.sent).toEqual([]);
+      expect(alice.transport.written).toEqual([]);
       expect(observeDialogDelivery).not.toHaveBeenCalled();
       doneOf()(Status.SUCCESS);
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, sent.serverData.messageId)]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, sent.serverData.messageId)]);
       expect(observeDialogDelivery).toHaveBeenCalledWith(Status.SUCCESS, expect.any(Number));
       doneOf()(Status.ERROR); // a second report of the same dialog is ignored
-      expect(client.sent).toHaveLength(1);
+      expect(alice.transport.written).toHaveLength(1);
       expect(observeDialogDelivery).toHaveBeenCalledTimes(1);
     });
 
     it('assigns a different id to every message', async () => {
       deliverAlwaysReports(Status.SUCCESS);
-      service.handleDialog(client, dialog({ receiver: 'bob' }));
-      service.handleDialog(client, dialog({ receiver: 'bob' }));
+      service.dialog(client, dialog({ receiver: 'bob' }));
+      service.dialog(client, dialog({ receiver: 'bob' }));
       expect(outbound(0).serverData.messageId).not.toBe(outbound(1).serverData.messageId);
     });
 
     it('answers DELIVERY ERROR when the delivery fails', async () => {
       deliverReports(Status.ERROR);
-      service.handleDialog(client, dialog({ receiver: 'bob' }));
+      service.dialog(client, dialog({ receiver: 'bob' }));
       await flushPromises();
-      expect(client.frames).toEqual([delivery(Status.ERROR, outbound().serverData.messageId)]);
+      expect(alice.transport.frames).toEqual([delivery(Status.ERROR, outbound().serverData.messageId)]);
     });
 
     it('answers at once when the outcome is known before deliver returns (a failed local write)', () => {
       deliver.mockImplementationOnce((_receiver, _frame, _timeout, done) => done(Status.ERROR));
-      service.handleDialog(client, dialog({ receiver: 'bob' }));
-      expect(client.frames).toEqual([delivery(Status.ERROR, outbound().serverData.messageId)]);
+      service.dialog(client, dialog({ receiver: 'bob' }));
+      expect(alice.transport.frames).toEqual([delivery(Status.ERROR, outbound().serverData.messageId)]);
     });
 
     it('answers one client\'s dialogs to one receiver in order, whatever order their outcomes come in', () => {
-      for (const text of ['one', 'two', 'three']) service.handleDialog(client, dialog({ receiver: 'bob' }, text));
+      for (const text of ['one', 'two', 'three']) service.dialog(client, dialog({ receiver: 'bob' }, text));
       const ids = [0, 1, 2].map((n) => outbound(n).serverData.messageId);
       doneOf(2)(Status.SUCCESS);
       doneOf(1)(Status.ERROR);
-      expect(client.sent).toEqual([]);
+      expect(alice.transport.written).toEqual([]);
       doneOf(0)(Status.SUCCESS);
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, ids[0]), delivery(Status.ERROR, ids[1]), delivery(Status.SUCCESS, ids[2])]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, ids[0]), delivery(Status.ERROR, ids[1]), delivery(Status.SUCCESS, ids[2])]);
     });
 
     it('does not hold one receiver\'s DELIVERY behind another receiver\'s', () => {
-      service.handleDialog(client, dialog({ receiver: 'bob' }));
-      service.handleDialog(client, dialog({ receiver: 'carol' }));
+      service.dialog(client, dialog({ receiver: 'bob' }));
+      service.dialog(client, dialog({ receiver: 'carol' }));
       doneOf(1)(Status.SUCCESS);
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, outbound(1).serverData.messageId)]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, outbound(1).serverData.messageId)]);
       doneOf(0)(Status.SUCCESS);
-      expect(client.frames).toHaveLength(2);
+      expect(alice.transport.frames).toHaveLength(2);
     });
 
     it('keeps the order per client: another sender\'s pending dialog to the same receiver holds nothing up', () => {
-      const other = new FakeClient('zoe');
-      service.handleDialog(other, dialog({ receiver: 'bob' }));
-      service.handleDialog(client, dialog({ receiver: 'bob' }));
+      const other = joinedClient('zoe');
+      service.dialog(other.client, dialog({ receiver: 'bob' }));
+      service.dialog(client, dialog({ receiver: 'bob' }));
       doneOf(1)(Status.SUCCESS);
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, outbound(1).serverData.messageId)]);
-      expect(other.sent).toEqual([]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, outbound(1).serverData.messageId)]);
+      expect(other.transport.writes).toEqual([]);
     });
 
     it('hands one connection\'s dialogs to the messenger in the order received', () => {
       deliverAlwaysReports(Status.SUCCESS);
-      for (const text of ['one', 'two', 'three']) service.handleDialog(client, dialog({ receiver: 'bob' }, text));
+      for (const text of ['one', 'two', 'three']) service.dialog(client, dialog({ receiver: 'bob' }, text));
       expect(deliver.mock.calls.map((_c, i) => outbound(i).clientData)).toEqual(['one', 'two', 'three']);
+    });
+
+    it('writes the sender\'s id as a JSON string, whatever characters it holds', () => {
+      const odd = joinedClient('a"b\\c\u2028');
+      service.dialog(odd.client, dialog({ receiver: 'bob' }));
+      expect(outbound().serverData.sender).toBe('a"b\\c\u2028');
     });
 
     it('routes a dialog to oneself like any other', async () => {
       deliverReports(Status.SUCCESS);
-      service.handleDialog(client, dialog({ receiver: 'alice' }));
+      service.dialog(client, dialog({ receiver: 'alice' }));
       expect(deliver.mock.calls[0][0]).toBe('alice');
       await flushPromises();
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, outbound().serverData.messageId)]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, outbound().serverData.messageId)]);
     });
   });
 
@@ -192,7 +209,7 @@ describe('DialogService', () => {
       ['a nested object', { a: { b: ['c', { d: 'é😀"\\' }] } }],
     ])('forwards %s as an equal JSON value', (_case, clientData) => {
       deliverReports(Status.SUCCESS);
-      service.handleDialog(client, dialog({ receiver: 'bob' }, clientData));
+      service.dialog(client, dialog({ receiver: 'bob' }, clientData));
       expect(outbound().clientData).toEqual(clientData);
     });
 
@@ -200,40 +217,101 @@ describe('DialogService', () => {
       deliverReports(Status.SUCCESS);
       const clientData = 'é'.repeat((MAX_BYTES - 2) / 2); // 2 quotes + 2 bytes per é
       expect(Buffer.byteLength(JSON.stringify(clientData))).toBe(MAX_BYTES);
-      service.handleDialog(client, dialog({ receiver: 'bob' }, clientData));
+      service.dialog(client, dialog({ receiver: 'bob' }, clientData));
       expect(deliver).toHaveBeenCalledTimes(1);
     });
 
     it('counts bytes, not characters: one more é is over the limit', () => {
       const clientData = 'é'.repeat((MAX_BYTES - 2) / 2 + 1);
       expect(JSON.stringify(clientData).length).toBeLessThan(MAX_BYTES);
-      const err = frameErrorOf(() => service.handleDialog(client, dialog({ receiver: 'bob' }, clientData)));
+      const err = frameErrorOf(() => service.dialog(client, dialog({ receiver: 'bob' }, clientData)));
       expect(err.code).toBe(FrameErrorCode.INVALID_MESSAGE);
       expect(deliver).not.toHaveBeenCalled();
     });
+
+    describe('as the client wrote it (RAW_CLIENT_DATA)', () => {
+      /** The text of the n-th outbound frame between `"clientData":` and `,"serverData":`. */
+      const forwardedText = (n = 0) => {
+        const text = deliver.mock.calls[n][1];
+        const start = text.indexOf('"clientData":') + '"clientData":'.length;
+        return text.slice(start, text.lastIndexOf(',"serverData":'));
+      };
+
+      it.each([
+        ['a number beyond a double', '1e400', Infinity],
+        ['a 23-digit integer', '12345678901234567890123', 12345678901234567890123],
+        ['a tiny number', '1e-400', 0],
+        ['minus zero', '-0', -0],
+        ['string escapes', '{"s":"\\u0041\\n\\/"}', { s: 'A\n/' }],
+        ['a nested value', '[1e400,{"a":["\\u00e9",null,true]}]', [Infinity, { a: ['é', null, true] }]],
+      ])('forwards %s byte-exact, not re-serialized', (_case, raw, parsed) => {
+        deliverReports(Status.SUCCESS);
+        service.dialog(client, withRaw(dialog({ receiver: 'bob' }, parsed), raw));
+        expect(forwardedText()).toBe(raw);
+        expect(() => JSON.parse(deliver.mock.calls[0][1]) as unknown).not.toThrow();
+      });
+
+      it('forwards JSON.stringify of the value when the frame has no raw text', () => {
+        deliverReports(Status.SUCCESS);
+        const clientData = { n: 1.5, s: 'é"\\' };
+        service.dialog(client, dialog({ receiver: 'bob' }, clientData));
+        expect(forwardedText()).toBe(JSON.stringify(clientData));
+      });
+
+      it('forwards the raw text with a client messageId too', async () => {
+        const reserve = jest.fn<Promise<DedupState>, [string, string]>().mockResolvedValueOnce(DedupState.NEW);
+        dedupStubs = { reserve, settle: jest.fn(async () => undefined) };
+        service = create();
+        deliverReports(Status.SUCCESS);
+        await service.dialog(client, withRaw(dialog({ receiver: 'bob', messageId: 'm1' }, Infinity), '1e400'));
+        expect(forwardedText()).toBe('1e400');
+      });
+
+      it('accepts a raw text of exactly DIALOG_MAX_BYTES bytes, whatever its value re-serialized', () => {
+        deliverReports(Status.SUCCESS);
+        const raw = `"${'\\u0041'.repeat(6)}é"`; // 2 quotes + 36 + 2 bytes
+        expect(Buffer.byteLength(raw)).toBe(MAX_BYTES);
+        service.dialog(client, withRaw(dialog({ receiver: 'bob' }, 'AAAAAAé'), raw));
+        expect(forwardedText()).toBe(raw);
+      });
+    });
   });
 
-  describe('invalid frames get INVALID_MESSAGE, no delivery and no DELIVERY_MESSAGE', () => {
-    it.each<[string, InboundFrame]>([
-      ['no serverData', { type: 'DIALOG_MESSAGE', clientData: 'x' }],
-      ['no receiver', dialog({})],
-      ['an empty receiver', dialog({ receiver: '' })],
-      ['a numeric receiver', dialog({ receiver: 7 })],
-      ['no clientData', { type: 'DIALOG_MESSAGE', serverData: { receiver: 'bob' } }],
-      ['an over-size clientData', dialog({ receiver: 'bob' }, 'x'.repeat(MAX_BYTES))],
-      ['an empty messageId', dialog({ receiver: 'bob', messageId: '' })],
-      ['a 65-character messageId', dialog({ receiver: 'bob', messageId: 'a'.repeat(65) })],
-      ['a messageId with a space', dialog({ receiver: 'bob', messageId: 'a b' })],
-      ['a messageId with a quote', dialog({ receiver: 'bob', messageId: 'a"b' })],
-      ['a messageId with a non-ASCII letter', dialog({ receiver: 'bob', messageId: 'ümlaut' })],
-      ['a numeric messageId', dialog({ receiver: 'bob', messageId: 123 })],
-      ['a null messageId', dialog({ receiver: 'bob', messageId: null })],
+  describe('refused with INVALID_MESSAGE: no delivery, no dedup reservation, no DELIVERY_MESSAGE', () => {
+    // The shape of the frame (receiver, clientData present, messageId pattern) is the DTO's: tested with it.
+    let reserve: jest.Mock<Promise<DedupState>, [string, string]>;
+
+    beforeEach(() => {
+      reserve = jest.fn();
+      dedupStubs = { reserve };
+      service = create();
+    });
+
+    it.each<[string, () => DialogMessageDto]>([
+      ['an over-size clientData', () => dialog({ receiver: 'bob' }, 'x'.repeat(MAX_BYTES))],
+      ['an over-size clientData with a messageId (refused before the dedup store is asked)', () => dialog({ receiver: 'bob', messageId: 'm1' }, 'x'.repeat(MAX_BYTES))],
+      ['an over-size clientData as written, whatever its value re-serialized', () => withRaw(dialog({ receiver: 'bob' }, 'AAAAAAA'), `"${'\\u0041'.repeat(7)}"`)],
+      ['a clientData that cannot be serialized (a cycle)', () => {
+        const cyclic: Record<string, unknown> = {};
+        cyclic.self = cyclic;
+        return dialog({ receiver: 'bob' }, cyclic);
+      }],
+      ['a clientData that cannot be serialized (a BigInt)', () => dialog({ receiver: 'bob' }, { n: BigInt(1) })],
     ])('%s', async (_case, frame) => {
-      const err = frameErrorOf(() => service.handleDialog(client, frame));
+      const err = frameErrorOf(() => service.dialog(client, frame()));
       expect(err.code).toBe(FrameErrorCode.INVALID_MESSAGE);
       await flushPromises();
       expect(deliver).not.toHaveBeenCalled();
-      expect(client.sent).toEqual([]);
+      expect(reserve).not.toHaveBeenCalled();
+      expect(alice.transport.written).toEqual([]);
+      expect(observeDialogDelivery).not.toHaveBeenCalled();
+    });
+
+    it('names the limit, or what could not be forwarded', () => {
+      expect(frameErrorOf(() => service.dialog(client, dialog({ receiver: 'bob' }, 'x'.repeat(MAX_BYTES)))).message).toBe(
+        `clientData is larger than ${MAX_BYTES} bytes`,
+      );
+      expect(frameErrorOf(() => service.dialog(client, dialog({ receiver: 'bob' }, { n: BigInt(1) }))).message).toBe('clientData cannot be forwarded');
     });
   });
 
@@ -256,7 +334,7 @@ describe('DialogService', () => {
       const id = 'A'.repeat(30) + '_-' + '9'.repeat(32); // 64 characters
       reserve.mockResolvedValueOnce(DedupState.NEW);
       deliverReports(Status.SUCCESS);
-      const result = service.handleDialog(client, dialog({ receiver: 'bob', messageId: id }));
+      const result = service.dialog(client, dialog({ receiver: 'bob', messageId: id }));
       expect(result).toBeInstanceOf(Promise);
       await result;
       expect(reserve).toHaveBeenCalledWith('alice', id);
@@ -264,64 +342,87 @@ describe('DialogService', () => {
       expect(outbound().serverData).toEqual({ messageId: id, sender: 'alice', sendTime: String(NOW) });
       await flushPromises();
       expect(settle).toHaveBeenCalledWith('alice', id, Status.SUCCESS);
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, id)]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, id)]);
       expect(log).toEqual(['settle', 'send']); // a retry after the answer finds it remembered
     });
 
     it('NEW, delivery ERROR: settles ERROR (forgotten) and answers ERROR', async () => {
       reserve.mockResolvedValueOnce(DedupState.NEW);
       deliverReports(Status.ERROR);
-      await service.handleDialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
       await flushPromises();
       expect(settle).toHaveBeenCalledWith('alice', 'm1', Status.ERROR);
-      expect(client.frames).toEqual([delivery(Status.ERROR, 'm1')]);
+      expect(alice.transport.frames).toEqual([delivery(Status.ERROR, 'm1')]);
     });
 
     it('DELIVERED: answers SUCCESS without delivering again', async () => {
       reserve.mockResolvedValueOnce(DedupState.DELIVERED);
-      await service.handleDialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
       await flushPromises();
       expect(deliver).not.toHaveBeenCalled();
       expect(settle).not.toHaveBeenCalled();
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, 'm1')]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, 'm1')]);
     });
 
     it.each([Status.SUCCESS, Status.ERROR] as const)('PENDING: answers the first attempt\'s outcome (%s) without delivering', async (first) => {
       const pending = deferred<DeliveryStatus>();
       reserve.mockResolvedValueOnce(DedupState.PENDING);
       outcome.mockReturnValueOnce(pending.promise);
-      await service.handleDialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
       expect(outcome).toHaveBeenCalledWith('alice', 'm1', TIMEOUT * 2);
       await flushPromises();
-      expect(client.sent).toEqual([]);
+      expect(alice.transport.written).toEqual([]);
       pending.resolve(first);
       await flushPromises();
       expect(deliver).not.toHaveBeenCalled();
-      expect(client.frames).toEqual([delivery(first, 'm1')]);
+      expect(alice.transport.frames).toEqual([delivery(first, 'm1')]);
     });
 
     it('delivers anyway when the dedup store cannot reserve', async () => {
       reserve.mockRejectedValueOnce(new Error('redis down'));
       deliverReports(Status.SUCCESS);
-      await service.handleDialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
       await flushPromises();
       expect(deliver).toHaveBeenCalledTimes(1);
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, 'm1')]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, 'm1')]);
     });
 
     it('answers the delivery outcome even when the dedup store cannot settle', async () => {
       reserve.mockResolvedValueOnce(DedupState.NEW);
       deliverReports(Status.SUCCESS);
       settle.mockRejectedValueOnce(new Error('redis down'));
-      await service.handleDialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
       await flushPromises();
-      expect(client.frames).toEqual([delivery(Status.SUCCESS, 'm1')]);
+      expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, 'm1')]);
+    });
+
+    it('PENDING: answers ERROR when the first attempt\'s outcome cannot be read', async () => {
+      reserve.mockResolvedValueOnce(DedupState.PENDING);
+      outcome.mockRejectedValueOnce(new Error('redis down'));
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      await flushPromises();
+      expect(deliver).not.toHaveBeenCalled();
+      expect(alice.transport.frames).toEqual([delivery(Status.ERROR, 'm1')]);
+      expect(observeDialogDelivery).toHaveBeenCalledWith(Status.ERROR, expect.any(Number));
+    });
+
+    it('keeps one client\'s DELIVERYs to one receiver in order across dialogs with and without a messageId', async () => {
+      reserve.mockResolvedValueOnce(DedupState.NEW);
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      service.dialog(client, dialog({ receiver: 'bob' }));
+      const second = outbound(1).serverData.messageId;
+      doneOf(1)(Status.SUCCESS);
+      await flushPromises();
+      expect(alice.transport.written).toEqual([]); // behind m1
+      doneOf(0)(Status.ERROR);
+      await flushPromises();
+      expect(alice.transport.frames).toEqual([delivery(Status.ERROR, 'm1'), delivery(Status.SUCCESS, second)]);
     });
 
     it('keys the dedup by sender and id, whatever the receiver', async () => {
       reserve.mockResolvedValue(DedupState.DELIVERED);
-      await service.handleDialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
-      await service.handleDialog(client, dialog({ receiver: 'carol', messageId: 'm1' }));
+      await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
+      await service.dialog(client, dialog({ receiver: 'carol', messageId: 'm1' }));
       expect(reserve.mock.calls).toEqual([
         ['alice', 'm1'],
         ['alice', 'm1'],
