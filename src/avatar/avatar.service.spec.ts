@@ -1,18 +1,17 @@
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
-import { FakeClient, flushPromises } from '../../test/support/fake-client';
+import { flushPromises, joinedClient, type FakeConnection } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
-import type { GatewayConfig } from '../config/gateway-config';
-import type { QuotaStore } from '../engine/engine.ports';
-import type { InboundFrame } from '../messaging/client';
-import type { Messenger } from '../messaging/messenger';
-import type { PresenceService } from '../presence/presence.service';
+import type { AvatarIndex, QuotaStore } from '../engine/engine.ports';
+import { Messenger } from '../messaging/messenger';
 import { AvatarError } from '../protocol/errors';
-import { AvatarErrorCode, type UserProfile } from '../protocol/protocol';
+import { AvatarErrorCode, MessageType, type UserProfile } from '../protocol/protocol';
+import type { SessionService } from '../session/session.service';
 import * as avatarImage from './avatar-image';
-import type { AvatarIndex } from '../engine/engine.ports';
 import type { AvatarStore } from './avatar-store';
+import type { AvatarOptions } from './avatar.options';
 import { AVATAR_QUOTA_WINDOW_MS, AvatarService } from './avatar.service';
+import type { SaveAvatarDto } from './dto/save-avatar.dto';
 
 const PUBLIC_URL = 'https://chat.example.com';
 const FILE = '0123456789abcdef0123456789abcdef.webp';
@@ -40,11 +39,13 @@ describe('AvatarService', () => {
   let remove: jest.Mock<Promise<void>, [string]>;
   let indexSet: jest.Mock<Promise<string | undefined>, [string, string]>;
   let updateProfile: jest.Mock<Promise<void>, [string, Partial<UserProfile>]>;
-  let broadcast: jest.Mock<void, [object | string, string?]>;
-  let client: FakeClient;
+  let alice: FakeConnection;
+  let client: FakeConnection['client'];
 
-  const save = (serverData: unknown): InboundFrame => ({ type: 'SAVE_AVATAR', serverData });
-  const savePng = (): InboundFrame => save({ imageBase64: png.toString('base64') });
+  /** A SAVE_AVATAR as the handler gets it (its DTO leaves serverData to the avatar pipeline). */
+  const save = (serverData: unknown): SaveAvatarDto => ({ type: MessageType.SAVE_AVATAR, serverData });
+  const savePng = (): SaveAvatarDto => save({ imageBase64: png.toString('base64') });
+  const success = { type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } };
 
   /** A jest.fn typed like method F that records its name in `log` before running impl. */
   function logged<F extends (...args: never[]) => unknown>(
@@ -57,14 +58,13 @@ describe('AvatarService', () => {
     });
   }
 
-  function service(config: Partial<GatewayConfig> = {}): AvatarService {
+  function service(config: Partial<AvatarOptions> = {}): AvatarService {
     return new AvatarService(
       strictMock<AvatarStore>({ put, delete: remove }, 'store'),
       strictMock<AvatarIndex>({ set: indexSet }, 'index'),
       strictMock<QuotaStore>({ take }, 'quotas'),
-      strictMock<PresenceService>({ updateProfile }, 'presence'),
-      strictMock<Messenger>({ broadcast }, 'messenger'),
-      strictMock<GatewayConfig>(
+      strictMock<SessionService>({ updateProfile }, 'sessions'),
+      strictMock<AvatarOptions>(
         {
           avatarMaxBytes: MAX_BYTES,
           publicUrl: PUBLIC_URL,
@@ -73,7 +73,7 @@ describe('AvatarService', () => {
           avatarSavesPerMinute: SAVES_PER_MINUTE,
           ...config,
         },
-        'config',
+        'options',
       ),
     );
   }
@@ -89,22 +89,22 @@ describe('AvatarService', () => {
     put = logged<AvatarStore['put']>('store.put', async () => FILE);
     remove = logged<AvatarStore['delete']>('store.delete', async () => undefined);
     indexSet = logged<AvatarIndex['set']>('index.set', async () => undefined);
-    updateProfile = logged<PresenceService['updateProfile']>('presence.updateProfile', async () => undefined);
-    broadcast = logged<Messenger['broadcast']>('broadcast', () => undefined);
-    client = new FakeClient('alice');
+    updateProfile = logged<SessionService['updateProfile']>('sessions.updateProfile', async () => undefined);
+    alice = joinedClient('alice');
+    client = alice.client;
     const send = client.send.bind(client);
-    client.send = (frame) => {
+    jest.spyOn(client, 'send').mockImplementation((frame) => {
       log.push('send');
       send(frame);
-    };
+    });
   });
 
   afterEach(() => {
     jest.restoreAllMocks();
   });
 
-  it('counts the attempt, re-encodes, stores, indexes, updates the profile, answers with the URL and tells the others', async () => {
-    await service().handleSaveAvatar(client, savePng());
+  it('counts the attempt, re-encodes, stores, indexes, updates the profile everywhere (which tells the others), then answers with the URL', async () => {
+    await service().saveAvatar(client, savePng());
 
     expect(take).toHaveBeenCalledWith('avatar-saves:alice', SAVES_PER_MINUTE, AVATAR_QUOTA_WINDOW_MS);
     expect(AVATAR_QUOTA_WINDOW_MS).toBe(60_000);
@@ -118,23 +118,30 @@ describe('AvatarService', () => {
 
     expect(indexSet).toHaveBeenCalledWith('alice', URL);
     expect(updateProfile).toHaveBeenCalledWith('alice', { avatar: URL });
-    expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
-    expect(broadcast).toHaveBeenCalledTimes(1);
-    const [frame, except] = broadcast.mock.calls[0];
-    expect(typeof frame === 'string' ? JSON.parse(frame) : frame).toEqual({ type: 'USER_UPDATE_MESSAGE', serverData: { userId: 'alice', avatar: URL } });
-    expect(except).toBe('alice');
+    expect(alice.transport.frames).toEqual([success]);
     // the URL is durable before anyone is told about it; a first avatar replaces no file
-    expect(log).toEqual(['quota.take', 'store.put', 'index.set', 'presence.updateProfile', 'send', 'broadcast']);
+    expect(log).toEqual(['quota.take', 'store.put', 'index.set', 'sessions.updateProfile', 'send']);
+  });
+
+  it('does not broadcast itself: USER_UPDATE_MESSAGE is the session core\'s, sent by updateProfile with the changed field', async () => {
+    // No Messenger among its collaborators: the avatar feature reaches the others only through SessionService.
+    const collaborators = Reflect.getMetadata('design:paramtypes', AvatarService) as unknown[];
+    expect(collaborators).toHaveLength(5);
+    expect(collaborators).not.toContain(Messenger);
+    await service().saveAvatar(client, savePng());
+    expect(updateProfile).toHaveBeenCalledTimes(1);
+    expect(updateProfile.mock.calls[0]).toEqual(['alice', { avatar: URL }]);
+    expect(alice.transport.frames).toEqual([success]); // the uploader gets its SUCCESS only
   });
 
   it('accepts a data: URI prefix', async () => {
-    await service().handleSaveAvatar(client, save({ imageBase64: `data:image/png;base64,${png.toString('base64')}` }));
-    expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
+    await service().saveAvatar(client, save({ imageBase64: `data:image/png;base64,${png.toString('base64')}` }));
+    expect(alice.transport.frames).toEqual([success]);
   });
 
   it('refuses an image over AVATAR_MAX_BYTES with "1", before decoding or storing anything', async () => {
     const tooLarge = Buffer.alloc(MAX_BYTES + 1, 0x41).toString('base64');
-    const err = await avatarErrorOf(service().handleSaveAvatar(client, save({ imageBase64: tooLarge })));
+    const err = await avatarErrorOf(service().saveAvatar(client, save({ imageBase64: tooLarge })));
     expect(err.code).toBe(AvatarErrorCode.TOO_LARGE);
     expect(log).toEqual(['quota.take']);
   });
@@ -147,7 +154,7 @@ describe('AvatarService', () => {
     ['base64 of text, not an image', () => ({ imageBase64: Buffer.from('hello, I am not a PNG').toString('base64') })],
     ['a truncated PNG', () => ({ imageBase64: png.subarray(0, png.length - 20).toString('base64') })],
   ])('refuses %s with "2" and stores nothing (the attempt still counts)', async (_case, serverData) => {
-    const err = await avatarErrorOf(service().handleSaveAvatar(client, save(serverData())));
+    const err = await avatarErrorOf(service().saveAvatar(client, save(serverData())));
     expect(err.code).toBe(AvatarErrorCode.INVALID_IMAGE);
     expect(log).toEqual(['quota.take']);
   });
@@ -155,19 +162,19 @@ describe('AvatarService', () => {
   describe('AVATAR_MAX_PIXELS', () => {
     it('refuses an image whose width x height exceeds it with "2", and stores nothing', async () => {
       // 8 x 6 = 48 pixels: far below the library's own default, so only the configured value refuses it
-      const err = await avatarErrorOf(service({ avatarMaxPixels: 47 }).handleSaveAvatar(client, savePng()));
+      const err = await avatarErrorOf(service({ avatarMaxPixels: 47 }).saveAvatar(client, savePng()));
       expect(err.code).toBe(AvatarErrorCode.INVALID_IMAGE);
       expect(log).toEqual(['quota.take']);
     });
 
     it('accepts an image of exactly AVATAR_MAX_PIXELS', async () => {
-      await service({ avatarMaxPixels: 48 }).handleSaveAvatar(client, savePng());
-      expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
+      await service({ avatarMaxPixels: 48 }).saveAvatar(client, savePng());
+      expect(alice.transport.frames).toEqual([success]);
     });
 
     it('hands the configured value to the decoder', async () => {
       const reencode = jest.spyOn(avatarImage, 'reencodeAvatar');
-      await service({ avatarMaxPixels: 1234 }).handleSaveAvatar(client, save({ imageBase64: png.toString('base64') })).catch(() => undefined);
+      await service({ avatarMaxPixels: 1234 }).saveAvatar(client, save({ imageBase64: png.toString('base64') })).catch(() => undefined);
       expect(reencode).toHaveBeenCalledWith(expect.any(Buffer), expect.objectContaining({ maxPixels: 1234 }));
     });
   });
@@ -181,25 +188,25 @@ describe('AvatarService', () => {
       const reencode = jest.spyOn(avatarImage, 'reencodeAvatar');
       // a valid image, an invalid one and an over-size one: all "4" (the quota is checked first)
       for (const frame of [savePng(), save({ imageBase64: 'not base64!' }), save({ imageBase64: Buffer.alloc(MAX_BYTES + 1).toString('base64') })]) {
-        const err = await avatarErrorOf(service().handleSaveAvatar(client, frame));
+        const err = await avatarErrorOf(service().saveAvatar(client, frame));
         expect(err.code).toBe(AvatarErrorCode.TOO_MANY_UPLOADS);
         expect(err.message).toMatch(/too many/);
       }
       expect(reencode).not.toHaveBeenCalled();
       expect(log).toEqual(['quota.take', 'quota.take', 'quota.take']);
-      expect(client.frames).toEqual([]);
+      expect(alice.transport.frames).toEqual([]);
     });
 
     it('allows the upload when the quota cannot be checked (shared state unreachable), logged at debug', async () => {
       take.mockRejectedValueOnce(new Error('redis down'));
       const debug = jest.spyOn(Logger.prototype, 'debug');
-      await service().handleSaveAvatar(client, savePng());
-      expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
+      await service().saveAvatar(client, savePng());
+      expect(alice.transport.frames).toEqual([success]);
       expect(debug).toHaveBeenCalledWith(expect.objectContaining({ err: 'Error: redis down' }), 'avatar quota unavailable: upload allowed');
     });
 
     it('the quota is per user', async () => {
-      await service().handleSaveAvatar(new FakeClient('bob'), savePng());
+      await service().saveAvatar(joinedClient('bob').client, savePng());
       expect(take).toHaveBeenCalledWith('avatar-saves:bob', SAVES_PER_MINUTE, 60_000);
     });
   });
@@ -210,9 +217,9 @@ describe('AvatarService', () => {
         log.push('index.set');
         return OLD_URL;
       });
-      await service().handleSaveAvatar(client, savePng());
+      await service().saveAvatar(client, savePng());
       expect(remove).toHaveBeenCalledWith(OLD_FILE);
-      expect(log).toEqual(['quota.take', 'store.put', 'index.set', 'presence.updateProfile', 'send', 'broadcast', 'store.delete']);
+      expect(log).toEqual(['quota.take', 'store.put', 'index.set', 'sessions.updateProfile', 'send', 'store.delete']);
     });
 
     it.each([
@@ -222,17 +229,16 @@ describe('AvatarService', () => {
       ['the new URL itself', URL],
     ])('never touches %s', async (_what, previous) => {
       indexSet.mockResolvedValueOnce(previous);
-      await service().handleSaveAvatar(client, savePng());
+      await service().saveAvatar(client, savePng());
       expect(remove).not.toHaveBeenCalled();
-      expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
+      expect(alice.transport.frames).toEqual([success]);
     });
 
     it('keeps the replaced file when the online profile could not be updated (it may still name it)', async () => {
       indexSet.mockResolvedValueOnce(OLD_URL);
       updateProfile.mockRejectedValueOnce(new Error('redis down'));
-      await service().handleSaveAvatar(client, savePng());
-      expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
-      expect(broadcast).toHaveBeenCalledTimes(1);
+      await service().saveAvatar(client, savePng());
+      expect(alice.transport.frames).toEqual([success]);
       expect(remove).not.toHaveBeenCalled();
     });
 
@@ -240,19 +246,19 @@ describe('AvatarService', () => {
       indexSet.mockResolvedValueOnce(OLD_URL);
       remove.mockRejectedValueOnce(new Error('EACCES'));
       const warn = jest.spyOn(Logger.prototype, 'warn');
-      await expect(service().handleSaveAvatar(client, savePng())).resolves.toBeUndefined();
-      expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
+      await expect(service().saveAvatar(client, savePng())).resolves.toBeUndefined();
+      expect(alice.transport.frames).toEqual([success]);
       expect(warn).toHaveBeenCalledWith(expect.objectContaining({ file: OLD_FILE, err: 'Error: EACCES' }), 'replaced avatar not deleted');
     });
   });
 
   describe('"3": the avatar could not be stored', () => {
-    it('when the store fails: nothing indexed, sent, broadcast or deleted', async () => {
+    it('when the store fails: nothing indexed, sent, told or deleted', async () => {
       put.mockImplementationOnce(async () => {
         log.push('store.put');
         throw new Error('disk full');
       });
-      const err = await avatarErrorOf(service().handleSaveAvatar(client, savePng()));
+      const err = await avatarErrorOf(service().saveAvatar(client, savePng()));
       expect(err.code).toBe(AvatarErrorCode.STORE_FAILED);
       expect(err.message).not.toContain('disk full');
       expect(log).toEqual(['quota.take', 'store.put']);
@@ -263,7 +269,7 @@ describe('AvatarService', () => {
         log.push('index.set');
         throw new Error('index write failed');
       });
-      const err = await avatarErrorOf(service().handleSaveAvatar(client, savePng()));
+      const err = await avatarErrorOf(service().saveAvatar(client, savePng()));
       expect(err.code).toBe(AvatarErrorCode.STORE_FAILED);
       expect(log).toEqual(['quota.take', 'store.put', 'index.set', 'store.delete']);
       expect(remove).toHaveBeenCalledWith(FILE);
@@ -273,17 +279,18 @@ describe('AvatarService', () => {
       indexSet.mockRejectedValueOnce(new Error('index write failed'));
       remove.mockRejectedValueOnce(new Error('EIO'));
       const warn = jest.spyOn(Logger.prototype, 'warn');
-      const err = await avatarErrorOf(service().handleSaveAvatar(client, savePng()));
+      const err = await avatarErrorOf(service().saveAvatar(client, savePng()));
       expect(err.code).toBe(AvatarErrorCode.STORE_FAILED);
       expect(warn).toHaveBeenCalledWith(expect.objectContaining({ file: FILE }), 'unindexed avatar not deleted');
     });
   });
 
-  it('still succeeds when the online profile cannot be updated (the index has the avatar)', async () => {
+  it('still succeeds when the online profile cannot be updated (the index has the avatar), logged', async () => {
     updateProfile.mockRejectedValueOnce(new Error('redis down'));
-    await service().handleSaveAvatar(client, savePng());
-    expect(client.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
-    expect(broadcast).toHaveBeenCalledTimes(1);
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    await service().saveAvatar(client, savePng());
+    expect(alice.transport.frames).toEqual([success]);
+    expect(warn).toHaveBeenCalledWith(expect.objectContaining({ err: 'Error: redis down' }), 'online profile not updated (the index has the avatar)');
   });
 
   describe('AVATAR_CONCURRENCY', () => {
@@ -308,8 +315,8 @@ describe('AvatarService', () => {
     it('decodes at most AVATAR_CONCURRENCY images at once; the others wait their turn, in order', async () => {
       const { events, finish } = controlledDecoder();
       const svc = service({ avatarConcurrency: 2 });
-      const clients = ['u0', 'u1', 'u2', 'u3'].map((id) => new FakeClient(id));
-      const saves = clients.map((c) => svc.handleSaveAvatar(c, savePng()));
+      const clients = ['u0', 'u1', 'u2', 'u3'].map((id) => joinedClient(id));
+      const saves = clients.map((c) => svc.saveAvatar(c.client, savePng()));
       await flushPromises();
       expect(events).toEqual(['start 0', 'start 1']);
       finish(1);
@@ -321,13 +328,13 @@ describe('AvatarService', () => {
       finish(2);
       finish(3);
       await Promise.all(saves);
-      for (const c of clients) expect(c.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } }]);
+      for (const c of clients) expect(c.transport.frames).toEqual([success]);
     });
 
     it('a decode that fails frees its slot for the next one', async () => {
       const svc = service({ avatarConcurrency: 1 });
-      const bad = svc.handleSaveAvatar(client, save({ imageBase64: Buffer.from('GIF89a not really').toString('base64') }));
-      const good = svc.handleSaveAvatar(new FakeClient('bob'), savePng());
+      const bad = svc.saveAvatar(client, save({ imageBase64: Buffer.from('GIF89a not really').toString('base64') }));
+      const good = svc.saveAvatar(joinedClient('bob').client, savePng());
       expect((await avatarErrorOf(bad)).code).toBe(AvatarErrorCode.INVALID_IMAGE);
       await expect(good).resolves.toBeUndefined();
     });
@@ -337,8 +344,8 @@ describe('AvatarService', () => {
       let releasePut!: () => void;
       put.mockImplementationOnce(() => new Promise((resolve) => (releasePut = () => resolve(FILE))));
       const svc = service({ avatarConcurrency: 1 });
-      const first = svc.handleSaveAvatar(client, savePng());
-      const second = svc.handleSaveAvatar(new FakeClient('bob'), savePng());
+      const first = svc.saveAvatar(client, savePng());
+      const second = svc.saveAvatar(joinedClient('bob').client, savePng());
       await flushPromises();
       finish(0);
       await flushPromises();
