@@ -1,21 +1,24 @@
 import { Logger } from '@nestjs/common';
-import { FakeClient, testProfile } from '../../test/support/fake-client';
+import { flushPromises, joinedClient, openClient, testProfile, verifiedClient, type FakeConnection } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
-import type { AvatarIndex } from '../engine/engine.ports';
-import { ProbeOutcome, type ClusterBus, type PresenceRegistry, type ProbeRequest, type Session } from '../engine/engine.ports';
-import type { RegisteredConnection } from '../messaging/client';
+import { ProbeOutcome, type AvatarIndex, type ClusterBus, type PresenceRegistry, type ProbeRequest, type Session } from '../engine/engine.ports';
+import { ClientState, type ChatClient } from '../messaging/chat-client';
 import type { ConnectionRegistry } from '../messaging/connection-registry';
 import type { Messenger } from '../messaging/messenger';
+import type { ServerFrame } from '../protocol/frames';
 import type { UserProfile } from '../protocol/protocol';
-import { JoinOutcome, PresenceService } from './presence.service';
+import type { SessionOptions } from './session.options';
+import { JoinOutcome, SessionService } from './session.service';
 
 const NODE = 'node-a';
+const PROBE_MS = 2000;
 const SAVED_AVATAR = 'http://gw.example/avatars/0123456789abcdef0123456789abcdef.webp';
 
 const disconnect = (userId: string) => ({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'DISCONNECT', userId } });
+const connect = (profile: UserProfile) => ({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'CONNECT', ...profile } });
 
-describe('PresenceService', () => {
-  /** Every collaborator call, in order, to check the join sequence. */
+describe('SessionService', () => {
+  /** Every collaborator call, and the client's join steps, in order. */
   let log: string[];
   let claim: jest.Mock<Promise<boolean>, [Session]>;
   let release: jest.Mock<Promise<boolean>, [Session]>;
@@ -28,12 +31,14 @@ describe('PresenceService', () => {
   let busProbe: jest.Mock<Promise<ProbeOutcome>, [string, ProbeRequest, number]>;
   let onProbe: jest.Mock<void, [(request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>]>;
   let avatarGet: jest.Mock<Promise<string | undefined>, [string]>;
-  let register: jest.Mock<void, [RegisteredConnection]>;
-  let unregister: jest.Mock<void, [RegisteredConnection]>;
-  let connectionsGet: jest.Mock<RegisteredConnection | undefined, [string]>;
-  let broadcast: jest.Mock<void, [object | string, string?]>;
-  let service: PresenceService;
-  let client: FakeClient;
+  let register: jest.Mock<void, [ChatClient]>;
+  let unregister: jest.Mock<void, [ChatClient]>;
+  let connectionsGet: jest.Mock<ChatClient | undefined, [string]>;
+  let broadcast: jest.Mock<void, [ServerFrame | string, string?]>;
+  let service: SessionService;
+  /** A connection whose token AuthGuard verified for alice: what LoginHandler hands to join. */
+  let alice: FakeConnection;
+  let client: ChatClient;
 
   /** The broadcasts, parsed, with the user they skip. */
   const broadcasts = () =>
@@ -48,6 +53,18 @@ describe('PresenceService', () => {
       log.push(name);
       return impl(...args);
     });
+  }
+
+  /** Records the client's join steps in `log`; they still run (the real state machine). */
+  function logJoinSteps(c: ChatClient): void {
+    for (const step of ['beginJoin', 'completeJoin', 'abortJoin'] as const) {
+      const original = c[step].bind(c) as (...args: unknown[]) => void;
+      const recorded = (...args: unknown[]) => {
+        log.push(step);
+        original(...args);
+      };
+      jest.spyOn(c, step).mockImplementation(recorded as never);
+    }
   }
 
   beforeAll(() => Logger.overrideLogger(false));
@@ -69,7 +86,7 @@ describe('PresenceService', () => {
     unregister = logged<ConnectionRegistry['unregister']>('unregister', () => undefined);
     connectionsGet = jest.fn();
     broadcast = logged<Messenger['broadcast']>('broadcast', () => undefined);
-    service = new PresenceService(
+    service = new SessionService(
       strictMock<PresenceRegistry>(
         { claim, release, list, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
         'registry',
@@ -78,59 +95,74 @@ describe('PresenceService', () => {
       strictMock<ClusterBus>({ nodeId: NODE, probe: busProbe, onProbe }, 'bus'),
       strictMock<ConnectionRegistry>({ register, unregister, get: connectionsGet }, 'connections'),
       strictMock<Messenger>({ broadcast }, 'messenger'),
-      { duplicateProbeMs: 2000 },
+      strictMock<SessionOptions>({ duplicateProbeMs: PROBE_MS }, 'options'),
     );
-    client = new FakeClient('pending-user', 'conn-1');
-    const beginJoin = client.beginJoin.bind(client);
-    client.beginJoin = (p) => {
-      log.push('beginJoin');
-      beginJoin(p);
-    };
-    const completeJoin = client.completeJoin.bind(client);
-    client.completeJoin = (f) => {
-      log.push('completeJoin');
-      completeJoin(f);
-    };
+    alice = verifiedClient(testProfile('alice'));
+    client = alice.client;
+    logJoinSteps(client);
   });
 
   describe('join', () => {
     it('claims, registers, sends AUTH SUCCESS with the online list, then broadcasts CONNECT to the others', async () => {
-      const alice = testProfile('alice');
-      await expect(service.join(client, alice)).resolves.toBe(JoinOutcome.JOINED);
+      const profile = client.user!;
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.JOINED);
 
       expect(log).toEqual(['avatars.get', 'claim', 'beginJoin', 'register', 'list', 'completeJoin', 'broadcast']);
-      expect(claim).toHaveBeenCalledWith({ userId: 'alice', nodeId: NODE, connId: 'conn-1', profile: alice });
+      const session = { userId: 'alice', nodeId: NODE, connId: client.id, profile };
+      expect(claim).toHaveBeenCalledWith(session);
       expect(register).toHaveBeenCalledWith(client);
-      expect(client.session).toEqual({ userId: 'alice', nodeId: NODE, connId: 'conn-1', profile: alice });
+      expect(service.sessionOf(client)).toEqual(session);
+      expect(client.state).toBe(ClientState.JOINED);
       expect(client.userId).toBe('alice');
 
       // bob was online; alice is not in the registry's answer yet, so she is added
-      expect(client.frames).toEqual([
-        { type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'alice', userList: [testProfile('bob'), alice] } },
+      expect(alice.transport.frames).toEqual([
+        { type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'alice', userList: [testProfile('bob'), profile] } },
       ]);
-      expect(broadcasts()).toEqual([
-        { frame: { type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'CONNECT', ...alice } }, except: 'alice' },
-      ]);
+      expect(broadcasts()).toEqual([{ frame: connect(profile), except: 'alice' }]);
     });
 
     it('lists every user with all seven fields, the connecting user once', async () => {
-      const alice = testProfile('alice');
-      list.mockResolvedValueOnce([testProfile('bob'), alice, testProfile('carol')]);
-      await service.join(client, alice);
-      const auth = client.frames[0] as { serverData: { userList: UserProfile[] } };
+      list.mockResolvedValueOnce([testProfile('bob'), testProfile('alice'), testProfile('carol')]);
+      await service.join(client);
+      const auth = alice.transport.frames[0] as { serverData: { userList: UserProfile[] } };
       expect(auth.serverData.userList.map((u) => u.userId)).toEqual(['bob', 'alice', 'carol']);
       for (const user of auth.serverData.userList) {
         expect(Object.keys(user).sort()).toEqual(['avatar', 'language', 'lastOnline', 'nickname', 'registerDate', 'status', 'userId']);
       }
     });
 
+    it('writes the same AUTH SUCCESS for profile objects it has seen before (cached JSON) as for fresh ones', async () => {
+      const bob = Object.freeze(testProfile('bob', { nickname: 'b"o\\b' }));
+      list.mockImplementation(async () => [bob]); // the same profile object, in a fresh array each time
+      await service.join(client);
+      const carol = verifiedClient('carol');
+      await service.join(carol.client);
+      expect(alice.transport.frames[0]).toMatchObject({ serverData: { userList: [testProfile('bob', { nickname: 'b"o\\b' }), testProfile('alice')] } });
+      expect(carol.transport.frames[0]).toMatchObject({ serverData: { userList: [testProfile('bob', { nickname: 'b"o\\b' }), testProfile('carol')] } });
+    });
+
+    it('holds back what is broadcast while it joins, and writes it right after its AUTH SUCCESS', async () => {
+      list.mockImplementationOnce(async () => {
+        // a presence change that reaches the client between its claim and its online list
+        client.sendBroadcast('{"type":"USER_CONNECTION_MESSAGE"}', Buffer.from('{"type":"USER_CONNECTION_MESSAGE"}'));
+        expect(alice.transport.writes).toEqual([]);
+        return [];
+      });
+      await service.join(client);
+      expect(alice.transport.written).toHaveLength(2);
+      expect(alice.transport.frames[0]).toMatchObject({ type: 'AUTH_MESSAGE', status: 'SUCCESS' });
+      expect(alice.transport.written[1]).toBe('{"type":"USER_CONNECTION_MESSAGE"}');
+    });
+
     it('shares a frozen verified profile as is (no copy per login), and freezes a copy of any other', async () => {
       const shared = Object.freeze(testProfile('alice'));
-      await service.join(client, shared);
+      const first = verifiedClient(shared);
+      await service.join(first.client);
       expect(claim.mock.calls[0][0].profile).toBe(shared);
-      const other = new FakeClient('bob');
+      expect(first.client.profile).toBe(shared);
       const mutable = testProfile('bob');
-      await service.join(other, mutable);
+      await service.join(verifiedClient(mutable).client);
       const claimed = claim.mock.calls[1][0].profile;
       expect(claimed).not.toBe(mutable);
       expect(claimed).toEqual(mutable);
@@ -139,25 +171,34 @@ describe('PresenceService', () => {
 
     it('uses the saved avatar over the one the authorization server reported', async () => {
       avatarGet.mockResolvedValueOnce(SAVED_AVATAR);
-      const verified = testProfile('alice');
-      await service.join(client, verified);
+      const verified = client.user!;
+      await service.join(client);
       expect(avatarGet).toHaveBeenCalledWith('alice');
       const expected = { ...verified, avatar: SAVED_AVATAR };
       expect(claim.mock.calls[0][0].profile).toEqual(expected);
       expect(client.profile).toEqual(expected);
-      expect(broadcasts()[0].frame).toEqual({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'CONNECT', ...expected } });
+      expect(broadcasts()[0].frame).toEqual(connect(expected));
       expect(verified.avatar).toBe('http://auth.example/alice.png'); // the verified profile is not mutated
+      expect(client.user).toBe(verified);
+    });
+
+    it('refuses a client whose token was not verified, touching nothing', async () => {
+      const { client: unverified, transport } = openClient();
+      await expect(service.join(unverified)).rejects.toThrow('join before the token was verified');
+      expect(log).toEqual([]);
+      expect(transport.writes).toEqual([]);
     });
 
     it('refuses a user whose session on another node answers the probe: nothing registered, sent or broadcast', async () => {
       claim.mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
-      expect(busProbe).toHaveBeenCalledWith('node-b', { userId: 'alice', connId: 'old' }, 2000);
-      expect(client.session).toBeUndefined();
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+      expect(busProbe).toHaveBeenCalledWith('node-b', { userId: 'alice', connId: 'old' }, PROBE_MS);
+      expect(service.sessionOf(client)).toBeUndefined();
       expect(register).not.toHaveBeenCalled();
-      expect(client.sent).toEqual([]);
-      expect(client.events).toEqual([]);
+      expect(alice.transport.writes).toEqual([]);
+      expect(log).not.toContain('beginJoin');
+      expect(client.state).toBe(ClientState.PRE_AUTH);
       expect(broadcast).not.toHaveBeenCalled();
     });
 
@@ -165,7 +206,7 @@ describe('PresenceService', () => {
       claim.mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
       busProbe.mockResolvedValueOnce(outcome);
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
       expect(claim).toHaveBeenCalledTimes(1);
     });
 
@@ -173,132 +214,215 @@ describe('PresenceService', () => {
       claim.mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
       busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.JOINED);
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.JOINED);
       expect(claim).toHaveBeenCalledTimes(2);
       const [first, second] = claim.mock.invocationCallOrder;
       expect(first).toBeLessThan(locate.mock.invocationCallOrder[0]);
       expect(locate.mock.invocationCallOrder[0]).toBeLessThan(busProbe.mock.invocationCallOrder[0]);
       expect(busProbe.mock.invocationCallOrder[0]).toBeLessThan(second);
+      expect(client.state).toBe(ClientState.JOINED);
     });
 
     it('refuses when the second claim loses to a racing newcomer', async () => {
       claim.mockResolvedValueOnce(false).mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
       busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
       expect(register).not.toHaveBeenCalled();
+      expect(service.sessionOf(client)).toBeUndefined();
     });
 
     it('claims again at once when the session vanished before it could be located', async () => {
       claim.mockResolvedValueOnce(false);
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.JOINED);
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.JOINED);
       expect(busProbe).not.toHaveBeenCalled();
+      expect(claim).toHaveBeenCalledTimes(2);
+    });
+
+    it('does not claim again for a newcomer that closed while the old connection was probed', async () => {
+      claim.mockResolvedValueOnce(false);
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      busProbe.mockImplementationOnce(async () => {
+        client.closed();
+        return ProbeOutcome.GONE;
+      });
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.CLOSED);
+      expect(claim).toHaveBeenCalledTimes(1);
+      expect(service.sessionOf(client)).toBeUndefined();
     });
 
     describe('a duplicate of a connection of this node', () => {
-      let old: FakeClient;
+      let old: FakeConnection;
       beforeEach(async () => {
-        old = new FakeClient('pending-old', 'conn-old');
-        await service.join(old, testProfile('alice'));
-        expect(old.session).toBeDefined();
+        old = verifiedClient('alice');
+        await service.join(old.client);
+        expect(service.sessionOf(old.client)).toBeDefined();
         claim.mockClear();
         claim.mockResolvedValueOnce(false);
-        locate.mockResolvedValueOnce(old.session);
+        locate.mockResolvedValueOnce(service.sessionOf(old.client));
         broadcast.mockClear();
+        log.length = 0;
       });
 
-      it('is refused when the old connection answers the ping; the old one is untouched', async () => {
-        await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
-        expect(old.probes).toEqual([2000]);
-        expect(old.dropped).toBe(false);
-        expect(old.session).toBeDefined();
+      it('is found by its connection id, and the newcomer is refused when it answers the ping; the old one is untouched', async () => {
+        await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
+        expect(old.transport.probes).toEqual([PROBE_MS]);
+        expect(old.transport.dropped).toBe(false);
+        expect(old.client.state).toBe(ClientState.JOINED);
+        expect(service.sessionOf(old.client)).toBeDefined();
         expect(busProbe).not.toHaveBeenCalled();
+        expect(broadcast).not.toHaveBeenCalled();
       });
 
       it('replaces an old connection that does not answer: dropped, DISCONNECT, then the newcomer joins', async () => {
-        old.answersProbe = false;
-        await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.JOINED);
-        expect(old.dropped).toBe(true);
-        expect(old.session).toBeUndefined();
+        old.transport.answersProbe = false;
+        await expect(service.join(client)).resolves.toBe(JoinOutcome.JOINED);
+        expect(old.transport.dropped).toBe(true);
+        expect(old.transport.closes).toEqual([]); // no close frame: its peer does not answer
+        expect(old.client.state).toBe(ClientState.CLOSING);
+        expect(service.sessionOf(old.client)).toBeUndefined();
+        expect(unregister).toHaveBeenCalledWith(old.client);
+        expect(release).toHaveBeenCalledWith(expect.objectContaining({ userId: 'alice', connId: old.client.id }));
         const frames = broadcasts().map((b) => b.frame);
         expect(frames[0]).toEqual(disconnect('alice'));
         expect(frames[1]).toMatchObject({ serverData: { connectionStatus: 'CONNECT', userId: 'alice' } });
+        expect(service.sessionOf(client)).toEqual(expect.objectContaining({ connId: client.id }));
       });
     });
 
     it('answers probes from other nodes about its connections', async () => {
       service.onModuleInit();
       const handler = onProbe.mock.calls[0][0];
-      const old = new FakeClient('pending-old', 'conn-old');
-      await service.join(old, testProfile('alice'));
-      await expect(handler({ userId: 'alice', connId: 'conn-old' }, 1000)).resolves.toBe(ProbeOutcome.ALIVE);
-      expect(old.probes).toEqual([1000]);
-      old.answersProbe = false;
-      await expect(handler({ userId: 'alice', connId: 'conn-old' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
-      expect(old.dropped).toBe(true);
+      const old = verifiedClient('alice');
+      await service.join(old.client);
+      await expect(handler({ userId: 'alice', connId: old.client.id }, 1000)).resolves.toBe(ProbeOutcome.ALIVE);
+      expect(old.transport.probes).toEqual([1000]);
+      old.transport.answersProbe = false;
+      await expect(handler({ userId: 'alice', connId: old.client.id }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      expect(old.transport.dropped).toBe(true);
       expect(release).toHaveBeenCalledTimes(1);
+      expect(broadcasts().map((b) => b.frame)).toContainEqual(disconnect('alice'));
       // Unknown here (already gone): GONE, and a stale session of this node is released.
       locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-x', profile: testProfile('bob') });
       await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
       expect(release).toHaveBeenCalledTimes(2);
     });
 
+    it('a probe naming a connection of this node that holds another user\'s session: GONE, that connection untouched', async () => {
+      service.onModuleInit();
+      const handler = onProbe.mock.calls[0][0];
+      const bob = verifiedClient('bob');
+      await service.join(bob.client);
+      release.mockClear();
+      locate.mockResolvedValueOnce(undefined); // alice has no session (bob's connection holds bob's)
+      await expect(handler({ userId: 'alice', connId: bob.client.id }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      expect(locate).toHaveBeenLastCalledWith('alice');
+      expect(bob.transport.probes).toEqual([]);
+      expect(bob.transport.dropped).toBe(false);
+      expect(release).not.toHaveBeenCalled();
+    });
+
+    it('a probe for a stale session that is another node\'s, or another connection\'s, releases nothing', async () => {
+      service.onModuleInit();
+      const handler = onProbe.mock.calls[0][0];
+      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: 'node-b', connId: 'conn-x', profile: testProfile('bob') });
+      await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-y', profile: testProfile('bob') });
+      await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      expect(release).not.toHaveBeenCalled();
+    });
+
     it('answers UNAVAILABLE when the claim cannot be made', async () => {
       claim.mockRejectedValueOnce(new Error('redis down'));
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.UNAVAILABLE);
-      expect(client.session).toBeUndefined();
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.UNAVAILABLE);
+      expect(service.sessionOf(client)).toBeUndefined();
       expect(register).not.toHaveBeenCalled();
-      expect(client.sent).toEqual([]);
+      expect(alice.transport.writes).toEqual([]);
       expect(broadcast).not.toHaveBeenCalled();
     });
 
+    it('answers UNAVAILABLE when the saved avatar cannot be read', async () => {
+      avatarGet.mockRejectedValueOnce(new Error('redis down'));
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.UNAVAILABLE);
+      expect(claim).not.toHaveBeenCalled();
+      expect(service.sessionOf(client)).toBeUndefined();
+    });
+
     it('does not claim for a connection that closed before', async () => {
-      client.isOpen = false;
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.CLOSED);
+      client.closed();
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.CLOSED);
       expect(claim).not.toHaveBeenCalled();
       expect(register).not.toHaveBeenCalled();
-      expect(client.session).toBeUndefined();
+      expect(service.sessionOf(client)).toBeUndefined();
     });
 
     it('releases the claim of a connection that closed while claiming', async () => {
       claim.mockImplementationOnce(async () => {
-        client.isOpen = false;
+        log.push('claim');
+        client.closed();
         return true;
       });
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.CLOSED);
-      expect(release).toHaveBeenCalledWith(expect.objectContaining({ userId: 'alice', connId: 'conn-1' }));
-      expect(client.session).toBeUndefined();
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.CLOSED);
+      expect(release).toHaveBeenCalledWith(expect.objectContaining({ userId: 'alice', connId: client.id }));
+      expect(service.sessionOf(client)).toBeUndefined();
       expect(register).not.toHaveBeenCalled();
-      expect(client.sent).toEqual([]);
-      expect(client.events).toEqual([]);
+      expect(alice.transport.writes).toEqual([]);
+      expect(log).not.toContain('beginJoin');
     });
 
     it('aborts the join and releases the claim when the online list cannot be read', async () => {
       list.mockRejectedValueOnce(new Error('redis down'));
-      await expect(service.join(client, testProfile('alice'))).resolves.toBe(JoinOutcome.UNAVAILABLE);
-      expect(client.events).toEqual(['beginJoin', 'abortJoin']);
+      await expect(service.join(client)).resolves.toBe(JoinOutcome.UNAVAILABLE);
+      expect(log.filter((step) => step.endsWith('Join'))).toEqual(['beginJoin', 'abortJoin']);
       expect(unregister).toHaveBeenCalledWith(client);
-      expect(release).toHaveBeenCalledWith(expect.objectContaining({ userId: 'alice', connId: 'conn-1' }));
-      expect(client.session).toBeUndefined();
-      expect(client.sent).toEqual([]); // no AUTH SUCCESS
-      expect(broadcasts().map((b) => (b.frame as { serverData: { connectionStatus: string } }).serverData.connectionStatus)).not.toContain('CONNECT');
+      expect(release).toHaveBeenCalledWith(expect.objectContaining({ userId: 'alice', connId: client.id }));
+      expect(service.sessionOf(client)).toBeUndefined();
+      expect(alice.transport.writes).toEqual([]); // no AUTH SUCCESS
+      expect(client.isJoined).toBe(false);
+      expect(broadcasts().map((b) => b.frame)).not.toContainEqual(expect.objectContaining({ serverData: expect.objectContaining({ connectionStatus: 'CONNECT' }) }));
+    });
+
+    it('a delivery held for a client whose join is aborted reports ERROR', async () => {
+      const outcomes: string[] = [];
+      list.mockImplementationOnce(async () => {
+        client.deliver('{"type":"DIALOG_MESSAGE"}', (status) => outcomes.push(status));
+        throw new Error('redis down');
+      });
+      await service.join(client);
+      expect(outcomes).toEqual(['ERROR']);
+      expect(alice.transport.writes).toEqual([]);
+    });
+
+    // Known bug (reported): the gateway calls leave() as soon as the socket closes, even while the
+    // join awaits the online list; join then goes on and broadcasts CONNECT after the DISCONNECT
+    // that leave sent, so everyone else keeps a user who is gone (and whose session was released).
+    it.failing('a connection that closes while the online list is read: no CONNECT after its DISCONNECT', async () => {
+      list.mockImplementationOnce(async () => {
+        client.closed(); // the socket is gone...
+        await service.leave(client); // ...and the gateway's close handler ends the session
+        return [];
+      });
+      const outcome = await service.join(client);
+      const statuses = broadcasts().map((b) => (b.frame as { serverData: { connectionStatus: string } }).serverData.connectionStatus);
+      expect(statuses).toEqual(['DISCONNECT']); // today: ['DISCONNECT', 'CONNECT']
+      expect(outcome).toBe(JoinOutcome.CLOSED); // today: JOINED
     });
   });
 
   describe('leave', () => {
     beforeEach(async () => {
-      await service.join(client, testProfile('alice'));
+      await service.join(client);
       log.length = 0;
       broadcast.mockClear();
     });
 
     it('unregisters, releases and broadcasts DISCONNECT (only userId) to everyone else', async () => {
-      const session = client.session;
+      const session = service.sessionOf(client);
       await service.leave(client);
       expect(log).toEqual(['unregister', 'release', 'broadcast']);
       expect(unregister).toHaveBeenCalledWith(client);
       expect(release).toHaveBeenCalledWith(session);
-      expect(client.session).toBeUndefined();
+      expect(service.sessionOf(client)).toBeUndefined();
       expect(broadcasts()).toEqual([{ frame: disconnect('alice'), except: 'alice' }]);
     });
 
@@ -320,6 +444,16 @@ describe('PresenceService', () => {
       await service.leave(client);
       expect(broadcasts()).toEqual([{ frame: disconnect('alice'), except: 'alice' }]);
     });
+
+    it('ends only this connection\'s session, found by its connection id', async () => {
+      const bob = verifiedClient('bob');
+      await service.join(bob.client);
+      release.mockClear();
+      await service.leave(client);
+      expect(release).toHaveBeenCalledTimes(1);
+      expect(release.mock.calls[0][0]).toMatchObject({ userId: 'alice', connId: client.id });
+      expect(service.sessionOf(bob.client)).toBeDefined();
+    });
   });
 
   it('leave of a client that never joined touches nothing', async () => {
@@ -337,58 +471,103 @@ describe('PresenceService', () => {
     ]);
   });
 
-  it('closes with 4409, without DISCONNECT, a local connection whose session a newer login took during an outage', () => {
-    service.onModuleInit();
-    const local = new FakeClient('alice', 'conn-7');
-    local.session = { userId: 'alice', nodeId: NODE, connId: 'conn-7', profile: testProfile('alice') };
-    connectionsGet.mockReturnValue(local);
-    onSessionLost.mock.calls[0][0]({ ...local.session });
-    expect(local.closes).toEqual([4409]);
-    expect(local.session).toBeUndefined();
-    expect(unregister).toHaveBeenCalledWith(local);
-    expect(broadcasts()).toEqual([]);
-  });
+  describe('a session lost to a newer login during an outage', () => {
+    beforeEach(async () => {
+      service.onModuleInit();
+      await service.join(client);
+      broadcast.mockClear();
+      unregister.mockClear();
+    });
 
-  it('leaves alone a local connection of the same user that is not the lost session', () => {
-    service.onModuleInit();
-    const local = new FakeClient('alice', 'conn-8');
-    connectionsGet.mockReturnValue(local);
-    onSessionLost.mock.calls[0][0]({ userId: 'alice', nodeId: NODE, connId: 'conn-7', profile: testProfile('alice') });
-    expect(local.closes).toEqual([]);
+    it('closes its connection with 4409, without DISCONNECT (the user is online elsewhere)', async () => {
+      onSessionLost.mock.calls[0][0]({ ...service.sessionOf(client)! });
+      expect(alice.transport.closes).toEqual([{ code: 4409, reason: 'this user connected elsewhere' }]);
+      expect(client.state).toBe(ClientState.CLOSING);
+      expect(service.sessionOf(client)).toBeUndefined();
+      expect(unregister).toHaveBeenCalledWith(client);
+      expect(broadcasts()).toEqual([]);
+      // the gateway's close handler then leaves: nothing more goes out
+      await service.leave(client);
+      expect(release).not.toHaveBeenCalled();
+      expect(broadcasts()).toEqual([]);
+    });
+
+    it('leaves alone a connection of the same user that is not the lost session', () => {
+      onSessionLost.mock.calls[0][0]({ userId: 'alice', nodeId: NODE, connId: 'conn-other', profile: testProfile('alice') });
+      expect(alice.transport.closes).toEqual([]);
+      expect(service.sessionOf(client)).toBeDefined();
+      expect(unregister).not.toHaveBeenCalled();
+    });
   });
 
   it('broadcasts CONNECT again for sessions restored after the others announced them gone', () => {
     service.onModuleInit();
     const profile = testProfile('u1');
     onSessionsRestored.mock.calls[0][0]([{ userId: 'u1', nodeId: NODE, connId: 'c', profile }]);
-    expect(broadcasts()).toEqual([
-      { frame: { type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'CONNECT', ...profile } }, except: 'u1' },
-    ]);
+    expect(broadcasts()).toEqual([{ frame: connect(profile), except: 'u1' }]);
   });
 
   describe('updateProfile', () => {
-    it('patches the local connection\'s profile and the registry', async () => {
-      const local = new FakeClient('alice');
-      connectionsGet.mockReturnValueOnce(local);
-      const before = Object.freeze(testProfile('alice'));
-      local.profile = before;
-      await service.updateProfile('alice', { avatar: SAVED_AVATAR });
-      expect(local.profile).toEqual(testProfile('alice', { avatar: SAVED_AVATAR }));
-      expect(local.profile).not.toBe(before); // replaced, never changed in place
-      expect(before.avatar).toBe(testProfile('alice').avatar);
-      expect(Object.isFrozen(local.profile)).toBe(true);
-      expect(registryUpdate).toHaveBeenCalledWith('alice', { avatar: SAVED_AVATAR });
+    let local: FakeConnection;
+
+    beforeEach(() => {
+      local = joinedClient(Object.freeze(testProfile('alice')));
     });
 
-    it('patches the registry for a user connected elsewhere', async () => {
+    it('replaces the local client\'s profile, patches the registry, then tells everyone else (USER_UPDATE with the changed fields)', async () => {
+      connectionsGet.mockReturnValueOnce(local.client);
+      const before = local.client.profile!;
+      await service.updateProfile('alice', { avatar: SAVED_AVATAR });
+      expect(connectionsGet).toHaveBeenCalledWith('alice');
+      expect(local.client.profile).toEqual(testProfile('alice', { avatar: SAVED_AVATAR }));
+      expect(local.client.profile).not.toBe(before); // replaced, never changed in place
+      expect(before.avatar).toBe(testProfile('alice').avatar);
+      expect(Object.isFrozen(local.client.profile)).toBe(true);
+      expect(registryUpdate).toHaveBeenCalledWith('alice', { avatar: SAVED_AVATAR });
+      expect(log).toEqual(['registry.updateProfile', 'broadcast']);
+      expect(broadcasts()).toEqual([{ frame: { type: 'USER_UPDATE_MESSAGE', serverData: { userId: 'alice', avatar: SAVED_AVATAR } }, except: 'alice' }]);
+      expect(local.transport.writes).toEqual([]); // the user itself is not told (it got its SAVE_AVATAR SUCCESS)
+    });
+
+    it('sends the changed fields only, and never lets a patch change the user id', async () => {
+      connectionsGet.mockReturnValueOnce(local.client);
+      await service.updateProfile('alice', { nickname: 'Alice', status: 'away', userId: 'mallory' });
+      expect(broadcasts()).toEqual([
+        { frame: { type: 'USER_UPDATE_MESSAGE', serverData: { userId: 'alice', nickname: 'Alice', status: 'away' } }, except: 'alice' },
+      ]);
+      expect(local.client.profile).toEqual(testProfile('alice', { nickname: 'Alice', status: 'away' }));
+      expect(local.client.userId).toBe('alice');
+    });
+
+    it('patches the registry and tells everyone for a user connected elsewhere', async () => {
       connectionsGet.mockReturnValueOnce(undefined);
       await service.updateProfile('bob', { avatar: SAVED_AVATAR });
       expect(registryUpdate).toHaveBeenCalledWith('bob', { avatar: SAVED_AVATAR });
+      expect(broadcasts()).toEqual([{ frame: { type: 'USER_UPDATE_MESSAGE', serverData: { userId: 'bob', avatar: SAVED_AVATAR } }, except: 'bob' }]);
     });
 
-    it('rejects when the registry cannot be updated', async () => {
-      registryUpdate.mockRejectedValueOnce(new Error('redis down'));
-      await expect(service.updateProfile('bob', { avatar: SAVED_AVATAR })).rejects.toThrow('redis down');
+    it('still tells everyone (with the changed fields) when the registry cannot be written, and rejects', async () => {
+      connectionsGet.mockReturnValueOnce(local.client);
+      registryUpdate.mockImplementationOnce(async () => {
+        log.push('registry.updateProfile');
+        throw new Error('redis down');
+      });
+      await expect(service.updateProfile('alice', { avatar: SAVED_AVATAR })).rejects.toThrow('redis down');
+      expect(log).toEqual(['registry.updateProfile', 'broadcast']);
+      expect(broadcasts()).toEqual([{ frame: { type: 'USER_UPDATE_MESSAGE', serverData: { userId: 'alice', avatar: SAVED_AVATAR } }, except: 'alice' }]);
+      expect(local.client.profile).toEqual(testProfile('alice', { avatar: SAVED_AVATAR })); // this node's view changed
+    });
+
+    it('does not broadcast before the registry write settles', async () => {
+      connectionsGet.mockReturnValueOnce(undefined);
+      let finish!: () => void;
+      registryUpdate.mockImplementationOnce(() => new Promise<void>((resolve) => (finish = resolve)));
+      const update = service.updateProfile('bob', { avatar: SAVED_AVATAR });
+      await flushPromises();
+      expect(broadcast).not.toHaveBeenCalled();
+      finish();
+      await update;
+      expect(broadcast).toHaveBeenCalledTimes(1);
     });
   });
 });
