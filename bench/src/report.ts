@@ -82,7 +82,8 @@ function target(phase: string, metric: string): { max?: number; min?: number } |
   if (phase.startsWith('dialog@')) {
     if (metric === 'p50Ms') return { max: 1.5 };
     if (metric === 'p99Ms') return { max: 3 };
-    if (metric === 'cpuPerRtUs') return { max: 1.3 };
+    // Issue 11 tightened it from 1.3x.
+    if (metric === 'cpuPerRtUs') return { max: 1.25 };
   }
   if (phase === 'idle@10000' && metric === 'rssPerConnKiB') return { max: 1.5 };
   if (phase.startsWith('connect@') && metric === 'connPerSec') return { min: 0.85 };

@@ -67,8 +67,8 @@ export function renderHostile(result: SuiteResult): string[] {
   lines.push(`| attack: closes and refusals seen by the attackers, all repetitions | ${servers.map((s) => closes(runs, s, key)).join(' | ')} |  |`);
   lines.push('');
   lines.push(
-    'Ratios are computed within each repetition (attacked ÷ quiet of the same server process), then median [min–max]. ' +
-      'The baselines have no defences (no rate limit, no inbound budget, no pre-auth bound): their row is for information.',
+    'Ratios are computed within each repetition (attacked ÷ quiet of the same server process), then median [min–max].' +
+      (servers.some((s) => s !== 'gateway') ? ' The baselines have no defences (no rate limit, no inbound budget, no pre-auth bound): their column is for information.' : ''),
   );
   return lines;
 }
