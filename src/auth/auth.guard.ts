@@ -1,5 +1,5 @@
 import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
 import { AuthError } from '../protocol/errors';
 import { HANDSHAKE_LOGIN } from '../protocol/inbound';
 import { MessageType } from '../protocol/protocol';
@@ -21,13 +21,15 @@ import { TokenService } from './token.service';
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly tokens: TokenService,
-    @Inject(GATEWAY_CONFIG) private readonly config: Pick<GatewayConfig, 'allowQueryToken'>,
+    @Inject(AUTH_OPTIONS) private readonly config: Pick<AuthOptions, 'allowQueryToken'>,
   ) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    const ws = context.switchToWs();
-    const client = ws.getClient<ChatClient>();
+    // The client is the first argument of a WebSocket handler (what switchToWs().getClient() reads,
+    // without its per-call allocations: this runs for every frame).
+    const client = context.getArgByIndex<ChatClient>(0);
     if (client.isJoined) return true;
+    const ws = context.switchToWs();
     if (ws.getPattern() !== MessageType.AUTH || !client.isOpen) return false;
     if (client.user) return true;
     return this.authenticate(client, this.findToken(client, ws.getData<unknown>()));
@@ -48,6 +50,8 @@ export class AuthGuard implements CanActivate {
 
   private async authenticate(client: ChatClient, token: string): Promise<boolean> {
     const check = await this.tokens.verify(token);
+    // Closed while its token was checked: nothing to log in (the login's close has happened).
+    if (!client.isOpen) return false;
     if (check.outcome === 'valid') {
       client.authenticate(check.profile);
       return true;

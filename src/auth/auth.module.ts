@@ -2,7 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { AUTH_OPTIONS, authOptionsProvider, type AuthOptions } from './auth.options';
 import { ObservabilityModule } from '../observability/observability.module';
 import { AuthGuard } from './auth.guard';
 import { DemoTokenVerifier } from './demo-token-verifier';
@@ -20,16 +20,18 @@ import { TOKEN_VERIFIER } from './token-verifier';
     }),
   ],
   providers: [
+    authOptionsProvider,
     HttpTokenVerifier,
     {
       provide: TOKEN_VERIFIER,
-      inject: [GATEWAY_CONFIG, HttpTokenVerifier],
-      useFactory: (config: GatewayConfig, http: HttpTokenVerifier) =>
+      inject: [AUTH_OPTIONS, HttpTokenVerifier],
+      useFactory: (config: AuthOptions, http: HttpTokenVerifier) =>
         config.authServerUrl ? http : new DemoTokenVerifier(),
     },
     TokenService,
     AuthGuard,
   ],
-  exports: [TokenService, AuthGuard],
+  // AUTH_OPTIONS too: a module that uses @UseGuards(AuthGuard) instantiates the guard in its own scope.
+  exports: [TokenService, AuthGuard, AUTH_OPTIONS],
 })
 export class AuthModule {}

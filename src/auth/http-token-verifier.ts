@@ -1,7 +1,7 @@
 import { HttpService } from '@nestjs/axios';
 import { Inject, Injectable } from '@nestjs/common';
 import { firstValueFrom } from 'rxjs';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
 import { Status, toProfile } from '../protocol/protocol';
 import type { TokenCheck, TokenVerifier } from './token-verifier';
 
@@ -23,7 +23,7 @@ const MAX_REPLY_BYTES = 64 * 1024;
 export class HttpTokenVerifier implements TokenVerifier {
   constructor(
     private readonly http: HttpService,
-    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(AUTH_OPTIONS) private readonly config: AuthOptions,
   ) {}
 
   async verify(token: string): Promise<TokenCheck> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
 import { MetricsService } from '../observability/metrics.service';
 import { TOKEN_VERIFIER, type TokenCheck, type TokenVerifier } from './token-verifier';
 
@@ -53,7 +53,7 @@ export class TokenService implements OnModuleDestroy {
 
   constructor(
     @Inject(TOKEN_VERIFIER) private readonly verifier: TokenVerifier,
-    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(AUTH_OPTIONS) private readonly config: AuthOptions,
     private readonly metrics: MetricsService,
   ) {}
 

@@ -52,7 +52,7 @@ describe('loadConfig', () => {
       ['maxMessageFrameBytes', 65_536],
       ['maxJsonDepth', 32],
       ['inboundQueueMaxBytes', 4_194_304],
-      ['inboundBytesPerSec', 1_048_576],
+      ['inboundBytesPerSec', 262_144],
       ['avatarMaxPixels', 16_777_216],
       ['avatarConcurrency', 2],
       ['avatarSavesPerMinute', 6],

@@ -154,7 +154,7 @@ export class EnvironmentDto {
    * more); beyond it, its socket is not read for a while (TCP backpressure, nothing refused).
    */
   @Transform(toInt) @IsInt() @Min(1024) @Max(1024 * 1024 * 1024)
-  INBOUND_BYTES_PER_SEC = 1_048_576;
+  INBOUND_BYTES_PER_SEC = 262_144;
 
   @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000_000)
   AVATAR_MAX_PIXELS = 16_777_216;

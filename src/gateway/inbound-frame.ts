@@ -31,17 +31,20 @@ export function byteLength(data: RawData): number {
 export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits, onType?: (type: string) => void): InboundFrame {
   if (isBinary) throw new FrameError(FrameErrorCode.INVALID_JSON, 'binary frames are not accepted: send JSON text');
   const bytes = frameBytes(data);
-  const scan = scanFrame(bytes, limits.maxJsonDepth);
+  // A frame over MAX_MESSAGE_FRAME_BYTES can only be a SAVE_AVATAR image: its structure is bounded
+  // and it needs no escapes (base64 has none), so the scan stops at the first sign it is not one.
+  const large = bytes.length > limits.maxMessageFrameBytes;
+  const scan = scanFrame(bytes, limits.maxJsonDepth, large ? { maxStructureBytes: limits.maxMessageFrameBytes, noEscapes: true } : {});
   // Refused unparsed: the requestType is the scan's reading of the type.
   if (scan.tooDeep) {
     if (scan.type !== undefined) onType?.(scan.type);
     throw new FrameError(FrameErrorCode.INVALID_MESSAGE, `JSON nested deeper than ${limits.maxJsonDepth} levels`);
   }
-  if (bytes.length > limits.maxMessageFrameBytes && (scan.type !== MessageType.SAVE_AVATAR || scan.structureBytes > limits.maxMessageFrameBytes)) {
+  if (large && (scan.stoppedAt !== undefined || scan.type !== MessageType.SAVE_AVATAR || scan.structureBytes > limits.maxMessageFrameBytes)) {
     if (scan.type !== undefined) onType?.(scan.type);
     throw new FrameError(
       FrameErrorCode.INVALID_MESSAGE,
-      `frame larger than ${limits.maxMessageFrameBytes} bytes: only a SAVE_AVATAR image may make a frame that large`,
+      `frame larger than ${limits.maxMessageFrameBytes} bytes: only a SAVE_AVATAR image (base64, no escapes) may make a frame that large`,
     );
   }
   let value: unknown;

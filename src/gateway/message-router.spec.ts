@@ -493,7 +493,7 @@ describe('MessageRouter', () => {
         expect(events).toEqual(['SYNC:1', 'sent:ERROR_MESSAGE/INVALID_MESSAGE', 'SYNC:2']);
       });
 
-      it.failing('BUG: answers UNKNOWN_TYPE without requestType for a frame whose type is the string "unknown"', async () => {
+      it('answers UNKNOWN_TYPE with requestType for a frame whose type is the string "unknown"', async () => {
         // docs/protocol.md: "requestType is present whenever the frame had a string type". The
         // router hands the filter 'unknown' for "no type" (Nest's WsProxy default), and the
         // filter drops it, so a frame typed "unknown" loses its requestType.

@@ -1,15 +1,8 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, ModuleRef, type NestContainer } from '@nestjs/core';
-import { GuardsConsumer, GuardsContextCreator } from '@nestjs/core/guards';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
-import { InterceptorsConsumer, InterceptorsContextCreator } from '@nestjs/core/interceptors';
-import { PipesConsumer, PipesContextCreator } from '@nestjs/core/pipes';
 import { MESSAGE_MAPPING_METADATA, MESSAGE_METADATA } from '@nestjs/websockets/constants';
-import { ExceptionFiltersContext } from '@nestjs/websockets/context/exception-filters-context';
-import { WsContextCreator } from '@nestjs/websockets/context/ws-context-creator';
-import { WsProxy } from '@nestjs/websockets/context/ws-proxy';
-import type { WsExceptionsHandler } from '@nestjs/websockets/exceptions/ws-exceptions-handler';
-import { isObservable } from 'rxjs';
+import { isObservable, lastValueFrom } from 'rxjs';
 import type { RawData } from 'ws';
 import { MetricsService } from '../observability/metrics.service';
 import { FrameError } from '../protocol/errors';
@@ -17,10 +10,11 @@ import { FrameErrorCode, MessageType } from '../protocol/protocol';
 import type { ChatClient } from '../messaging/chat-client';
 import { GATEWAY_LIMITS, type GatewayLimits } from './gateway-limits';
 import { byteLength, parseFrame } from './inbound-frame';
+import { HandlerPipelineFactory, type Pipeline } from './handler-pipeline';
 import { ProtocolExceptionFilter } from './protocol-exception.filter';
 
-/** A message handler with its whole Nest pipeline (guards, interceptors, pipes, filters) around it. */
-type Pipeline = (client: ChatClient, frame: unknown) => Promise<unknown>;
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 
 /** The inbound side of one connection: frames wait here, in order, while a handler runs. */
 export class FrameQueue {
@@ -58,27 +52,11 @@ export class FrameQueue {
 }
 
 /**
- * Runs a handler's exception through the handler's own filters (`@UseFilters`, global ones) as
- * Nest's WsProxy does, and through ProtocolExceptionFilter when none of them catches it (where
- * Nest would fall back to BaseWsExceptionFilter).
- */
-class ProtocolWsProxy extends WsProxy {
-  constructor(private readonly fallback: ProtocolExceptionFilter) {
-    super();
-  }
-
-  override handleError<T>(exceptionsHandler: WsExceptionsHandler, args: unknown[], error: T): void {
-    const host = new ExecutionContextHost(args);
-    host.setType('ws');
-    if (!exceptionsHandler.invokeCustomFilters(error, host)) this.fallback.catch(error, host);
-  }
-}
-
-/**
  * Frames of logged-in connections to their handlers: every `@SubscribeMessage(type)` method of any
  * provider (a `@WebSocketGateway()` class or a plain provider), found with Nest's own metadata and
- * built once, at start, through Nest's own WsContextCreator, so that guards, interceptors, pipes
- * and exception filters behave as Nest documents for gateways. One frame at a time per connection:
+ * built once, at start, from the guards, interceptors, pipes and exception filters Nest's own
+ * context creators resolve for it (HandlerPipelineFactory), so that they behave as Nest documents
+ * for gateways. One frame at a time per connection:
  * while a handler's pipeline runs, the connection's next frames wait (bounded by
  * INBOUND_QUEUE_MAX_BYTES), so they are processed in the order received. No per-connection binding
  * or observable: the handlers take the client as an argument.
@@ -89,7 +67,7 @@ export class MessageRouter implements OnModuleInit {
   private readonly handlers = new Map<string, Pipeline>();
   /** The AUTH_MESSAGE handler: a connection's own login, never routed after it. */
   private loginPipeline?: Pipeline;
-  private contexts?: WsContextCreator;
+  private pipelines?: HandlerPipelineFactory;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -111,7 +89,7 @@ export class MessageRouter implements OnModuleInit {
         const type: unknown = Reflect.getMetadata(MESSAGE_METADATA, callback);
         if (typeof type !== 'string') throw new Error(`${instance.constructor.name}.${method}: @SubscribeMessage needs a string message type`);
         if (this.handlers.has(type) || (type === MessageType.AUTH && this.loginPipeline)) throw new Error(`two handlers for message type ${type}`);
-        const pipeline = this.build(instance, method, wrapper.host.token);
+        const pipeline = this.build(instance, method, wrapper.host.token, type);
         if (type === MessageType.AUTH) this.loginPipeline = pipeline;
         else this.handlers.set(type, pipeline);
       }
@@ -125,7 +103,9 @@ export class MessageRouter implements OnModuleInit {
    * HANDSHAKE_LOGIN when it came with the upgrade. Errors are answered by the filters; resolves when done.
    */
   async login(client: ChatClient, data: unknown): Promise<void> {
-    await this.loginPipeline!(client, data);
+    const result = this.loginPipeline!(client, data);
+    if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+    else await result;
   }
 
   /** The registered message types. */
@@ -133,14 +113,12 @@ export class MessageRouter implements OnModuleInit {
     return [...this.handlers.keys()];
   }
 
-  /**
-   * Builds the pipeline of one method through Nest's WsContextCreator (as Nest's SocketModule
-   * builds a gateway's), with ProtocolExceptionFilter as the default filter.
-   */
-  private build(instance: object, method: string, moduleKey: string): Pipeline {
-    const contexts = (this.contexts ??= this.contextCreator());
-    const callback = (instance as Record<string, (...args: unknown[]) => unknown>)[method];
-    return contexts.create(instance, callback, moduleKey, method) as Pipeline;
+  /** Builds the pipeline of one method, with ProtocolExceptionFilter as the default filter. */
+  private build(instance: object, method: string, moduleKey: string, type: string): Pipeline {
+    // ModuleRef holds the application's container (as every Nest provider's ModuleRef does).
+    const container = (this.moduleRef as unknown as { container: NestContainer }).container;
+    this.pipelines ??= new HandlerPipelineFactory(container, this.filter);
+    return this.pipelines.create(instance, method, moduleKey, type);
   }
 
   /**
@@ -162,11 +140,17 @@ export class MessageRouter implements OnModuleInit {
       this.metrics.countReceived(requestType);
       const handler = this.handlers.get(requestType!);
       if (!handler) throw new FrameError(FrameErrorCode.UNKNOWN_TYPE, 'unknown message type');
+      const result = handler(client, frame);
+      if (!isThenable(result)) {
+        this.respond(client, queue, result, false);
+        return;
+      }
+      // An asynchronous step: the connection's next frames wait for it.
       queue.busy = true;
-      handler(client, frame).then(
-        (result) => this.respond(client, queue, result),
+      result.then(
+        (value) => this.respond(client, queue, value, true),
         (err: unknown) => {
-          // The proxy hands every error to the filters; this is a failure of the pipeline itself.
+          // The pipeline hands every error to the filters; this is a failure of the pipeline itself.
           this.logger.error({ connId: client.id, requestType, err: String(err) }, 'message pipeline failed');
           this.resume(client, queue);
         },
@@ -181,12 +165,13 @@ export class MessageRouter implements OnModuleInit {
    * as JSON, a string as is), or every value of an Observable (what interceptors make of it); the
    * connection's next frame waits until the Observable completes. Nothing for undefined or null.
    */
-  private respond(client: ChatClient, queue: FrameQueue, result: unknown): void {
+  private respond(client: ChatClient, queue: FrameQueue, result: unknown, waited: boolean): void {
     if (!isObservable(result)) {
       this.reply(client, result);
-      this.resume(client, queue);
+      if (waited) this.resume(client, queue);
       return;
     }
+    queue.busy = true;
     result.subscribe({
       next: (value) => this.reply(client, value),
       // WsProxy routes a handler's error to the filters before it reaches here: this is the pipeline's own.
@@ -218,24 +203,8 @@ export class MessageRouter implements OnModuleInit {
 
   /** An error outside any handler (a refused frame, a missed deadline): answered by the same filter as the handlers' errors. */
   answer(client: ChatClient, err: unknown, requestType: string | undefined): void {
-    const host = new ExecutionContextHost([client, undefined, requestType ?? 'unknown']);
+    const host = new ExecutionContextHost([client, undefined, requestType]);
     host.setType('ws');
     this.filter.catch(err, host);
-  }
-
-  /** Nest's WsContextCreator, assembled exactly as @nestjs/websockets' SocketModule assembles it. */
-  private contextCreator(): WsContextCreator {
-    // ModuleRef holds the application's container (as every Nest provider's ModuleRef does).
-    const container = (this.moduleRef as unknown as { container: NestContainer }).container;
-    return new WsContextCreator(
-      new ProtocolWsProxy(this.filter),
-      new ExceptionFiltersContext(container),
-      new PipesContextCreator(container),
-      new PipesConsumer(),
-      new GuardsContextCreator(container),
-      new GuardsConsumer(),
-      new InterceptorsContextCreator(container),
-      new InterceptorsConsumer(),
-    );
   }
 }

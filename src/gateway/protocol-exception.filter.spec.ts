@@ -49,7 +49,7 @@ class FakeTransport implements Transport {
 }
 
 /** The host Nest's WsProxy hands a filter: [client, data, pattern]. */
-function wsHost(client: ChatClient, data: unknown, pattern: string): ExecutionContextHost {
+function wsHost(client: ChatClient, data: unknown, pattern: string | undefined): ExecutionContextHost {
   const host = new ExecutionContextHost([client, data, pattern]);
   host.setType('ws');
   return host;
@@ -83,8 +83,8 @@ describe('ProtocolExceptionFilter', () => {
     expect(client.isOpen).toBe(true);
   });
 
-  it("leaves requestType out when the pattern is Nest's 'unknown' (a frame without a string type)", () => {
-    filter.catch(new FrameError(FrameErrorCode.INVALID_JSON, 'the frame is not valid JSON'), wsHost(client, undefined, 'unknown'));
+  it('leaves requestType out when there is no pattern (a frame without a string type)', () => {
+    filter.catch(new FrameError(FrameErrorCode.INVALID_JSON, 'the frame is not valid JSON'), wsHost(client, undefined, undefined));
     expect(transport.frames).toEqual([{ type: 'ERROR_MESSAGE', status: 'ERROR', error: { errorCode: 'INVALID_JSON', message: 'the frame is not valid JSON' } }]);
   });
 

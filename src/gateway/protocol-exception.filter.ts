@@ -19,7 +19,7 @@ export class ProtocolExceptionFilter implements WsExceptionFilter {
     const ws = host.switchToWs();
     const client = ws.getClient<ChatClient>();
     const pattern = ws.getPattern?.();
-    const answer = toWireAnswer(exception, typeof pattern === 'string' && pattern !== 'unknown' ? pattern : undefined);
+    const answer = toWireAnswer(exception, typeof pattern === 'string' ? pattern : undefined);
     if (!answer) {
       this.logger.error({ connId: client.id, requestType: pattern, err: exception instanceof Error ? exception.stack : String(exception) }, 'handler failed');
       return;

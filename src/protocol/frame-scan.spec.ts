@@ -59,6 +59,39 @@ describe('scanFrame', () => {
     expect(ms).toBeLessThan(2000);
   });
 
+  describe('bounds for large frames', () => {
+    it('stops at the first escape when escapes are forbidden, however long the frame', () => {
+      const frame = bytes(`{"type":"SAVE_AVATAR","serverData":{"imageBase64":"${'\\"'.repeat(700_000)}"}}`);
+      expect(scanFrame(frame, 32, { noEscapes: true }).stoppedAt).toBe('escape');
+      expect(scanFrame(bytes('{"a":"x\\ny"}'), 32, { noEscapes: true }).stoppedAt).toBe('escape');
+      expect(scanFrame(bytes('{"a\\u0041":1}'), 32, { noEscapes: true }).stoppedAt).toBe('escape');
+      expect(scanFrame(frame, 32).stoppedAt).toBeUndefined();
+    });
+
+    it('stops once the structure exceeds its bound, and never for a plain image frame', () => {
+      const structure = bytes(`[${'"a",'.repeat(280_000)}"a"]`);
+      const scan = scanFrame(structure, 32, { maxStructureBytes: 65_536 });
+      expect(scan.stoppedAt).toBe('structure');
+      const image = bytes(JSON.stringify({ type: 'SAVE_AVATAR', serverData: { imageBase64: 'A'.repeat(1_400_000) } }));
+      expect(scanFrame(image, 32, { maxStructureBytes: 65_536, noEscapes: true })).toMatchObject({ type: 'SAVE_AVATAR' });
+      expect(scanFrame(image, 32, { maxStructureBytes: 65_536, noEscapes: true }).stoppedAt).toBeUndefined();
+    });
+
+    it('stays cheap on the worst large frames (escapes, many short strings): a few ms each at most', () => {
+      const worst = [
+        bytes(`{"type":"SAVE_AVATAR","serverData":{"imageBase64":"${'\\"'.repeat(730_000)}"}}`),
+        bytes(`[${'"a",'.repeat(365_000)}"a"]`),
+        bytes(`"${'\\\\'.repeat(365_000)}"`),
+      ];
+      for (const frame of worst) scanFrame(frame, 32, { maxStructureBytes: 65_536, noEscapes: true });
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < 10; i++) for (const frame of worst) scanFrame(frame, 32, { maxStructureBytes: 65_536, noEscapes: true });
+      const msEach = Number(process.hrtime.bigint() - started) / 1e6 / 30;
+      // About 1 ms or less each here; unbounded, the first took ~17 ms (a native search per escaped quote).
+      expect(msEach).toBeLessThan(10);
+    });
+  });
+
   it('counts string contents apart from structure', () => {
     const image = 'A'.repeat(10_000);
     const scan = scanFrame(bytes(JSON.stringify({ type: 'SAVE_AVATAR', serverData: { imageBase64: image } })), 32);

@@ -40,10 +40,27 @@ export interface FrameScan {
   readonly clientDataEnd: number;
   /** A top-level key holds an escape: `type` and the `clientData` range may not be what JSON.parse sees. */
   readonly escapedKey: boolean;
+  /**
+   * Scanning was stopped by a bound of `options` (the frame is refused whatever else it holds):
+   * more structure than `maxStructureBytes`, or an escape (`\`) where `noEscapes` forbids them.
+   */
+  readonly stoppedAt?: 'structure' | 'escape';
 }
 
-/** Scans `bytes` (UTF-8 JSON text) and stops at the first nesting deeper than `maxDepth`. */
-export function scanFrame(bytes: Uint8Array, maxDepth: number): FrameScan {
+export interface ScanBounds {
+  /** Stop once the bytes outside string contents exceed this. */
+  readonly maxStructureBytes?: number;
+  /** Stop at the first backslash (an image in base64 never needs one). */
+  readonly noEscapes?: boolean;
+}
+
+/**
+ * Scans `bytes` (UTF-8 JSON text) and stops at the first nesting deeper than `maxDepth`, or at the
+ * first sign that a bound of `bounds` is broken (for large frames: the scan then stays cheap).
+ */
+export function scanFrame(bytes: Uint8Array, maxDepth: number, bounds: ScanBounds = {}): FrameScan {
+  const maxStructure = bounds.maxStructureBytes ?? Infinity;
+  const noEscapes = bounds.noEscapes === true;
   const length = bytes.length;
   let depth = 0;
   let stringBytes = 0;
@@ -71,10 +88,12 @@ export function scanFrame(bytes: Uint8Array, maxDepth: number): FrameScan {
           end = length; // unterminated: JSON.parse will say so
           break;
         }
+        if (noEscapes && bytes[end - 1] === BACKSLASH) return stopped('escape');
         let backslashes = 0;
         for (let j = end - 1; j > start && bytes[j] === BACKSLASH; j--) backslashes++;
         if (backslashes % 2 === 0) break;
       }
+      if (noEscapes && indexOfByteIn(bytes, BACKSLASH, start + 1, end)) return stopped('escape');
       stringBytes += Math.max(0, end - start - 1);
       if (depth === 1 && topIsObject) {
         // Keys and top-level string values: scanned once more for escapes (linear overall).
@@ -92,6 +111,7 @@ export function scanFrame(bytes: Uint8Array, maxDepth: number): FrameScan {
       continue;
     }
     if (isWhitespace(byte)) continue;
+    if (i - stringBytes > maxStructure) return stopped('structure');
     switch (byte) {
       case OPEN_OBJECT:
       case OPEN_ARRAY:
@@ -142,6 +162,10 @@ export function scanFrame(bytes: Uint8Array, maxDepth: number): FrameScan {
   function tooDeep(): FrameScan {
     return { tooDeep: true, type, structureBytes: length - stringBytes, clientDataStart: -1, clientDataEnd: -1, escapedKey };
   }
+
+  function stopped(at: 'structure' | 'escape'): FrameScan {
+    return { tooDeep: false, type, structureBytes: length - stringBytes, clientDataStart: -1, clientDataEnd: -1, escapedKey, stoppedAt: at };
+  }
 }
 
 /**
@@ -191,9 +215,19 @@ function firstSignificant(bytes: Uint8Array): number {
   return i;
 }
 
+/** The next `byte` at or after `from`: a plain loop over the first bytes (short strings, the common case), then a native search. */
 function indexOfByte(bytes: Uint8Array, byte: number, from: number): number {
-  if (from >= bytes.length) return -1;
-  return Buffer.isBuffer(bytes) ? bytes.indexOf(byte, from) : Uint8Array.prototype.indexOf.call(bytes, byte, from);
+  const length = bytes.length;
+  const near = Math.min(length, from + 32);
+  for (let i = from; i < near; i++) if (bytes[i] === byte) return i;
+  if (near >= length) return -1;
+  return Buffer.isBuffer(bytes) ? bytes.indexOf(byte, near) : Uint8Array.prototype.indexOf.call(bytes, byte, near);
+}
+
+/** Whether `byte` occurs in [from, to): a loop for a short range, a native search bounded to the range for a long one. */
+function indexOfByteIn(bytes: Uint8Array, byte: number, from: number, to: number): boolean {
+  if (to - from <= 64) return hasByte(bytes, byte, from, to);
+  return bytes.subarray(from, to).indexOf(byte) >= 0;
 }
 
 function hasByte(bytes: Uint8Array, byte: number, from: number, to: number): boolean {

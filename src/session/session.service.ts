@@ -121,6 +121,12 @@ export class SessionService implements OnModuleInit {
       await this.leave(client);
       return JoinOutcome.UNAVAILABLE;
     }
+    // Closed while the list was read: its leave has run (DISCONNECT); no CONNECT may follow it.
+    if (!client.isOpen || this.held.get(client.id)?.session !== session) {
+      client.abortJoin();
+      await this.leave(client);
+      return JoinOutcome.CLOSED;
+    }
     if (!userList.some((u) => u.userId === session.userId)) userList.push(session.profile);
     client.completeJoin(authSuccessFrame(session.userId, userList));
     this.messenger.broadcast(connectFrame(session.profile), session.userId);
