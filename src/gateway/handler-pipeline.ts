@@ -126,7 +126,7 @@ export class HandlerPipelineFactory {
       const callArgs = new Array<unknown>(argsLength).fill(undefined);
       for (let p = 0; p < params.length; p++) {
         const param = params[p];
-        let value = param.extractValue(...args);
+        let value = param.extractValue.apply(undefined, args);
         for (let i = 0; i < param.pipes.length; i++) {
           value = param.pipes[i].transform(value, param.argument);
           if (isThenable(value)) return finishPipesAsync(args, callArgs, p, i + 1, value);
@@ -144,7 +144,7 @@ export class HandlerPipelineFactory {
         if (++p >= params.length) break;
         param = params[p];
         i = 0;
-        value = param.extractValue(...args);
+        value = param.extractValue.apply(undefined, args);
       }
       return callback.apply(instance, callArgs);
     };

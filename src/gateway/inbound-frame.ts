@@ -24,11 +24,11 @@ export function byteLength(data: RawData): number {
  * Parses a data frame into an object with a string type, or throws the FrameError that says why
  * not. One linear scan comes first (docs/protocol.md, "Invalid frames"): a frame nested deeper
  * than MAX_JSON_DEPTH, or larger than MAX_MESSAGE_FRAME_BYTES in anything but the string content
- * of a SAVE_AVATAR, is refused without being parsed. `onType` learns the frame's type as soon as
- * it is known (for the error's requestType). A top-level clientData is kept as written, without
+ * of a SAVE_AVATAR, is refused without being parsed (the FrameError then carries the type the scan
+ * read, for the error's requestType). A top-level clientData is kept as written, without
  * whitespace (RAW_CLIENT_DATA), so that it is forwarded byte-exact.
  */
-export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits, onType?: (type: string) => void): InboundFrame {
+export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits): InboundFrame {
   if (isBinary) throw new FrameError(FrameErrorCode.INVALID_JSON, 'binary frames are not accepted: send JSON text');
   const bytes = frameBytes(data);
   // A frame over MAX_MESSAGE_FRAME_BYTES can only be a SAVE_AVATAR image: its structure is bounded
@@ -37,14 +37,13 @@ export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits
   const scan = scanFrame(bytes, limits.maxJsonDepth, large ? { maxStructureBytes: limits.maxMessageFrameBytes, noEscapes: true } : {});
   // Refused unparsed: the requestType is the scan's reading of the type.
   if (scan.tooDeep) {
-    if (scan.type !== undefined) onType?.(scan.type);
-    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, `JSON nested deeper than ${limits.maxJsonDepth} levels`);
+    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, `JSON nested deeper than ${limits.maxJsonDepth} levels`, scan.type);
   }
   if (large && (scan.stoppedAt !== undefined || scan.type !== MessageType.SAVE_AVATAR || scan.structureBytes > limits.maxMessageFrameBytes)) {
-    if (scan.type !== undefined) onType?.(scan.type);
     throw new FrameError(
       FrameErrorCode.INVALID_MESSAGE,
       `frame larger than ${limits.maxMessageFrameBytes} bytes: only a SAVE_AVATAR image (base64, no escapes) may make a frame that large`,
+      scan.type,
     );
   }
   let value: unknown;
@@ -60,10 +59,10 @@ export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits
   if (typeof type !== 'string') {
     throw new FrameError(FrameErrorCode.INVALID_MESSAGE, 'a frame must have a string field "type"');
   }
-  onType?.(type);
   const frame = value as InboundFrame;
   if (scan.clientDataStart >= 0 && !scan.escapedKey) {
-    Object.defineProperty(frame, RAW_CLIENT_DATA, { value: compactJsonText(bytes, scan.clientDataStart, scan.clientDataEnd) });
+    // A symbol key: not a field of the frame for JSON, Object.keys or class-validator.
+    (frame as Record<symbol, string>)[RAW_CLIENT_DATA] = compactJsonText(bytes, scan.clientDataStart, scan.clientDataEnd);
   }
   return frame;
 }

@@ -95,7 +95,7 @@ export class MessageRouter implements OnModuleInit {
       }
     }
     if (!this.loginPipeline) throw new Error(`no handler for ${MessageType.AUTH}: the gateway cannot log anyone in`);
-    this.logger.log(`message types: ${[...this.handlers.keys()].join(', ')}`);
+    this.logger.log(`message types: ${this.types.join(', ')}`);
   }
 
   /**
@@ -134,11 +134,11 @@ export class MessageRouter implements OnModuleInit {
 
   private process(client: ChatClient, queue: FrameQueue, data: RawData, isBinary: boolean): void {
     let requestType: string | undefined;
-    let frame: unknown;
     try {
-      frame = parseFrame(data, isBinary, this.limits, (type) => (requestType = type));
+      const frame = parseFrame(data, isBinary, this.limits);
+      requestType = frame.type;
       this.metrics.countReceived(requestType);
-      const handler = this.handlers.get(requestType!);
+      const handler = this.handlers.get(requestType);
       if (!handler) throw new FrameError(FrameErrorCode.UNKNOWN_TYPE, 'unknown message type');
       const result = handler(client, frame);
       if (!isThenable(result)) {
@@ -156,7 +156,7 @@ export class MessageRouter implements OnModuleInit {
         },
       );
     } catch (err) {
-      this.answer(client, err, requestType);
+      this.answer(client, err, err instanceof FrameError && err.requestType !== undefined ? err.requestType : requestType);
     }
   }
 

@@ -195,19 +195,19 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
   private onFrame(link: Link, data: RawData, isBinary: boolean): void {
     const { client, transport } = link;
     const size = byteLength(data);
+    const now = Date.now();
     if (client.isJoined && !link.limiter) {
-      const now = Date.now();
       link.limiter = new RateLimiter(this.limits.rateLimitPerSec, this.limits.rateLimitBurst, now);
       transport.inbound.setLimits(this.joinedBudget, now);
     }
-    transport.inbound.charge(size, Date.now());
+    transport.inbound.charge(size, now);
     // Closing: what it still sends is read within its budget (to reach its close frame), not looked at.
     if (!client.isOpen) return;
     if (!link.limiter) {
       if (!this.onFrameBeforeLogin(link, data, size, isBinary)) this.metrics.droppedBeforeAuth.inc();
       return;
     }
-    const verdict = link.limiter.take(Date.now());
+    const verdict = link.limiter.take(now);
     if (verdict !== RateVerdict.ALLOW) {
       this.metrics.rateLimited.inc();
       client.send(RATE_LIMITED_FRAME);

@@ -8,6 +8,8 @@ export class FrameError extends Error {
   constructor(
     readonly code: FrameErrorCode,
     message: string,
+    /** The frame's type, when it was read before the frame was refused (by the scan, before parsing). */
+    readonly requestType?: string,
   ) {
     super(message);
     this.name = 'FrameError';

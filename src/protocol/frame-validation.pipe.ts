@@ -41,7 +41,13 @@ interface Check {
 interface Shape {
   readonly properties: readonly string[];
   readonly nested: ReadonlyMap<string, new () => object>;
-  readonly checks?: ReadonlyMap<string, readonly Check[]>;
+  readonly checks?: readonly PropertyChecks[];
+}
+
+/** The checks of one property, in class-validator's order. */
+interface PropertyChecks {
+  readonly property: string;
+  readonly list: readonly Check[];
 }
 
 const shapes = new WeakMap<object, Shape>();
@@ -66,7 +72,7 @@ function shapeOf(metatype: new () => object): Shape {
 const ORDER: Record<Check['kind'], number> = { condition: 0, defined: 1, constraint: 2, nested: 3 };
 
 /** The checks per property, or undefined when some decorator needs class-validator itself. */
-function compile(metadatas: ReturnType<ReturnType<typeof getMetadataStorage>['getTargetValidationMetadatas']>): Map<string, Check[]> | undefined {
+function compile(metadatas: ReturnType<ReturnType<typeof getMetadataStorage>['getTargetValidationMetadatas']>): PropertyChecks[] | undefined {
   const checks = new Map<string, Check[]>();
   for (const m of metadatas) {
     if (m.each || m.always || (m.groups && m.groups.length > 0)) return undefined;
@@ -97,8 +103,7 @@ function compile(metadatas: ReturnType<ReturnType<typeof getMetadataStorage>['ge
     list.push(check);
     checks.set(m.propertyName, list);
   }
-  for (const list of checks.values()) list.sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
-  return checks;
+  return [...checks].map(([property, list]) => ({ property, list: list.sort((a, b) => ORDER[a.kind] - ORDER[b.kind]) }));
 }
 
 /**
@@ -109,9 +114,11 @@ function compile(metadatas: ReturnType<ReturnType<typeof getMetadataStorage>['ge
 function passes(metatype: new () => object, instance: Record<string, unknown>): boolean | undefined {
   const { checks, nested } = shapeOf(metatype);
   if (!checks) return undefined;
-  for (const [property, list] of checks) {
+  for (let p = 0; p < checks.length; p++) {
+    const { property, list } = checks[p];
     const value = instance[property];
-    for (const check of list) {
+    for (let c = 0; c < list.length; c++) {
+      const check = list[c];
       if (check.kind === 'condition') {
         if (!check.condition!(instance, value)) break; // the property is not validated
         continue;

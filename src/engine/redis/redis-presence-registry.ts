@@ -158,16 +158,6 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     return this.registered;
   }
 
-  /** Whether onSessionLost and onSessionsRestored have handlers (the gateway wired them). */
-  get sessionHandlersWired(): boolean {
-    return this.lostHandler !== undefined && this.restoredHandler !== undefined;
-  }
-
-  /** This node's sessions (for tests and metrics). */
-  get localSessions(): ReadonlyMap<string, Session> {
-    return this.local;
-  }
-
   /**
    * Leaves the deployment: timers stop; if Redis answers, this node's remaining sessions are
    * removed and reported to onExpired (their DISCONNECT), and its lease and registration are

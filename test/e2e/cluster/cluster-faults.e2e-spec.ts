@@ -165,9 +165,8 @@ describe('cluster faults', () => {
     expect((await kept.nextOfType('DIALOG_MESSAGE')).clientData).toBe('welcome back');
     expect(newer.closeInfo).toBeUndefined();
 
-    // PresenceService handles onSessionsRestored / onSessionLost: the restored user is announced
+    // SessionService handles onSessionsRestored / onSessionLost: the restored user is announced
     // again, and the stale connection of the user who logged in elsewhere is closed, without a DISCONNECT.
-    expect(cut.presence.sessionHandlersWired).toBe(true);
     await eventually(() => observer.all('USER_CONNECTION_MESSAGE').filter(presence('CONNECT', uid(1))).length === 2, 2000, 're-announced CONNECT');
     expect((await taken.closed).code).toBe(4409);
     await sleep(200);
