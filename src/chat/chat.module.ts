@@ -8,5 +8,6 @@ import { ChatService } from './chat.service';
 @Module({
   imports: [AuthModule, MessagingModule],
   providers: [ChatService, chatOptionsProvider],
+  exports: [ChatService],
 })
 export class ChatModule {}

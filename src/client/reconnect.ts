@@ -18,13 +18,15 @@ export const RECONNECT_CLOSE_CODES: ReadonlySet<number> = new Set([
 /**
  * Close codes after which the client never reconnects: a normal close (1000, also every close the
  * client asked for), an over-size frame (1009: a client bug, retrying repeats it), a bad token
- * (4401: the same token fails again) and a user already connected (4409). Any code in neither
+ * (4401: the same token fails again), a kick by the application's backend (4403) and a user
+ * already connected (4409). Any code in neither
  * list is treated the same way: the client reconnects only where the code says so.
  */
 export const NO_RECONNECT_CLOSE_CODES: ReadonlySet<number> = new Set([
   CloseCodes.NORMAL,
   CloseCodes.MESSAGE_TOO_BIG,
   CloseCodes.UNAUTHORIZED,
+  CloseCodes.KICKED,
   CloseCodes.ALREADY_CONNECTED,
 ]);
 

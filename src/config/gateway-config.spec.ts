@@ -57,6 +57,12 @@ describe('loadConfig', () => {
       ['avatarConcurrency', 2],
       ['avatarSavesPerMinute', 6],
       ['headersTimeoutMs', 5000],
+      ['authRecheckIntervalMs', 0],
+      ['apiPort', 8082],
+      ['apiHost', '127.0.0.1'],
+      ['eventsSubjectPrefix', 'mpgp.events'],
+      ['eventsJetStream', false],
+      ['eventsBufferMax', 10_000],
     ])('%s defaults to %p', (key, expected) => {
       expect(config[key]).toStrictEqual(expected);
     });
@@ -78,6 +84,26 @@ describe('loadConfig', () => {
 
     it('is 0.0.0.0 with an authorization server', () => {
       expect(loadConfig({ AUTH_SERVER_URL: 'http://auth:8081/' })).toMatchObject({ host: '0.0.0.0', hostExplicit: false });
+    });
+  });
+
+  describe('Server API and events', () => {
+    it('are off by default', () => {
+      expect(loadConfig({})).toMatchObject({ apiKeys: undefined, eventsNatsUrls: undefined });
+    });
+
+    it('read comma-separated keys and NATS servers, trimmed', () => {
+      expect(loadConfig({ API_KEYS: ' key-0123456789abcdef , key-fedcba9876543210 ', EVENTS_NATS_URL: 'nats://a:4222, b:4223' })).toMatchObject({
+        apiKeys: ['key-0123456789abcdef', 'key-fedcba9876543210'],
+        eventsNatsUrls: ['nats://a:4222', 'b:4223'],
+      });
+    });
+
+    it('refuse a short API key without printing it, and a bad NATS URL or subject prefix', () => {
+      expect(() => loadConfig({ API_KEYS: 'tiny-secret' })).toThrow(/API_KEYS: key #1 is shorter than 16 characters/);
+      expect(() => loadConfig({ API_KEYS: 'tiny-secret' })).not.toThrow(/tiny-secret/);
+      expect(() => loadConfig({ EVENTS_NATS_URL: 'http://x' })).toThrow(/EVENTS_NATS_URL/);
+      expect(() => loadConfig({ EVENTS_SUBJECT_PREFIX: 'a.>' })).toThrow(/EVENTS_SUBJECT_PREFIX/);
     });
   });
 

@@ -169,6 +169,33 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
   HEADERS_TIMEOUT_MS = 5000;
 
+  /** Re-check every live connection's token this often (0 = never), spread over the interval. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(7 * 86_400_000)
+  AUTH_RECHECK_INTERVAL_MS = 0;
+
+  /** Comma-separated keys of the Server API (unset: the API is off). */
+  @Transform(emptyToUndefined) @IsOptional() @IsString()
+  API_KEYS?: string;
+
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  API_PORT = 8082;
+
+  @IsString()
+  API_HOST = '127.0.0.1';
+
+  /** NATS server(s) for events, comma-separated (unset: no events). */
+  @Transform(emptyToUndefined) @IsOptional() @IsString()
+  EVENTS_NATS_URL?: string;
+
+  @IsString() @Matches(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { message: 'EVENTS_SUBJECT_PREFIX must be NATS subject tokens separated by dots, without wildcards' })
+  EVENTS_SUBJECT_PREFIX = 'mpgp.events';
+
+  @Transform(toBool) @IsBoolean()
+  EVENTS_JETSTREAM = false;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000)
+  EVENTS_BUFFER_MAX = 10_000;
+
   /** Serve the demo chat page at GET / (src/web). */
   @Transform(toBool) @IsBoolean()
   DEMO_PAGE = true;
@@ -224,6 +251,16 @@ export interface GatewayConfig {
   avatarConcurrency: number;
   avatarSavesPerMinute: number;
   headersTimeoutMs: number;
+  authRecheckIntervalMs: number;
+  /** The Server API's keys; undefined when the API is off. */
+  apiKeys?: readonly string[];
+  apiPort: number;
+  apiHost: string;
+  /** NATS servers for events; undefined when events are off. */
+  eventsNatsUrls?: readonly string[];
+  eventsSubjectPrefix: string;
+  eventsJetStream: boolean;
+  eventsBufferMax: number;
 }
 
 export class ConfigError extends Error {}
@@ -232,7 +269,7 @@ export class ConfigError extends Error {}
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const known = Object.keys(new EnvironmentDto());
   const input: Record<string, string> = {};
-  for (const key of [...known, 'NODE_ENV', 'HOST', 'PUBLIC_URL', 'AUTH_SERVER_URL', 'ALLOWED_ORIGINS', 'MAX_FRAME_BYTES', 'REDIS_URL', 'LOG_LEVEL']) {
+  for (const key of [...known, 'NODE_ENV', 'HOST', 'PUBLIC_URL', 'AUTH_SERVER_URL', 'ALLOWED_ORIGINS', 'MAX_FRAME_BYTES', 'REDIS_URL', 'LOG_LEVEL', 'API_KEYS', 'EVENTS_NATS_URL']) {
     const value = env[key];
     if (value !== undefined) input[key] = value;
   }
@@ -257,6 +294,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     }
   }
   const maxFrameBytes = dto.MAX_FRAME_BYTES ?? Math.ceil(dto.AVATAR_MAX_BYTES / 3) * 4 + 65_536;
+  const list = (value: string | undefined) => value?.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+  const apiKeys = list(dto.API_KEYS);
+  for (const key of apiKeys ?? []) {
+    // Never print a key: say which one by its position.
+    if (key.length < 16) throw new ConfigError(`invalid configuration:\n  API_KEYS: key #${apiKeys!.indexOf(key) + 1} is shorter than 16 characters`);
+  }
+  const natsUrls = list(dto.EVENTS_NATS_URL);
+  for (const url of natsUrls ?? []) {
+    if (!/^(nats|tls|wss?):\/\/[^\s/]+(:\d+)?\/?$/i.test(url) && !/^[^\s/:]+:\d+$/.test(url)) {
+      throw new ConfigError(`invalid configuration:\n  EVENTS_NATS_URL: "${url}" is not nats://host:port (or host:port)`);
+    }
+  }
   return {
     production,
     port: dto.PORT,
@@ -304,6 +353,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     avatarConcurrency: dto.AVATAR_CONCURRENCY,
     avatarSavesPerMinute: dto.AVATAR_SAVES_PER_MINUTE,
     headersTimeoutMs: dto.HEADERS_TIMEOUT_MS,
+    authRecheckIntervalMs: dto.AUTH_RECHECK_INTERVAL_MS,
+    apiKeys: apiKeys && apiKeys.length > 0 ? apiKeys : undefined,
+    apiPort: dto.API_PORT,
+    apiHost: dto.API_HOST,
+    eventsNatsUrls: natsUrls && natsUrls.length > 0 ? natsUrls : undefined,
+    eventsSubjectPrefix: dto.EVENTS_SUBJECT_PREFIX,
+    eventsJetStream: dto.EVENTS_JETSTREAM,
+    eventsBufferMax: dto.EVENTS_BUFFER_MAX,
   };
 }
 

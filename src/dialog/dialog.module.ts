@@ -10,5 +10,6 @@ import { DialogService } from './dialog.service';
 @Module({
   imports: [AuthModule, EngineModule, MessagingModule, ObservabilityModule],
   providers: [DialogService, dialogOptionsProvider],
+  exports: [DialogService],
 })
 export class DialogModule {}

@@ -4,6 +4,7 @@ import { Inject, Injectable, Logger, UseGuards, UsePipes } from '@nestjs/common'
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { AuthGuard } from '../auth/auth.guard';
 import { DEDUP_STORE, DedupState, type DedupStore } from '../engine/engine.ports';
+import { ActivityFeed } from '../messaging/activity';
 import type { ChatClient } from '../messaging/chat-client';
 import { Messenger } from '../messaging/messenger';
 import { MetricsService } from '../observability/metrics.service';
@@ -13,6 +14,15 @@ import { RAW_CLIENT_DATA, type InboundFrame } from '../protocol/inbound';
 import { MessageType, Status, type DeliveryStatus } from '../protocol/protocol';
 import { DIALOG_OPTIONS, type DialogOptions } from './dialog.options';
 import { DialogMessageDto } from './dto/dialog-message.dto';
+
+/** A dialog as its fact will report it. */
+interface DialogFact {
+  readonly sender: string;
+  readonly receiver: string;
+  readonly messageId: string;
+  readonly clientJson: string;
+  readonly sendTime: string;
+}
 
 /** A DELIVERY_MESSAGE still to be sent: its outcome, once known. */
 interface PendingReport {
@@ -54,6 +64,7 @@ export class DialogService {
     @Inject(DEDUP_STORE) private readonly dedup: DedupStore,
     @Inject(DIALOG_OPTIONS) private readonly options: DialogOptions,
     private readonly metrics: MetricsService,
+    private readonly activity: ActivityFeed,
   ) {}
 
   /**
@@ -67,54 +78,98 @@ export class DialogService {
     // Forwarded as the client wrote it (byte-exact but for whitespace): a re-serialized value
     // would change numbers beyond a double (1e400, 23-digit integers).
     const clientJson = (frame as unknown as InboundFrame)[RAW_CLIENT_DATA] ?? forwardable(frame.clientData);
+    this.checkSize(clientJson);
+    const messageId = suppliedId ?? randomUUID();
+    const report = this.open(client, receiver, messageId);
+    return this.send(client.userId, receiver, clientJson, messageId, suppliedId !== undefined, (status) => this.settle(client, receiver, report, status));
+  }
+
+  /** DIALOG_MAX_BYTES: INVALID_MESSAGE for a larger clientData. */
+  checkSize(clientJson: string): void {
     // A UTF-8 byte is at most one UTF-16 unit: only a long string needs counting.
     const max = this.options.dialogMaxBytes;
     if (clientJson.length > max / 3 && Buffer.byteLength(clientJson) > max) throw invalidMessage(`clientData is larger than ${max} bytes`);
-    const messageId = suppliedId ?? randomUUID();
+  }
+
+  /**
+   * Delivers a dialog of `sender` to `receiver` wherever it is, and calls `done` once with the
+   * outcome (the rules of DELIVERY_MESSAGE). With `dedup`, (sender, messageId) is delivered once
+   * within the dedup window: a repeat gets the first attempt's outcome. A first attempt's outcome is
+   * reported (the dialog fact), on this node. Returns a promise only while the dedup reservation is
+   * pending (what the sender's next frame waits for). Also the Server API's dialog.
+   */
+  send(
+    sender: string,
+    receiver: string,
+    clientJson: string,
+    messageId: string,
+    dedup: boolean,
+    done: (status: DeliveryStatus) => void,
+  ): void | Promise<void> {
+    const sendTime = String(Date.now());
     const outbound =
       `{"type":"${MessageType.DIALOG}","clientData":${clientJson},"serverData":{"messageId":"${messageId}","sender":` +
-      JSON.stringify(client.userId) +
-      `,"sendTime":"${Date.now()}"}}`;
-    if (suppliedId !== undefined) return this.deliverOnce(client, receiver, messageId, outbound);
-    const report = this.open(client, receiver, messageId);
-    this.messenger.deliver(receiver, outbound, this.options.deliveryTimeoutMs, (status) => this.settle(client, receiver, report, status));
+      JSON.stringify(sender) +
+      `,"sendTime":"${sendTime}"}}`;
+    const fact = { sender, receiver, messageId, clientJson, sendTime };
+    if (!dedup) {
+      this.messenger.deliver(receiver, outbound, this.options.deliveryTimeoutMs, (status) => {
+        this.reportFact(fact, status);
+        done(status);
+      });
+      return;
+    }
+    return this.deliverOnce(fact, outbound, done);
   }
 
   /** A dialog with a client messageId: delivered once per (sender, messageId) within the dedup window. */
-  private async deliverOnce(client: ChatClient, receiver: string, messageId: string, outbound: string): Promise<void> {
-    const state = await this.dedup.reserve(client.userId, messageId).catch((err: unknown) => {
+  private async deliverOnce(fact: DialogFact, outbound: string, done: (status: DeliveryStatus) => void): Promise<void> {
+    const state = await this.dedup.reserve(fact.sender, fact.messageId).catch((err: unknown) => {
       // Without the store a retry may be delivered twice; delivering now beats losing the message.
-      this.logger.warn({ connId: client.id, err: String(err) }, 'dedup store unavailable: delivering without dedup');
+      this.logger.warn({ err: String(err) }, 'dedup store unavailable: delivering without dedup');
       return DedupState.NEW;
     });
-    const report = this.open(client, receiver, messageId);
     switch (state) {
       case DedupState.DELIVERED:
-        this.settle(client, receiver, report, Status.SUCCESS);
+        done(Status.SUCCESS);
         return;
       case DedupState.PENDING:
-        void this.settleWithEarlierAttempt(client, receiver, report);
+        void this.settleWithEarlierAttempt(fact, done);
         return;
       case DedupState.NEW:
-        this.messenger.deliver(receiver, outbound, this.options.deliveryTimeoutMs, (status) => void this.remember(client, receiver, report, status));
+        this.messenger.deliver(fact.receiver, outbound, this.options.deliveryTimeoutMs, (status) => void this.remember(fact, status, done));
     }
   }
 
   /** A repeat while the first attempt is pending gets that attempt's outcome. */
-  private async settleWithEarlierAttempt(client: ChatClient, receiver: string, report: PendingReport): Promise<void> {
-    const status = await this.dedup.outcome(client.userId, report.messageId, this.options.deliveryTimeoutMs * 2).catch((err: unknown) => {
-      this.logger.warn({ connId: client.id, err: String(err) }, 'dialog delivery failed');
+  private async settleWithEarlierAttempt(fact: DialogFact, done: (status: DeliveryStatus) => void): Promise<void> {
+    const status = await this.dedup.outcome(fact.sender, fact.messageId, this.options.deliveryTimeoutMs * 2).catch((err: unknown) => {
+      this.logger.warn({ err: String(err) }, 'dialog delivery failed');
       return Status.ERROR;
     });
-    this.settle(client, receiver, report, status);
+    done(status);
   }
 
   /** Records the outcome of a first attempt in the dedup store, then reports it. */
-  private async remember(client: ChatClient, receiver: string, report: PendingReport, status: DeliveryStatus): Promise<void> {
-    await this.dedup.settle(client.userId, report.messageId, status).catch((err: unknown) => {
-      this.logger.warn({ connId: client.id, err: String(err) }, 'dedup store unavailable: id not remembered');
+  private async remember(fact: DialogFact, status: DeliveryStatus, done: (status: DeliveryStatus) => void): Promise<void> {
+    await this.dedup.settle(fact.sender, fact.messageId, status).catch((err: unknown) => {
+      this.logger.warn({ err: String(err) }, 'dedup store unavailable: id not remembered');
     });
-    this.settle(client, receiver, report, status);
+    this.reportFact(fact, status);
+    done(status);
+  }
+
+  private reportFact(fact: DialogFact, status: DeliveryStatus): void {
+    if (!this.activity.active) return;
+    this.activity.report({
+      kind: 'dialog',
+      messageId: fact.messageId,
+      sender: fact.sender,
+      receiver: fact.receiver,
+      clientDataJson: fact.clientJson,
+      sendTime: fact.sendTime,
+      status,
+    });
   }
 
   /** Queues the DELIVERY_MESSAGE of a dialog behind the earlier ones of this client to this receiver. */

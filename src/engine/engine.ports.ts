@@ -25,7 +25,7 @@ export interface DeliveryRequest {
   frame: string;
 }
 
-/** Which of a user's connections a duplicate login asks about. */
+/** What a duplicate login asks of the node holding a user's connection (docs/protocol.md, "AUTH_MESSAGE"). */
 export interface ProbeRequest {
   userId: string;
   connId: string;
@@ -41,6 +41,27 @@ export enum ProbeOutcome {
   UNREACHABLE = 'UNREACHABLE',
 }
 
+/**
+ * What one node asks another to do to a user's connection there. Each kind has its answer:
+ * probe -> ProbeOutcome; kick and profile -> CommandOutcome.
+ */
+export type NodeCommand =
+  /** Ping the connection; drop it (and release its session) when it does not answer in `timeoutMs`. */
+  | { kind: 'probe'; userId: string; connId: string; timeoutMs: number }
+  /** Close the user's connection with 4403 (the Server API's disconnect). */
+  | { kind: 'kick'; userId: string; reason: string }
+  /** Change the user's online profile and tell everyone (the Server API's profile change). */
+  | { kind: 'profile'; userId: string; patch: Partial<UserProfile> };
+
+export enum CommandOutcome {
+  /** Done on the user's connection. */
+  DONE = 'DONE',
+  /** The user has no connection on that node (any more). */
+  ABSENT = 'ABSENT',
+  /** The node did not answer in time (or is gone): nothing is known. */
+  UNREACHABLE = 'UNREACHABLE',
+}
+
 /** Carries broadcasts and node-addressed deliveries between nodes. */
 export interface ClusterBus {
   readonly nodeId: string;
@@ -52,13 +73,13 @@ export interface ClusterBus {
    */
   deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<DeliveryStatus>;
   /**
-   * Asks node `nodeId` whether its connection still answers a ping within `timeoutMs` (that node
-   * drops it and releases its session when it does not). Resolves UNREACHABLE when the node does
-   * not answer in time. Never rejects.
+   * Asks node `nodeId` to carry out a command on a user's connection there, and resolves with its
+   * answer (a ProbeOutcome or a CommandOutcome, by kind), or undefined when that node does not
+   * answer within `timeoutMs` (or is gone). Never rejects.
    */
-  probe(nodeId: string, request: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome>;
-  /** Registers the handler of probes addressed to this node. */
-  onProbe(handler: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>): void;
+  command(nodeId: string, command: NodeCommand, timeoutMs: number): Promise<string | undefined>;
+  /** Registers the handler of commands addressed to this node (it resolves with the answer). */
+  onCommand(handler: (command: NodeCommand) => Promise<string>): void;
   /** Registers the handler of broadcasts that come from other nodes. */
   onBroadcast(handler: (event: BroadcastEvent) => void): void;
   /** Registers the handler of deliveries addressed to this node. */

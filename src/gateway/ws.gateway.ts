@@ -167,7 +167,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
       const client = clients[i];
       if (!this.open.has(client)) continue;
       client.close(CloseCode.GOING_AWAY, 'server shutting down');
-      await this.sessions.leave(client).catch((err: unknown) => this.logger.warn({ connId: client.id, err: String(err) }, 'leave failed'));
+      await this.sessions.leave(client, CloseCode.GOING_AWAY).catch((err: unknown) => this.logger.warn({ connId: client.id, err: String(err) }, 'leave failed'));
     }
   }
 
@@ -252,7 +252,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
   private closeAndLeave(link: Link, code: CloseCode, reason: string): void {
     this.logger.warn({ connId: link.client.id, closeCode: code }, `${reason}: closed`);
     link.client.close(code, reason);
-    this.leave(link.client);
+    this.leave(link.client, code);
   }
 
   /**
@@ -276,11 +276,11 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
     const closeCode = link.transport.closeCode ?? code;
     this.metrics.disconnects.inc({ code: String(closeCode) });
     this.logger.debug({ connId: link.client.id, closeCode }, 'closed');
-    this.leave(link.client);
+    this.leave(link.client, closeCode);
   }
 
-  private leave(client: ChatClient): void {
-    this.sessions.leave(client).catch((err: unknown) => this.logger.error({ connId: client.id, err: String(err) }, 'leave failed'));
+  private leave(client: ChatClient, code: number): void {
+    this.sessions.leave(client, code).catch((err: unknown) => this.logger.error({ connId: client.id, err: String(err) }, 'leave failed'));
   }
 
   /** Slow consumer: a best-effort 4413, the socket cut soon after, and DISCONNECT at once. */

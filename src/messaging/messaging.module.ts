@@ -1,12 +1,16 @@
 import { Module } from '@nestjs/common';
 import { EngineModule } from '../engine/engine.module';
+import { ActivityFeed } from './activity';
 import { ConnectionRegistry } from './connection-registry';
 import { Messenger } from './messenger';
 
-/** The outbound port: this node's clients, and users anywhere in the deployment (the cluster bus). */
+/**
+ * The outbound port: this node's clients, and users anywhere in the deployment (the cluster bus);
+ * and the feed of what happened (ActivityFeed), for the modules that report it elsewhere.
+ */
 @Module({
   imports: [EngineModule],
-  providers: [ConnectionRegistry, Messenger],
-  exports: [ConnectionRegistry, Messenger],
+  providers: [ConnectionRegistry, Messenger, ActivityFeed],
+  exports: [ConnectionRegistry, Messenger, ActivityFeed],
 })
 export class MessagingModule {}

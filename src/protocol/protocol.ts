@@ -59,11 +59,16 @@ export enum CloseCode {
   MESSAGE_TOO_BIG = 1009,
   TRY_AGAIN_LATER = 1013,
   UNAUTHORIZED = 4401,
+  /** Disconnected by the application's backend (Server API). */
+  KICKED = 4403,
   AUTH_DEADLINE = 4408,
   ALREADY_CONNECTED = 4409,
   SLOW_CONSUMER = 4413,
   FLOODING = 4429,
 }
+
+/** Never sent: how a connection ends without a close frame (dropped, or its node died). */
+export const ABNORMAL_CLOSURE = 1006;
 
 export enum ConnectionStatus {
   CONNECT = 'CONNECT',

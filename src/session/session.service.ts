@@ -2,19 +2,22 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import {
   AVATAR_INDEX,
   CLUSTER_BUS,
+  CommandOutcome,
   PRESENCE_REGISTRY,
   ProbeOutcome,
   type AvatarIndex,
   type ClusterBus,
+  type NodeCommand,
   type PresenceRegistry,
   type ProbeRequest,
   type Session,
 } from '../engine/engine.ports';
+import { ActivityFeed } from '../messaging/activity';
 import type { ChatClient } from '../messaging/chat-client';
 import { ConnectionRegistry } from '../messaging/connection-registry';
 import { Messenger } from '../messaging/messenger';
 import type { AuthSuccessFrame, UserConnectionFrame, UserUpdateFrame } from '../protocol/frames';
-import { CloseCode, ConnectionStatus, MessageType, Status, type UserProfile } from '../protocol/protocol';
+import { ABNORMAL_CLOSURE, CloseCode, ConnectionStatus, MessageType, Status, type UserProfile } from '../protocol/protocol';
 import { SESSION_OPTIONS, type SessionOptions } from './session.options';
 
 export enum JoinOutcome {
@@ -53,13 +56,18 @@ export class SessionService implements OnModuleInit {
     @Inject(CLUSTER_BUS) private readonly bus: ClusterBus,
     private readonly connections: ConnectionRegistry,
     private readonly messenger: Messenger,
+    private readonly activity: ActivityFeed,
     @Inject(SESSION_OPTIONS) private readonly options: SessionOptions,
   ) {}
 
   onModuleInit(): void {
-    this.bus.onProbe((request, timeoutMs) => this.probeHere(request, timeoutMs));
+    this.bus.onCommand((command) => this.commandHere(command));
+    // Sessions of a node that died: the node whose sweep removed them reports them (once).
     this.registry.onExpired((userIds) => {
-      for (const userId of userIds) this.messenger.broadcast(disconnectFrame(userId), userId);
+      for (const userId of userIds) {
+        this.messenger.broadcast(disconnectFrame(userId), userId);
+        this.activity.report({ kind: 'disconnect', userId, code: ABNORMAL_CLOSURE });
+      }
     });
     // After an outage: the user logged in elsewhere meanwhile. That newer session wins; this
     // connection goes without a DISCONNECT (the user is online).
@@ -130,11 +138,15 @@ export class SessionService implements OnModuleInit {
     if (!userList.some((u) => u.userId === session.userId)) userList.push(session.profile);
     client.completeJoin(authSuccessFrame(session.userId, userList));
     this.messenger.broadcast(connectFrame(session.profile), session.userId);
+    this.activity.report({ kind: 'connect', userId: session.userId });
     return JoinOutcome.JOINED;
   }
 
-  /** Ends a client's session (idempotent): DISCONNECT to everyone else if it was still online. */
-  async leave(client: ChatClient): Promise<void> {
+  /**
+   * Ends a client's session (idempotent): DISCONNECT to everyone else if it was still online.
+   * `code` is how its connection ended (for the disconnect fact), when known.
+   */
+  async leave(client: ChatClient, code: number = ABNORMAL_CLOSURE): Promise<void> {
     const held = this.held.get(client.id);
     if (!held) return;
     this.held.delete(client.id);
@@ -147,7 +159,44 @@ export class SessionService implements OnModuleInit {
       this.logger.warn({ connId: client.id, err: String(err) }, 'presence unavailable while leaving');
       released = true;
     }
-    if (released) this.messenger.broadcast(disconnectFrame(held.session.userId), held.session.userId);
+    if (!released) return;
+    this.messenger.broadcast(disconnectFrame(held.session.userId), held.session.userId);
+    this.activity.report({ kind: 'disconnect', userId: held.session.userId, code });
+  }
+
+  /** Everyone online in the deployment. */
+  online(): Promise<UserProfile[]> {
+    return this.registry.list();
+  }
+
+  /** The profile of a user online anywhere in the deployment, if any. */
+  async find(userId: string): Promise<UserProfile | undefined> {
+    return (await this.registry.locate(userId))?.profile;
+  }
+
+  /**
+   * Closes a user's connection wherever it is, with 4403 (the application's backend disconnected
+   * it): its DISCONNECT goes out from its node. True when a connection was closed.
+   */
+  async kick(userId: string, reason: string, timeoutMs: number): Promise<boolean> {
+    const session = await this.registry.locate(userId);
+    if (!session) return false;
+    const command: NodeCommand = { kind: 'kick', userId, reason };
+    const answer = session.nodeId === this.bus.nodeId ? await this.commandHere(command) : await this.bus.command(session.nodeId, command, timeoutMs);
+    return answer === CommandOutcome.DONE;
+  }
+
+  /**
+   * Changes an online user's profile wherever the user is (its node applies it and tells everyone);
+   * resolves with the new profile, or undefined when the user is not online.
+   */
+  async changeProfile(userId: string, patch: Partial<UserProfile>, timeoutMs: number): Promise<UserProfile | undefined> {
+    const session = await this.registry.locate(userId);
+    if (!session) return undefined;
+    const command: NodeCommand = { kind: 'profile', userId, patch };
+    const answer = session.nodeId === this.bus.nodeId ? await this.commandHere(command) : await this.bus.command(session.nodeId, command, timeoutMs);
+    if (answer !== CommandOutcome.DONE) return undefined;
+    return this.find(userId);
   }
 
   /**
@@ -157,12 +206,36 @@ export class SessionService implements OnModuleInit {
   async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
     const local = this.connections.get(userId);
     if (local?.profile) local.replaceProfile(frozen({ ...local.profile, ...patch, userId }));
-    const update: UserUpdateFrame = { type: MessageType.USER_UPDATE, serverData: { ...patch, userId } };
+    const changed = { ...patch };
+    delete changed.userId;
+    const update: UserUpdateFrame = { type: MessageType.USER_UPDATE, serverData: { ...changed, userId } };
     try {
-      await this.registry.updateProfile(userId, patch);
+      await this.registry.updateProfile(userId, changed);
     } finally {
       // Told even when the shared registry could not be written (this node's clients see the change).
       this.messenger.broadcast(update, userId);
+      this.activity.report({ kind: 'profile', userId, changed });
+    }
+  }
+
+  /** A command from another node (or this one) about a connection of this node. */
+  private async commandHere(command: NodeCommand): Promise<string> {
+    switch (command.kind) {
+      case 'probe':
+        return this.probeHere({ userId: command.userId, connId: command.connId }, command.timeoutMs);
+      case 'kick': {
+        const client = this.connections.get(command.userId);
+        if (!client || !client.isOpen) return CommandOutcome.ABSENT;
+        this.logger.log({ connId: client.id }, 'disconnected by the application\'s backend');
+        client.close(CloseCode.KICKED, command.reason);
+        await this.leave(client, CloseCode.KICKED);
+        return CommandOutcome.DONE;
+      }
+      case 'profile': {
+        if (!this.connections.get(command.userId)) return CommandOutcome.ABSENT;
+        await this.updateProfile(command.userId, command.patch);
+        return CommandOutcome.DONE;
+      }
     }
   }
 
@@ -181,11 +254,17 @@ export class SessionService implements OnModuleInit {
       outcome =
         existing.nodeId === this.bus.nodeId
           ? await this.probeHere(request, this.options.duplicateProbeMs)
-          : await this.bus.probe(existing.nodeId, request, this.options.duplicateProbeMs);
+          : await this.probeThere(existing.nodeId, request);
     }
     if (outcome !== ProbeOutcome.GONE || !client.isOpen) return false;
     this.logger.log({ connId: client.id }, "the user's previous connection did not answer: replaced");
     return this.registry.claim(session);
+  }
+
+  /** A probe of a connection of another node: UNREACHABLE when that node does not answer. */
+  private async probeThere(nodeId: string, request: ProbeRequest): Promise<ProbeOutcome> {
+    const answer = await this.bus.command(nodeId, { kind: 'probe', ...request, timeoutMs: this.options.duplicateProbeMs }, 0);
+    return answer === ProbeOutcome.ALIVE || answer === ProbeOutcome.GONE ? answer : ProbeOutcome.UNREACHABLE;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import { ProbeOutcome, type BroadcastEvent, type ClusterBus, type DeliveryRequest, type ProbeRequest } from '../engine.ports';
+import type { BroadcastEvent, ClusterBus, DeliveryRequest, NodeCommand } from '../engine.ports';
 
 /** One node alone: there is nobody to publish to, and no other node to deliver through. */
 export class MemoryClusterBus implements ClusterBus {
@@ -14,12 +14,12 @@ export class MemoryClusterBus implements ClusterBus {
     return Status.ERROR;
   }
 
-  async probe(_nodeId: string, _request: ProbeRequest, _timeoutMs: number): Promise<ProbeOutcome> {
-    return ProbeOutcome.UNREACHABLE;
+  async command(_nodeId: string, _command: NodeCommand, _timeoutMs: number): Promise<string | undefined> {
+    return undefined; // no other node to ask
   }
 
-  onProbe(_handler: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>): void {
-    // no other node will ever probe here
+  onCommand(_handler: (command: NodeCommand) => Promise<string>): void {
+    // no other node will ever ask
   }
 
   onBroadcast(_handler: (event: BroadcastEvent) => void): void {

@@ -1,18 +1,8 @@
-import type { UserProfile } from '../../protocol/protocol';
+import { makeProfile } from '../../../test/support/factories';
 import type { Session } from '../engine.ports';
 import { MemoryPresenceRegistry } from './memory-presence-registry';
 
-const profile = (userId: string, extra: Partial<UserProfile> = {}): UserProfile => ({
-  userId,
-  nickname: `nick-${userId}`,
-  avatar: '',
-  language: 'en',
-  status: '',
-  lastOnline: '',
-  registerDate: '',
-  ...extra,
-});
-const session = (userId: string, connId: string): Session => ({ userId, nodeId: 'node-a', connId, profile: profile(userId) });
+const session = (userId: string, connId: string): Session => ({ userId, nodeId: 'node-a', connId, profile: makeProfile(userId) });
 
 describe('MemoryPresenceRegistry', () => {
   let registry: MemoryPresenceRegistry;
@@ -25,7 +15,7 @@ describe('MemoryPresenceRegistry', () => {
     await expect(registry.claim(session('u1', 'c1'))).resolves.toBe(true);
     await expect(registry.claim(session('u1', 'c2'))).resolves.toBe(false);
     await expect(registry.locate('u1')).resolves.toMatchObject({ userId: 'u1', connId: 'c1' });
-    await expect(registry.list()).resolves.toEqual([profile('u1')]);
+    await expect(registry.list()).resolves.toEqual([makeProfile('u1')]);
   });
 
   it('lets different users claim', async () => {
@@ -55,7 +45,7 @@ describe('MemoryPresenceRegistry', () => {
     const s = session('u1', 'c1');
     await registry.claim(s);
     s.profile.nickname = 'changed-outside';
-    await expect(registry.list()).resolves.toEqual([profile('u1')]);
+    await expect(registry.list()).resolves.toEqual([makeProfile('u1')]);
   });
 
   it('lists frozen profiles in a new array: a caller cannot change the registry', async () => {
@@ -64,8 +54,8 @@ describe('MemoryPresenceRegistry', () => {
     expect(() => {
       first[0].avatar = 'mutated';
     }).toThrow(TypeError);
-    first.push(profile('intruder'));
-    await expect(registry.list()).resolves.toEqual([profile('u1')]);
+    first.push(makeProfile('intruder'));
+    await expect(registry.list()).resolves.toEqual([makeProfile('u1')]);
   });
 
   it('hands out the same profile object until it changes, and a new one after an update', async () => {
@@ -82,7 +72,7 @@ describe('MemoryPresenceRegistry', () => {
   it('updates the profile of an online user, keeping its userId', async () => {
     await registry.claim(session('u1', 'c1'));
     await registry.updateProfile('u1', { avatar: 'http://x/avatars/a.webp', userId: 'someone-else' });
-    await expect(registry.list()).resolves.toEqual([profile('u1', { avatar: 'http://x/avatars/a.webp' })]);
+    await expect(registry.list()).resolves.toEqual([makeProfile('u1', { avatar: 'http://x/avatars/a.webp' })]);
     await expect(registry.locate('u1')).resolves.toMatchObject({ profile: { avatar: 'http://x/avatars/a.webp', nickname: 'nick-u1' } });
   });
 
@@ -93,8 +83,8 @@ describe('MemoryPresenceRegistry', () => {
   });
 
   it('locates the session of an online user with its node and connection', async () => {
-    await registry.claim({ userId: 'u1', nodeId: 'node-b', connId: 'c9', profile: profile('u1') });
-    await expect(registry.locate('u1')).resolves.toEqual({ userId: 'u1', nodeId: 'node-b', connId: 'c9', profile: profile('u1') });
+    await registry.claim({ userId: 'u1', nodeId: 'node-b', connId: 'c9', profile: makeProfile('u1') });
+    await expect(registry.locate('u1')).resolves.toEqual({ userId: 'u1', nodeId: 'node-b', connId: 'c9', profile: makeProfile('u1') });
     await expect(registry.locate('u2')).resolves.toBeUndefined();
   });
 });

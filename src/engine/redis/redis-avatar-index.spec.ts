@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { raw, useRedisEngine, waitFor } from '../../../test/support/redis-engine';
+import { raw, useRedisEngine } from '../../../test/support/redis-engine';
+import { eventually } from '../../../test/support/time';
 import { AVATAR_INDEX_SUBDIR, RedisAvatarIndex } from './redis-avatar-index';
 
 describe('RedisAvatarIndex (real redis-server)', () => {
@@ -42,7 +43,7 @@ describe('RedisAvatarIndex (real redis-server)', () => {
     await raw(env.redis, 'FLUSHALL');
     await expect(index.get('u1')).resolves.toBe('http://h/avatars/1.png');
     // written back to the hash
-    await waitFor(async () => (await raw(env.redis, 'HGET', `${env.pool.prefix}avatars`, 'u1')) === 'http://h/avatars/1.png', 2000, 'write-back');
+    await eventually(async () => (await raw(env.redis, 'HGET', `${env.pool.prefix}avatars`, 'u1')) === 'http://h/avatars/1.png', 2000, 'write-back');
 
     await env.redis.stop();
     try {
@@ -100,7 +101,7 @@ describe('RedisAvatarIndex (real redis-server)', () => {
       } finally {
         await env.redis.start(); // with its data lost: only the files remain
       }
-      await waitFor(async () => (await raw(env.redis, 'PING')) === 'PONG', 5000, 'redis back');
+      await eventually(async () => (await raw(env.redis, 'PING')) === 'PONG', 5000, 'redis back');
       const fresh = new RedisAvatarIndex(await env.pool.connect(), dir);
       await expect(fresh.get('u1')).resolves.toBe('url-1');
       await expect(fresh.get('nobody-yet')).resolves.toBeUndefined();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import { ProbeOutcome, type BroadcastEvent, type ClusterBus, type DeliveryRequest, type ProbeRequest } from '../engine.ports';
+import type { BroadcastEvent, ClusterBus, DeliveryRequest, NodeCommand } from '../engine.ports';
 import type { RedisConnection } from './redis-connection';
 
 /**
@@ -10,15 +10,15 @@ import type { RedisConnection } from './redis-connection';
  *
  *   broadcast channel   ["B", originNodeId, exceptUserId | null] \n frame
  *   node channel        ["D", fromNodeId, requestId, userId, deadlineUnixMs] \n frame
- *                       ["P", fromNodeId, requestId, userId, connId, probeTimeoutMs] \n
+ *                       ["C", fromNodeId, requestId] \n command as JSON (NodeCommand)
  *                       ["R", requestId, "SUCCESS" | "ERROR" | "ALIVE" | "GONE"] \n
  */
 type BroadcastHeader = ['B', string, string | null];
 type DeliverHeader = ['D', string, string, string, number];
-type ProbeHeader = ['P', string, string, string, string, number];
+type CommandHeader = ['C', string, string];
 type ReplyHeader = ['R', string, string];
 
-/** How long past its own probe time a node may take to drop the connection and answer. */
+/** How long past the command's own time (a probe's) a node may take to carry it out and answer. */
 const PROBE_ANSWER_MARGIN_MS = 1500;
 
 interface PendingRequest {
@@ -49,7 +49,7 @@ export class RedisClusterBus implements ClusterBus {
   private readonly logger = new Logger('RedisClusterBus');
   private broadcastHandler?: (event: BroadcastEvent) => void;
   private deliverHandler?: (request: DeliveryRequest) => Promise<DeliveryStatus>;
-  private probeHandler?: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>;
+  private commandHandler?: (command: NodeCommand) => Promise<string>;
   private readonly pending = new Map<string, PendingRequest>();
   private sequence = 0;
   private closed = false;
@@ -78,16 +78,16 @@ export class RedisClusterBus implements ClusterBus {
     );
   }
 
-  probe(nodeId: string, request: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome> {
+  command(nodeId: string, command: NodeCommand, timeoutMs: number): Promise<string | undefined> {
     const requestId = this.nextRequestId();
-    const header: ProbeHeader = ['P', this.nodeId, requestId, request.userId, request.connId, timeoutMs];
-    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n`, timeoutMs + PROBE_ANSWER_MARGIN_MS).then((answer) =>
-      answer === ProbeOutcome.ALIVE || answer === ProbeOutcome.GONE ? answer : ProbeOutcome.UNREACHABLE,
-    );
+    const header: CommandHeader = ['C', this.nodeId, requestId];
+    // A probe takes its own time on that node before it answers.
+    const wait = timeoutMs + (command.kind === 'probe' ? command.timeoutMs + PROBE_ANSWER_MARGIN_MS : 0);
+    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${JSON.stringify(command)}`, wait);
   }
 
-  onProbe(handler: (request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>): void {
-    this.probeHandler = handler;
+  onCommand(handler: (command: NodeCommand) => Promise<string>): void {
+    this.commandHandler = handler;
   }
 
   onBroadcast(handler: (event: BroadcastEvent) => void): void {
@@ -177,9 +177,9 @@ export class RedisClusterBus implements ClusterBus {
       this.settle(reply[1], typeof reply[2] === 'string' ? reply[2] : undefined);
       return;
     }
-    if (header[0] === 'P' && typeof header[1] === 'string' && typeof header[2] === 'string' && typeof header[3] === 'string' && typeof header[4] === 'string') {
-      const [, from, requestId, userId, connId, timeoutMs] = header as ProbeHeader;
-      this.handleProbe(from, requestId, { userId, connId }, typeof timeoutMs === 'number' && timeoutMs > 0 ? timeoutMs : 0);
+    if (header[0] === 'C' && typeof header[1] === 'string' && typeof header[2] === 'string') {
+      const [, from, requestId] = header as CommandHeader;
+      this.handleCommand(from, requestId, parsed.body);
       return;
     }
     if (header[0] === 'D' && typeof header[1] === 'string' && typeof header[2] === 'string' && typeof header[3] === 'string') {
@@ -197,20 +197,24 @@ export class RedisClusterBus implements ClusterBus {
     );
   }
 
-  private handleProbe(from: string, requestId: string, request: ProbeRequest, timeoutMs: number): void {
-    if (!this.probeHandler) {
-      this.reply(from, requestId, ProbeOutcome.UNREACHABLE);
+  private handleCommand(from: string, requestId: string, body: string): void {
+    let command: NodeCommand;
+    try {
+      command = JSON.parse(body) as NodeCommand;
+    } catch {
+      this.logger.warn('malformed command ignored');
       return;
     }
-    let outcome: Promise<ProbeOutcome>;
+    if (!this.commandHandler) return; // the requester times out: nothing is known
+    let outcome: Promise<string>;
     try {
-      outcome = this.probeHandler(request, timeoutMs);
-    } catch {
-      outcome = Promise.resolve(ProbeOutcome.UNREACHABLE);
+      outcome = this.commandHandler(command);
+    } catch (err) {
+      outcome = Promise.reject(err);
     }
     outcome.then(
       (answer) => this.reply(from, requestId, answer),
-      () => this.reply(from, requestId, ProbeOutcome.UNREACHABLE),
+      (err: unknown) => this.logger.warn(`command ${command.kind} failed: ${String(err)}`),
     );
   }
 

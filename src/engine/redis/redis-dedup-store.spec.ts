@@ -1,4 +1,5 @@
-import { raw, sleep, useRedisEngine } from '../../../test/support/redis-engine';
+import { raw, useRedisEngine } from '../../../test/support/redis-engine';
+import { sleep } from '../../../test/support/time';
 import { Status } from '../../protocol/protocol';
 import { DedupState } from '../engine.ports';
 import { RedisDedupStore } from './redis-dedup-store';

@@ -1,19 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { raw, sleep, useRedisEngine, waitFor } from '../../../test/support/redis-engine';
-import type { UserProfile } from '../../protocol/protocol';
+import { makeProfile } from '../../../test/support/factories';
+import { raw, useRedisEngine } from '../../../test/support/redis-engine';
+import { eventually, sleep } from '../../../test/support/time';
 import type { Session } from '../engine.ports';
 import type { RedisConnection } from './redis-connection';
 import { RedisPresenceRegistry } from './redis-presence-registry';
 
 const TTL = 1000;
 
-function profile(userId: string, extra: Partial<UserProfile> = {}): UserProfile {
-  return { userId, nickname: `nick-${userId}`, avatar: '', language: 'en', status: '', lastOnline: '', registerDate: '', ...extra };
-}
-
 let connSeq = 0;
 function session(node: Node, userId: string): Session {
-  return { userId, nodeId: node.nodeId, connId: `c${++connSeq}`, profile: profile(userId) };
+  return { userId, nodeId: node.nodeId, connId: `c${++connSeq}`, profile: makeProfile(userId) };
 }
 
 interface Node {
@@ -45,7 +42,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     registry.onSessionsRestored((s) => n.restored.push(s));
     if (opts.timers === false) await registry.beat();
     else registry.start();
-    await waitFor(() => registry.isRegistered, 3000, 'registration');
+    await eventually(() => registry.isRegistered, 3000, 'registration');
     return n;
   }
 
@@ -101,7 +98,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     await a.registry.claim(session(a, 'a1'));
 
     // Nothing renews the dead node's lease; two live nodes sweep concurrently.
-    await waitFor(
+    await eventually(
       async () => {
         await Promise.all([a.registry.sweep(), c.registry.sweep()]);
         return a.expired.length + c.expired.length > 0;
@@ -149,7 +146,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     await b.registry.claim(session(b, 'b1'));
     await raw(env.redis, 'FLUSHALL');
     expect(await a.registry.list()).toEqual([]);
-    await waitFor(async () => (await a.registry.list()).length === 2, TTL, 're-registration');
+    await eventually(async () => (await a.registry.list()).length === 2, TTL, 're-registration');
     expect(a.restored).toEqual([]);
     expect(b.restored).toEqual([]);
     expect(a.expired).toEqual([]);
@@ -165,7 +162,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     await b.registry.claim(keep);
     await b.registry.claim(taken);
     // b stalls longer than its lease: a sweeps it, then the user of `taken` logs in on a.
-    await waitFor(
+    await eventually(
       async () => {
         await a.registry.sweep();
         return a.expired.length > 0;
@@ -206,7 +203,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     } finally {
       await env.redis.start();
     }
-    await waitFor(async () => a.registry.isRegistered && (await a.registry.list()).length === 1, 3000, 'recovery');
+    await eventually(async () => a.registry.isRegistered && (await a.registry.list()).length === 1, 3000, 'recovery');
     expect((await a.registry.list()).map((p) => p.userId)).toEqual(['u1']);
     await expect(a.registry.claim(session(a, 'u2'))).resolves.toBe(true);
   });
@@ -221,7 +218,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     } finally {
       process.kill(env.redis.pid!, 'SIGCONT');
     }
-    await waitFor(async () => a.registry.isRegistered && (await a.registry.claim(session(a, 'u2'))), 3000, 'claims again');
+    await eventually(async () => a.registry.isRegistered && (await a.registry.claim(session(a, 'u2'))), 3000, 'claims again');
   });
 
   it('removes, after an outage, a session whose release failed, and reports it', async () => {
@@ -232,7 +229,7 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     await raw(env.redis, 'CLIENT', 'PAUSE', '800', 'WRITE');
     await expect(a.registry.release(s)).rejects.toThrow();
     await sleep(900);
-    await waitFor(() => a.expired.length > 0, 3000, 'stale session reported');
+    await eventually(() => a.expired.length > 0, 3000, 'stale session reported');
     expect(a.expired).toEqual([['u1']]);
     expect(await a.registry.list()).toEqual([]);
   });

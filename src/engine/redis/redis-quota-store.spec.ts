@@ -1,4 +1,5 @@
 import { raw, useRedisEngine } from '../../../test/support/redis-engine';
+import { sleep } from '../../../test/support/time';
 import { RedisQuotaStore } from './redis-quota-store';
 
 describe('RedisQuotaStore (real redis-server)', () => {
@@ -72,7 +73,7 @@ describe('RedisQuotaStore (real redis-server)', () => {
     const [a] = await nodes();
     now = Date.now();
     await a.take('short', 1, 200);
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await sleep(350);
     expect(await raw(env.redis, 'EXISTS', `${env.pool.prefix}quota:short`)).toBe(0);
   });
 
