@@ -4,6 +4,7 @@ import { ChatModule } from './chat/chat.module';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { DialogModule } from './dialog/dialog.module';
+import { EventsModule } from './events/events.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { LoggingModule, type LoggingOptions } from './logging/logging.module';
@@ -33,6 +34,7 @@ export class AppModule {
         AvatarModule,
         HealthModule,
         ...(config.demoPage ? [WebModule] : []),
+        ...(config.eventsNatsUrls ? [EventsModule] : []),
         ...(options.imports ?? []),
       ],
     };

@@ -21,6 +21,7 @@ export class MetricsService {
   private readonly received = new Map<string, number>();
   private readonly sent = new Map<string, number>();
   private readonly deliveries = new Map<string, number>();
+  private readonly eventsPublished = new Map<string, number>();
   private connectionSource: () => { open: number; authenticated: number } = () => ({ open: 0, authenticated: 0 });
 
   readonly authChecks = new Counter({
@@ -57,6 +58,11 @@ export class MetricsService {
     help: 'Frames refused by the per-connection rate limit',
     registers: [this.registry],
   });
+  readonly eventsDropped = new Counter({
+    name: 'gateway_events_dropped_total',
+    help: 'Events never published: dropped, oldest first, from a full buffer while NATS could not take them, or left at shutdown',
+    registers: [this.registry],
+  });
   readonly slowConsumerDrops = new Counter({
     name: 'gateway_slow_consumer_drops_total',
     help: 'Connections dropped because their send buffer overflowed',
@@ -67,6 +73,7 @@ export class MetricsService {
     countedFrom(this.registry, 'gateway_messages_received_total', 'Frames received from authenticated clients, by type', 'type', this.received);
     countedFrom(this.registry, 'gateway_messages_sent_total', 'Frames written to clients, by type', 'type', this.sent);
     countedFrom(this.registry, 'gateway_dialog_deliveries_total', 'DELIVERY_MESSAGEs by status', 'status', this.deliveries);
+    countedFrom(this.registry, 'gateway_events_published_total', 'Events published on NATS (with JetStream: acknowledged), by kind', 'kind', this.eventsPublished);
     const source = () => this.connectionSource();
     new Gauge({
       name: 'gateway_connections',
@@ -96,6 +103,11 @@ export class MetricsService {
   observeDialogDelivery(status: string, seconds: number): void {
     this.deliveries.set(status, (this.deliveries.get(status) ?? 0) + 1);
     this.dialogDeliveryDuration.observe(seconds);
+  }
+
+  /** An event of this kind (chat, dialog, connect, disconnect, profile) was published. */
+  countEventPublished(kind: string): void {
+    this.eventsPublished.set(kind, (this.eventsPublished.get(kind) ?? 0) + 1);
   }
 
   countSent(type: string): void {
