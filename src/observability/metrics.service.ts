@@ -68,6 +68,13 @@ export class MetricsService {
     help: 'Connections dropped because their send buffer overflowed',
     registers: [this.registry],
   });
+  /** Server API requests by route template (`GET /api/v1/users/:userId`, never a user id) and HTTP status. */
+  readonly apiRequests = new Counter({
+    name: 'gateway_api_requests_total',
+    help: 'Server API requests by route template and HTTP status',
+    labelNames: ['route', 'status'],
+    registers: [this.registry],
+  });
 
   constructor() {
     countedFrom(this.registry, 'gateway_messages_received_total', 'Frames received from authenticated clients, by type', 'type', this.received);
