@@ -1,4 +1,5 @@
 import { DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { ApiModule } from './api/api.module';
 import { AvatarModule } from './avatar/avatar.module';
 import { ChatModule } from './chat/chat.module';
 import { ConfigModule } from './config/config.module';
@@ -35,6 +36,7 @@ export class AppModule {
         HealthModule,
         ...(config.demoPage ? [WebModule] : []),
         ...(config.eventsNatsUrls ? [EventsModule] : []),
+        ...(config.apiKeys ? [ApiModule] : []),
         ...(options.imports ?? []),
       ],
     };

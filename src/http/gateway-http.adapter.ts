@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { NestApplicationOptions } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
@@ -30,21 +30,21 @@ export class GatewayHttpAdapter extends ExpressAdapter {
     if (options?.httpsOptions) {
       super.initHttpServer(options);
     } else {
-      const headersTimeout = this.limits.headersTimeoutMs;
-      this.setHttpServer(
-        createServer(
-          {
-            headersTimeout,
-            requestTimeout: Math.max(300_000, headersTimeout),
-            connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))),
-          },
-          this.getInstance(),
-        ),
-      );
+      this.setHttpServer(createServer(httpServerOptions(this.limits), this.getInstance()));
       if (options?.forceCloseConnections) (this as unknown as { trackOpenConnections(): void }).trackOpenConnections();
     }
     this.getHttpServer().on('clientError', answerClientError);
   }
+}
+
+/** The node HTTP server options of the gateway's listeners (the public one, and the Server API's). */
+export function httpServerOptions(limits: HttpLimits): ServerOptions {
+  const headersTimeout = limits.headersTimeoutMs;
+  return {
+    headersTimeout,
+    requestTimeout: Math.max(300_000, headersTimeout),
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))),
+  };
 }
 
 /**
@@ -59,7 +59,7 @@ export function rawHttpRefusal(status: number, message = STATUS_CODES[status] ??
 }
 
 /** Node's answers to requests it cannot parse or that are too slow, with nosniff (see Node's socketOnError). */
-function answerClientError(err: Error & { code?: string }, socket: Duplex & { bytesWritten?: number }): void {
+export function answerClientError(err: Error & { code?: string }, socket: Duplex & { bytesWritten?: number }): void {
   if (err.code !== 'ECONNRESET' && socket.writable && !socket.bytesWritten) {
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     socket.write(rawHttpRefusal(status));

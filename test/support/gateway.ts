@@ -15,6 +15,11 @@ export interface TestGateway {
   httpUrl: string;
   /** ws://127.0.0.1:<port>/ws (or the WS_PATH given) */
   wsUrl: string;
+  /**
+   * http://127.0.0.1:<API_PORT>, the Server API's listener, when API_KEYS is set (API_PORT, unless
+   * given, is another free port, so that several nodes can run in one process).
+   */
+  apiUrl?: string;
   /** Every log line the app wrote (JSON), for leak checks. */
   logs: string[];
   env: Record<string, string>;
@@ -34,6 +39,7 @@ export async function startGateway(env: Record<string, string> = {}, options: Pi
     PORT: String(port),
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     AVATAR_DIR: ownDir ?? env.AVATAR_DIR,
+    ...(env.API_KEYS && !env.API_PORT ? { API_PORT: String(await freePort()) } : {}),
     ...env,
   };
   const config = loadConfig(fullEnv);
@@ -50,6 +56,7 @@ export async function startGateway(env: Record<string, string> = {}, options: Pi
     port,
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}${config.wsPath}`,
+    apiUrl: config.apiKeys ? `http://127.0.0.1:${config.apiPort}` : undefined,
     logs,
     env: fullEnv,
     async close() {
