@@ -31,8 +31,7 @@ const SHARED_ENDPOINT_OPTIONS = new Set(['path', 'cors', 'transports']);
 export class GatewayWsAdapter extends WsAdapter {
   private readonly log = new Logger('WebSocket');
   private server?: WebSocketServer;
-  /** The ChatClient of each socket, for the connection hooks of the app's gateways. */
-  private readonly clients = new WeakMap<WebSocket, ChatClient>();
+  private gateway?: WsGateway;
 
   constructor(
     private readonly app: INestApplicationContext,
@@ -45,7 +44,7 @@ export class GatewayWsAdapter extends WsAdapter {
     this.refuseOtherEndpoints(port, options);
     if (this.server) return this.server;
     const admission = this.app.get(Admission);
-    const gateway = this.app.get(WsGateway);
+    const gateway = (this.gateway = this.app.get(WsGateway));
     const server = super.create(port, {
       path: this.config.wsPath,
       maxPayload: this.config.maxFrameBytes,
@@ -67,10 +66,7 @@ export class GatewayWsAdapter extends WsAdapter {
     });
     // The gateway takes every connection first (listeners attached before any frame can arrive),
     // before the connection hooks of any gateway run.
-    server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-      const client = gateway.accept(socket, request);
-      if (client) this.clients.set(socket, client);
-    });
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => gateway.accept(socket, request));
     this.server = server;
     return server;
   }
@@ -78,7 +74,7 @@ export class GatewayWsAdapter extends WsAdapter {
   /** A gateway's connection hook gets the ChatClient, not the raw socket. */
   override bindClientConnect(server: WebSocketServer, callback: (...args: unknown[]) => void): void {
     server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-      const client = this.clients.get(socket);
+      const client = this.gateway?.clientOf(socket);
       if (client) callback(client, request);
     });
   }

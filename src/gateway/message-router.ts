@@ -19,7 +19,8 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> =>
 /** The inbound side of one connection: frames wait here, in order, while a handler runs. */
 export class FrameQueue {
   busy = false;
-  private frames: [RawData, boolean][] = [];
+  /** Made at the first frame that has to wait (most connections never need one). */
+  private frames?: [RawData, boolean][];
   private bytes = 0;
 
   /** False when the frame would make the queue hold more than `maxBytes` (it is not queued). */
@@ -27,12 +28,12 @@ export class FrameQueue {
     const size = byteLength(data);
     if (this.bytes + size > maxBytes) return false;
     this.bytes += size;
-    this.frames.push([data, isBinary]);
+    (this.frames ??= []).push([data, isBinary]);
     return true;
   }
 
   shift(): [RawData, boolean] | undefined {
-    const next = this.frames.shift();
+    const next = this.frames?.shift();
     if (next) this.bytes -= byteLength(next[0]);
     return next;
   }
@@ -42,11 +43,11 @@ export class FrameQueue {
   }
 
   get length(): number {
-    return this.frames.length;
+    return this.frames?.length ?? 0;
   }
 
   clear(): void {
-    this.frames = [];
+    this.frames = undefined;
     this.bytes = 0;
   }
 }

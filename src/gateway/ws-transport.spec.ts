@@ -83,6 +83,9 @@ describe('outboundType (the sent-frames metric label)', () => {
   });
 });
 
+/** What the gateway keeps for the connection: handed back on a slow consumer. */
+const OWNER = { link: 'of this connection' };
+
 describe('WsTransport', () => {
   let socket: FakeSocket;
   let net: ReturnType<typeof fakeNet>;
@@ -95,9 +98,16 @@ describe('WsTransport', () => {
       preAuthBudget: { capacity: 1e9, perSecond: 1e9, frameOverhead: 0 },
       batch,
       countSent: (type) => counted.push(type),
+      onSlowConsumer: (owner) => {
+        expect(owner).toBe(OWNER);
+        drops++;
+      },
       ...overrides,
     };
-    return new WsTransport(socket as unknown as WebSocket, net as unknown as Socket, options, () => drops++);
+    const t = new WsTransport(socket as unknown as WebSocket, net as unknown as Socket, options, OWNER);
+    // The gateway's one 'pong' listener hands every pong to its transport.
+    socket.on('pong', () => t.onPong());
+    return t;
   }
 
   beforeEach(() => {

@@ -21,13 +21,15 @@ export interface TransportOptions {
   /** Where broadcast frames are coalesced per event-loop turn; undefined writes each at once. */
   readonly batch?: WriteBatch;
   countSent(type: string): void;
+  /** Its send buffer overflowed: the gateway drops it (`owner` is what the transport was created with). */
+  onSlowConsumer(owner: unknown): void;
 }
 
 const TYPE_PREFIX = '{"type":"';
 /** The message types with the closing quote, most frequent first (the hot path stops early). */
 const OUTBOUND_TYPES = [
   MessageType.DIALOG, MessageType.DELIVERY, MessageType.CHAT, MessageType.USER_CONNECTION,
-  MessageType.AUTH, MessageType.ERROR, MessageType.USER_UPDATE, MessageType.SAVE_AVATAR,
+  MessageType.AUTH, MessageType.ERROR, MessageType.USER_UPDATE, MessageType.SAVE_AVATAR, MessageType.TOKEN_REFRESH,
 ].map((type) => [type, `${type}"`] as const);
 
 let lastFrame = '';
@@ -76,11 +78,10 @@ export class WsTransport implements Transport {
     private readonly socket: WebSocket,
     private readonly net: Socket,
     private readonly options: TransportOptions,
-    /** Its send buffer overflowed: the gateway drops it. */
-    private readonly onSlowConsumer: () => void,
+    /** Who the gateway keeps for this connection (handed back on a slow consumer): no closure per connection. */
+    private readonly owner: unknown,
   ) {
     this.inbound = new InboundBudget(options.preAuthBudget, socket, Date.now());
-    socket.on('pong', () => this.onPong());
   }
 
   get isOpen(): boolean {
@@ -167,7 +168,8 @@ export class WsTransport implements Transport {
     if (waiters) for (const wake of waiters) wake();
   }
 
-  private onPong(): void {
+  /** A pong arrived (the gateway's one 'pong' listener calls it). */
+  onPong(): void {
     this.alive = true;
     const waiters = this.pongWaiters;
     this.pongWaiters = undefined;
@@ -184,7 +186,7 @@ export class WsTransport implements Transport {
     const batch = this.options.batch;
     const corkedNow = batch !== undefined && this.corkedTurn === batch.turn;
     if (socket.bufferedAmount - (corkedNow ? this.batchedBytes : 0) > this.options.sendBufferMaxBytes) {
-      this.onSlowConsumer();
+      this.options.onSlowConsumer(this.owner);
       return false;
     }
     if (bytes) socket.send(bytes, TEXT_FRAME, done);

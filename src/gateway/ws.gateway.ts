@@ -34,10 +34,34 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_INVALID_UTF8: 1007,
 };
 
+/** Where a socket keeps its Link, so that the gateway's listeners are shared, not a closure each. */
+const LINK = Symbol('link');
+type LinkedSocket = WebSocket & { [LINK]: Link };
+const linkOf = (socket: WebSocket): Link => (socket as LinkedSocket)[LINK];
+
+/** The gateway's listeners of every socket, called with the socket as `this`. */
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const link = linkOf(this);
+  link.gateway.onFrame(link, data, isBinary);
+}
+function onSocketError(this: WebSocket, err: Error & { code?: string }): void {
+  const link = linkOf(this);
+  link.gateway.onSocketError(link, err);
+}
+function onSocketClose(this: WebSocket, code: number): void {
+  const link = linkOf(this);
+  link.gateway.onClose(link, code);
+}
+function onSocketPong(this: WebSocket): void {
+  linkOf(this).transport.onPong();
+}
+
 /** What the gateway keeps of one open connection. */
 class Link {
   /** Frames of the logged-in client wait here while a handler runs. */
   readonly queue = new FrameQueue();
+  client!: ChatClient;
+  transport!: WsTransport;
   /** Created at the first frame after AUTH SUCCESS: only the data frames of a logged-in client are rate limited. */
   limiter?: RateLimiter;
   /** No token came with the upgrade: the first AUTH_MESSAGE frame may bring it (until the deadline). */
@@ -48,10 +72,7 @@ class Link {
   /** It gave its place to a login (the node was full): it no longer counts toward MAX_CONNECTIONS. */
   gaveWay = false;
 
-  constructor(
-    readonly client: ChatClient,
-    readonly transport: WsTransport,
-  ) {}
+  constructor(readonly gateway: WsGateway) {}
 
   clearDeadline(): void {
     if (this.deadline) clearTimeout(this.deadline);
@@ -93,6 +114,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
       preAuthBudget: { capacity: 2 * limits.preAuthMaxFrameBytes, perSecond: limits.preAuthMaxFrameBytes, frameOverhead: 1024 },
       batch: limits.broadcastBatching ? writeBatch : undefined,
       countSent: (type) => metrics.countSent(type),
+      onSlowConsumer: (owner) => this.dropSlowConsumer(owner as Link),
     };
     this.joinedBudget = { capacity: limits.maxFrameBytes + limits.inboundBytesPerSec, perSecond: limits.inboundBytesPerSec, frameOverhead: 64 };
     metrics.setConnectionSource(() => ({ open: this.open.size, authenticated: connections.size }));
@@ -109,12 +131,15 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
    */
   accept(socket: WebSocket, request: IncomingMessage): ChatClient | undefined {
     try {
-      const transport: WsTransport = new WsTransport(socket, request.socket as Socket, this.transportOptions, () => this.dropSlowConsumer(link));
-      const link = new Link(new ChatClient(transport, request), transport);
+      const link = new Link(this);
+      link.transport = new WsTransport(socket, request.socket as Socket, this.transportOptions, link);
+      link.client = new ChatClient(link.transport, request);
+      (socket as LinkedSocket)[LINK] = link;
       this.open.set(link.client, link);
-      socket.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
-      socket.on('message', (data: RawData, isBinary: boolean) => this.onFrame(link, data, isBinary));
-      socket.once('close', (code: number) => this.onClose(link, code));
+      socket.on('error', onSocketError);
+      socket.on('message', onSocketMessage);
+      socket.on('pong', onSocketPong);
+      socket.once('close', onSocketClose);
       if (extractToken(request, this.limits.allowQueryToken).kind === 'none') {
         link.awaitingToken = true;
         this.tokenless.add(link);
@@ -129,6 +154,11 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
       socket.terminate();
       return undefined;
     }
+  }
+
+  /** The ChatClient of a socket the gateway accepted (for the connection hooks of the app's gateways). */
+  clientOf(socket: WebSocket): ChatClient | undefined {
+    return linkOf(socket)?.client;
   }
 
   /** Open connections that count toward MAX_CONNECTIONS. */
@@ -192,7 +222,8 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
     this.router.answer(link.client, error, MessageType.AUTH);
   }
 
-  private onFrame(link: Link, data: RawData, isBinary: boolean): void {
+  /** @internal (called by the shared socket listeners) */
+  onFrame(link: Link, data: RawData, isBinary: boolean): void {
     const { client, transport } = link;
     const size = byteLength(data);
     const now = Date.now();
@@ -259,13 +290,15 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
    * A protocol violation detected by `ws` (it then closes the socket itself, and the close event
    * reports 1006): remember the code ws sent to the peer, for metrics and logs.
    */
-  private onSocketError(link: Link, err: Error & { code?: string }): void {
+  /** @internal (called by the shared socket listeners) */
+  onSocketError(link: Link, err: Error & { code?: string }): void {
     const code = err.code !== undefined ? WS_ERROR_CLOSE_CODES[err.code] ?? 1002 : undefined;
     if (code !== undefined && link.transport.closeCode === undefined) link.transport.closeCode = code;
     this.logger.log({ connId: link.client.id, closeCode: code, err: err.code ?? err.message }, 'socket error');
   }
 
-  private onClose(link: Link, code: number): void {
+  /** @internal (called by the shared socket listeners) */
+  onClose(link: Link, code: number): void {
     link.clearDeadline();
     link.queue.clear();
     link.transport.closed();
