@@ -10,6 +10,7 @@ import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { LoggingModule, type LoggingOptions } from './logging/logging.module';
 import { ObservabilityModule } from './observability/observability.module';
+import { TokenModule } from './token/token.module';
 import { WebModule } from './web/web.module';
 
 export interface AppOptions extends LoggingOptions {
@@ -33,6 +34,7 @@ export class AppModule {
         ChatModule,
         DialogModule,
         AvatarModule,
+        TokenModule,
         HealthModule,
         ...(config.demoPage ? [WebModule] : []),
         ...(config.eventsNatsUrls ? [EventsModule] : []),

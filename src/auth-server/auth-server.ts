@@ -4,7 +4,10 @@
  *
  *   POST <any path, or opts.path>   {"type":"CHECK_TOKEN","authToken":"<token>"}
  *     200 {"type":"CHECK_TOKEN","status":"SUCCESS","serverData":{the seven profile fields}}
+ *         (plus "expiresAt":"<Unix ms>" for a time-windowed token, `<token>~<issuedAt>`, of a user
+ *         with `tokenTtlMs` in the users file: see src/demo-users/users.ts)
  *     200 {"type":"CHECK_TOKEN","status":"ERROR","error":{"errorCode":"1","message":"token not found"}}
+ *         (also for an expired time-windowed token)
  *     400 malformed request, 413 body over 64 KiB, 415 not JSON content
  *   GET|HEAD /health, /health/live, /health/ready   200 {"status":"ok"}
  *   other methods                                   405 (with Allow)
@@ -62,8 +65,10 @@ function errorReply(status: number, errorCode: string, message: string, headers?
   return { status, body: { status: Status.ERROR, error: { errorCode, message } }, headers };
 }
 
-export function checkTokenSuccess(profile: UserProfile): JsonReply {
-  return { status: 200, body: { type: CHECK_TOKEN_TYPE, status: Status.SUCCESS, serverData: { ...profile } } };
+/** CHECK_TOKEN SUCCESS; with `expiresAt` (Unix ms, sent as a decimal string) for a token that expires. */
+export function checkTokenSuccess(profile: UserProfile, expiresAt?: number): JsonReply {
+  const serverData = expiresAt === undefined ? { ...profile } : { ...profile, expiresAt: String(expiresAt) };
+  return { status: 200, body: { type: CHECK_TOKEN_TYPE, status: Status.SUCCESS, serverData } };
 }
 
 export function checkTokenNotFound(): JsonReply {
@@ -73,8 +78,8 @@ export function checkTokenNotFound(): JsonReply {
   };
 }
 
-/** The answer to a parsed CHECK_TOKEN request body. */
-export function answerCheckToken(directory: UserDirectory, request: unknown): JsonReply {
+/** The answer to a parsed CHECK_TOKEN request body, at `now` (a time-windowed token may have expired). */
+export function answerCheckToken(directory: UserDirectory, request: unknown, now: number = Date.now()): JsonReply {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     return errorReply(400, 'BAD_REQUEST', 'body must be a JSON object');
   }
@@ -85,8 +90,8 @@ export function answerCheckToken(directory: UserDirectory, request: unknown): Js
   if (typeof authToken !== 'string') {
     return errorReply(400, 'BAD_REQUEST', '"authToken" must be a string');
   }
-  const profile = directory.check(authToken);
-  return profile === undefined ? checkTokenNotFound() : checkTokenSuccess(profile);
+  const grant = directory.grant(authToken, now);
+  return grant === undefined ? checkTokenNotFound() : checkTokenSuccess(grant.profile, grant.expiresAt);
 }
 
 export type BodyResult =

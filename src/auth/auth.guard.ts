@@ -1,10 +1,11 @@
-import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
 import { AuthError } from '../protocol/errors';
 import { HANDSHAKE_LOGIN } from '../protocol/inbound';
 import { MessageType } from '../protocol/protocol';
 import type { ChatClient } from '../messaging/chat-client';
 import { extractToken } from './token-extractor';
+import { TokenHolders } from './token-holders';
 import { TokenService } from './token.service';
 
 /**
@@ -13,7 +14,8 @@ import { TokenService } from './token.service';
  * pipeline) it finds the token, in the order of the protocol (the `authToken` header, an
  * `authToken.<base64url>` subprotocol, the query when allowed, else the AUTH_MESSAGE frame), asks
  * the TokenService (cache, single flight, breaker, CHECK_TOKEN) and attaches the verified user to
- * the client; a refused token throws the AuthError that the login answers with.
+ * the client, with the token and its expiry (kept in memory for the token lifecycle, announced to
+ * TokenHolders); a refused token throws the AuthError that the login answers with.
  * Anything else is refused: a handler guarded with it never runs for a connection that is not
  * logged in.
  */
@@ -22,6 +24,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly tokens: TokenService,
     @Inject(AUTH_OPTIONS) private readonly config: Pick<AuthOptions, 'allowQueryToken'>,
+    @Optional() private readonly holders?: TokenHolders,
   ) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
@@ -53,7 +56,8 @@ export class AuthGuard implements CanActivate {
     // Closed while its token was checked: nothing to log in (the login's close has happened).
     if (!client.isOpen) return false;
     if (check.outcome === 'valid') {
-      client.authenticate(check.profile);
+      client.authenticate(check.profile, check.expiresAt === undefined ? { token } : { token, expiresAt: check.expiresAt });
+      this.holders?.accepted(client);
       return true;
     }
     throw check.outcome === 'invalid' ? AuthError.invalid() : AuthError.unavailable(`auth server: ${check.reason}`);

@@ -7,6 +7,7 @@ import { ObservabilityModule } from '../observability/observability.module';
 import { AuthGuard } from './auth.guard';
 import { DemoTokenVerifier } from './demo-token-verifier';
 import { HttpTokenVerifier } from './http-token-verifier';
+import { TokenHolders } from './token-holders';
 import { TokenService } from './token.service';
 import { TOKEN_VERIFIER } from './token-verifier';
 
@@ -29,9 +30,11 @@ import { TOKEN_VERIFIER } from './token-verifier';
         config.authServerUrl ? http : new DemoTokenVerifier(),
     },
     TokenService,
+    TokenHolders,
     AuthGuard,
   ],
-  // AUTH_OPTIONS too: a module that uses @UseGuards(AuthGuard) instantiates the guard in its own scope.
-  exports: [TokenService, AuthGuard, AUTH_OPTIONS],
+  // AUTH_OPTIONS and TokenHolders too: a module that uses @UseGuards(AuthGuard) instantiates the
+  // guard in its own scope.
+  exports: [TokenService, TokenHolders, AuthGuard, AUTH_OPTIONS],
 })
 export class AuthModule {}

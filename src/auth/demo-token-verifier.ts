@@ -5,7 +5,8 @@ import type { TokenCheck, TokenVerifier } from './token-verifier';
 /**
  * Development only (AUTH_SERVER_URL unset, NODE_ENV not production): the demo users (src/demo-users,
  * which the reference authorization server serves too), in-process so that `npm start` gives a
- * working chat at once.
+ * working chat at once. Time-windowed tokens of the demo users (`alice-token~<now>`, see
+ * src/demo-users/users.ts) expire, so the demo page shows expiry and refresh without a server.
  */
 export class DemoTokenVerifier implements TokenVerifier {
   private readonly directory: UserDirectory;
@@ -21,8 +22,15 @@ export class DemoTokenVerifier implements TokenVerifier {
     );
   }
 
+  /** The clock (replaceable in unit tests). */
+  now: () => number = Date.now;
+
+  /** A user's token, or one of its time-windowed tokens (`<token>~<issuedAt>`, with its expiresAt). */
   async verify(token: string): Promise<TokenCheck> {
-    const profile = this.directory.check(token);
-    return profile ? { outcome: 'valid', profile: { ...profile } } : { outcome: 'invalid' };
+    const grant = this.directory.grant(token, this.now());
+    if (!grant) return { outcome: 'invalid' };
+    return grant.expiresAt === undefined
+      ? { outcome: 'valid', profile: grant.profile }
+      : { outcome: 'valid', profile: grant.profile, expiresAt: grant.expiresAt };
   }
 }

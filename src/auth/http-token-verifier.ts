@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { firstValueFrom } from 'rxjs';
 import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
 import { Status, toProfile } from '../protocol/protocol';
-import type { TokenCheck, TokenVerifier } from './token-verifier';
+import { parseExpiresAt, type TokenCheck, type TokenVerifier } from './token-verifier';
 
 /** The 4xx statuses that say "not now" rather than "not this request": they mean unavailable. */
 const RETRYABLE_CLIENT_ERRORS: ReadonlySet<number> = new Set([408, 429]);
@@ -13,7 +13,9 @@ const MAX_REPLY_BYTES = 64 * 1024;
  * CHECK_TOKEN over HTTP: POST {"type":"CHECK_TOKEN","authToken":...} to AUTH_SERVER_URL.
  * 200 SUCCESS with a userId is a valid token; 200 ERROR, and any 4xx but 408 and 429 (the server
  * refused this very request: 400, 401, 403, 404, 413...), an invalid one; anything else (timeout,
- * refused, 5xx, 3xx, 408, 429, a 200 body of another shape) is "unavailable".
+ * refused, 5xx, 3xx, 408, 429, a 200 body of another shape) is "unavailable". A SUCCESS may carry
+ * `serverData.expiresAt` (Unix ms as a decimal string): a malformed one makes the reply malformed
+ * ("unavailable"); whether it has passed is TokenService's business (it owns the clock).
  *
  * The split matters beyond the error code: only "unavailable" counts toward the circuit breaker,
  * and what a client controls (the token, its size) must not be able to open it. A 4xx is the
@@ -84,5 +86,7 @@ export function classifyReply(status: number, body: string): TokenCheck {
   if (profile.userId === '' || typeof (serverData as Record<string, unknown>).userId !== 'string') {
     return { outcome: 'unavailable', reason: 'SUCCESS without a userId' };
   }
-  return { outcome: 'valid', profile };
+  const expiresAt = parseExpiresAt((serverData as Record<string, unknown>).expiresAt);
+  if (expiresAt === null) return { outcome: 'unavailable', reason: 'SUCCESS with a malformed expiresAt' };
+  return expiresAt === undefined ? { outcome: 'valid', profile } : { outcome: 'valid', profile, expiresAt };
 }

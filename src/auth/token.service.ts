@@ -27,8 +27,9 @@ const OVERLOADED: TokenCheck = Object.freeze({ outcome: 'unavailable', reason: '
  * The authorization server as a dependency, guarded against hostile clients:
  * - a token over AUTH_TOKEN_MAX_BYTES (UTF-8) is invalid at once: no hash, no request;
  * - concurrent checks of one token share one request; SUCCESS answers are reused for at most
- *   AUTH_CACHE_TTL_MS, "invalid" answers for at most AUTH_INVALID_CACHE_MS, "unavailable" never
- *   (both caches keyed by a SHA-256 of the token, never the token itself, and bounded in size);
+ *   AUTH_CACHE_TTL_MS and never after the token's own `expiresAt`, "invalid" answers for at most
+ *   AUTH_INVALID_CACHE_MS, "unavailable" never (both caches keyed by a SHA-256 of the token, never
+ *   the token itself, and bounded in size); a SUCCESS whose `expiresAt` has passed is "invalid";
  * - at most AUTH_MAX_IN_FLIGHT CHECK_TOKEN requests at once; further checks wait in FIFO order,
  *   and one that got no slot within AUTH_TIMEOUT_MS is "unavailable" (reason `overloaded`);
  * - a circuit breaker fails fast after AUTH_BREAKER_THRESHOLD consecutive "unavailable" answers
@@ -184,9 +185,9 @@ export class TokenService implements OnModuleDestroy {
 
   private record(key: string, check: TokenCheck, probe: boolean): TokenCheck {
     this.inFlight.delete(key);
-    this.metrics.authChecks.inc({ result: check.outcome });
     if (probe) this.probing = false;
     if (check.outcome === 'unavailable') {
+      this.metrics.authChecks.inc({ result: check.outcome });
       this.consecutiveFailures++;
       if (this.circuitOpen) {
         if (probe || this.consecutiveFailures === this.config.authBreakerThreshold) {
@@ -199,6 +200,14 @@ export class TokenService implements OnModuleDestroy {
     // The server answered (valid or invalid): it is up.
     if (this.circuitOpen) this.logger.log('authorization server answers again: circuit closed');
     this.consecutiveFailures = 0;
+    const now = this.now();
+    // A SUCCESS whose expiresAt has already passed: the token no longer stands ("2").
+    if (check.outcome === 'valid' && check.expiresAt !== undefined && check.expiresAt <= now) {
+      this.metrics.authChecks.inc({ result: 'invalid' });
+      this.rememberInvalid(key);
+      return INVALID;
+    }
+    this.metrics.authChecks.inc({ result: check.outcome });
     if (check.outcome === 'invalid') {
       this.rememberInvalid(key);
       return check;
@@ -208,7 +217,9 @@ export class TokenService implements OnModuleDestroy {
     if (this.config.authCacheTtlMs > 0) {
       if (this.cache.size >= MAX_CACHE_ENTRIES) this.evictExpired();
       if (this.cache.size < MAX_CACHE_ENTRIES) {
-        this.cache.set(key, { check, expiresAt: this.now() + this.config.authCacheTtlMs });
+        // Never reused after the token's own expiry.
+        const until = Math.min(now + this.config.authCacheTtlMs, check.expiresAt ?? Infinity);
+        this.cache.set(key, { check, expiresAt: until });
       }
     }
     return check;

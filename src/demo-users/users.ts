@@ -4,8 +4,16 @@
  * Plain TypeScript, no Nest: loading and strict validation of a users file, and the
  * token -> profile lookup. Neither side imports the other; both import this.
  *
- * A users file is a JSON array of `{"token": "...", "profile": {the seven profile fields}}`.
+ * A users file is a JSON array of `{"token": "...", "profile": {the seven profile fields}}`, each
+ * with an optional `"tokenTtlMs"`: the lifetime of the user's time-windowed tokens (below).
  * Error messages name the bad entry by its index (and userId when known), never by its token.
+ *
+ * Token lifetimes (docs/protocol.md, "Token lifecycle"): an entry's `token` itself never expires
+ * (the user's long-lived credential, as before). A user with `tokenTtlMs` also has time-windowed
+ * tokens, `<token>~<issuedAt>` (issuedAt: Unix ms, decimal): valid from issuedAt (at most
+ * MAX_ISSUE_SKEW_MS ahead of this clock) until issuedAt + tokenTtlMs, and answered with that
+ * `expiresAt`. A fresh one is simply `<token>~<now>`: whoever knows the user's token can make them,
+ * so they demonstrate expiry and refresh; they are not a security mechanism.
  */
 import { readFileSync } from 'node:fs';
 import { PROFILE_FIELDS, UserProfile } from '../protocol/protocol';
@@ -16,12 +24,32 @@ import bundledDemoUsers = require('./demo-users.json');
 export interface DemoUser {
   token: string;
   profile: UserProfile;
+  /** Lifetime of the user's time-windowed tokens, `<token>~<issuedAt>`; none without it. */
+  tokenTtlMs?: number;
+}
+
+/** What a token stands for: its user, and when it stops being valid (absent: never). */
+export interface TokenGrant {
+  profile: UserProfile;
+  expiresAt?: number;
+}
+
+/** Between a user's token and the issue time of a time-windowed token: `alice-token~1736933400000`. */
+export const WINDOW_SEPARATOR = '~';
+/** A windowed token may be issued this far ahead of the verifying clock (clock skew). */
+export const MAX_ISSUE_SKEW_MS = 5_000;
+export const MIN_TOKEN_TTL_MS = 100;
+export const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
+
+/** The time-windowed token of `token` issued at `issuedAt` (Unix ms). */
+export function windowedToken(token: string, issuedAt: number): string {
+  return `${token}${WINDOW_SEPARATOR}${issuedAt}`;
 }
 
 /** Where the bundled demo users come from, for messages. */
 export const BUNDLED_USERS_SOURCE = 'bundled demo-users.json';
 
-const ENTRY_KEYS: ReadonlySet<string> = new Set(['token', 'profile']);
+const ENTRY_KEYS: ReadonlySet<string> = new Set(['token', 'profile', 'tokenTtlMs']);
 const PROFILE_KEYS: ReadonlySet<string> = new Set(PROFILE_FIELDS);
 /** C0 controls, DEL and C1 controls: a token travels in an HTTP header, where these are illegal. */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
@@ -48,8 +76,9 @@ function describe(value: unknown): string {
  * Validates parsed users data. `source` names the data in error messages (a path, usually).
  * Rules: an array; each entry exactly `{token, profile}`; `token` a non-empty string of at most
  * 4096 characters without control characters or surrounding whitespace, unique in the file;
- * `profile` exactly the seven profile fields, all strings, `userId` non-empty. A user may have
- * several tokens (several entries with the same userId).
+ * `profile` exactly the seven profile fields, all strings, `userId` non-empty; `tokenTtlMs`, when
+ * present, an integer from MIN_TOKEN_TTL_MS to MAX_TOKEN_TTL_MS. A user may have several tokens
+ * (several entries with the same userId).
  */
 export function parseUsers(data: unknown, source: string): DemoUser[] {
   function fail(message: string): never {
@@ -111,7 +140,12 @@ export function parseUsers(data: unknown, source: string): DemoUser[] {
       checked[field] = value;
     }
     if (checked.userId === '') fail(`${where}: "profile.userId" must not be empty`);
-    return { token, profile: checked };
+    const { tokenTtlMs } = entry;
+    if (tokenTtlMs === undefined) return { token, profile: checked };
+    if (typeof tokenTtlMs !== 'number' || !Number.isInteger(tokenTtlMs) || tokenTtlMs < MIN_TOKEN_TTL_MS || tokenTtlMs > MAX_TOKEN_TTL_MS) {
+      fail(`${where}: "tokenTtlMs" must be an integer from ${MIN_TOKEN_TTL_MS} to ${MAX_TOKEN_TTL_MS} (ms), got ${typeof tokenTtlMs === 'number' ? tokenTtlMs : describe(tokenTtlMs)}`);
+    }
+    return { token, profile: checked, tokenTtlMs };
   });
 }
 
@@ -137,9 +171,9 @@ export function loadUsers(file?: string): DemoUser[] {
   return parseUsers(data, file);
 }
 
-/** Token -> profile lookup. */
+/** Token -> profile lookup, time-windowed tokens included. */
 export class UserDirectory {
-  private readonly byToken = new Map<string, UserProfile>();
+  private readonly byToken = new Map<string, { profile: UserProfile; tokenTtlMs?: number }>();
 
   constructor(users: readonly DemoUser[]) {
     users.forEach((user, index) => {
@@ -148,7 +182,7 @@ export class UserDirectory {
           `duplicate token in users: entry [${index}] (userId ${JSON.stringify(user.profile.userId)})`,
         );
       }
-      this.byToken.set(user.token, { ...user.profile });
+      this.byToken.set(user.token, { profile: { ...user.profile }, tokenTtlMs: user.tokenTtlMs });
     });
   }
 
@@ -156,9 +190,27 @@ export class UserDirectory {
     return this.byToken.size;
   }
 
-  /** The profile for a token (a fresh copy), or undefined when the token is unknown. */
-  check(token: string): UserProfile | undefined {
-    const profile = this.byToken.get(token);
-    return profile === undefined ? undefined : { ...profile };
+  /** The profile for a token (a fresh copy), or undefined when the token is unknown or expired. */
+  check(token: string, now: number = Date.now()): UserProfile | undefined {
+    return this.grant(token, now)?.profile;
+  }
+
+  /**
+   * What a token stands for at `now`: a user's own token (no expiry), or a time-windowed token of
+   * a user with `tokenTtlMs` that is valid at `now` (with its `expiresAt`); undefined otherwise.
+   */
+  grant(token: string, now: number = Date.now()): TokenGrant | undefined {
+    const own = this.byToken.get(token);
+    if (own) return { profile: { ...own.profile } };
+    const cut = token.lastIndexOf(WINDOW_SEPARATOR);
+    if (cut <= 0) return undefined;
+    const issued = token.slice(cut + 1);
+    if (!/^[0-9]{1,16}$/.test(issued)) return undefined;
+    const user = this.byToken.get(token.slice(0, cut));
+    if (!user || user.tokenTtlMs === undefined) return undefined;
+    const issuedAt = Number(issued);
+    const expiresAt = issuedAt + user.tokenTtlMs;
+    if (issuedAt > now + MAX_ISSUE_SKEW_MS || expiresAt <= now) return undefined;
+    return { profile: { ...user.profile }, expiresAt };
   }
 }

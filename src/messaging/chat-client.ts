@@ -33,6 +33,15 @@ export enum ClientState {
   CLOSING = 'CLOSING',
 }
 
+/**
+ * The token a connection holds now, and when it stops being valid (Unix ms; absent: never). Kept
+ * in memory only, for the token lifecycle (re-check, refresh): never logged, sent or stored.
+ */
+export interface Credential {
+  readonly token: string;
+  readonly expiresAt?: number;
+}
+
 let sequence = 0;
 const nodeTag = Math.floor(Math.random() * 0xffffff)
   .toString(16)
@@ -48,6 +57,8 @@ export class ChatClient {
   readonly id = `${nodeTag}-${(++sequence).toString(36)}`;
   private current = ClientState.PRE_AUTH;
   private verified?: UserProfile;
+  /** A JS private field: not even a serializer or inspect that walks the object can read the token. */
+  #credential?: Credential;
   private online?: UserProfile;
   /** Frames sent to it while JOINING, written right after its AUTH SUCCESS. */
   private held?: { text: string; done?: (err?: Error) => void }[];
@@ -88,9 +99,36 @@ export class ChatClient {
     return this.online ?? this.verified;
   }
 
-  /** AuthGuard: the token was verified for this user. */
-  authenticate(profile: UserProfile): void {
-    if (this.current === ClientState.PRE_AUTH) this.verified = profile;
+  /** The token it holds now (memory only: never log it); undefined before its login was verified. */
+  get token(): string | undefined {
+    return this.#credential?.token;
+  }
+
+  /** When its token stops being valid (Unix ms), if it does. */
+  get tokenExpiresAt(): number | undefined {
+    return this.#credential?.expiresAt;
+  }
+
+  /** AuthGuard: the token was verified for this user (`credential`: that token and its expiry). */
+  authenticate(profile: UserProfile, credential?: Credential): void {
+    if (this.current !== ClientState.PRE_AUTH) return;
+    this.verified = profile;
+    this.#credential = credential;
+  }
+
+  /**
+   * A refresh (or a re-check) verified `credential` for this same user: it is the token the
+   * connection holds from now on; `profile`, when given, is the authorization server's latest word
+   * about the user (the online profile changes only through the session core). Nothing happens
+   * once it is closing, or for another user's profile.
+   */
+  renewCredential(credential: Credential, profile?: UserProfile): void {
+    if (this.current === ClientState.CLOSING || !this.verified) return;
+    if (profile) {
+      if (profile.userId !== this.verified.userId) return;
+      this.verified = profile;
+    }
+    this.#credential = credential;
   }
 
   /** The session is claimed: broadcasts are held back until the AUTH SUCCESS is written. */
@@ -101,13 +139,18 @@ export class ChatClient {
     this.held = [];
   }
 
-  /** Writes the AUTH SUCCESS, then what was held back; the client is JOINED. */
+  /**
+   * Writes the AUTH SUCCESS, then what was held back; the client is JOINED. When its token expires,
+   * `serverData.expiresAt` (extension) is added to the AUTH SUCCESS, whose serialized form ends
+   * with its serverData's userList (`...]}}`, as SessionService writes it).
+   */
   completeJoin(authSuccess: string): void {
     if (this.current !== ClientState.JOINING) return;
     const held = this.held ?? [];
     this.held = undefined;
     this.current = ClientState.JOINED;
-    this.transport.write(authSuccess);
+    const expiresAt = this.#credential?.expiresAt;
+    this.transport.write(expiresAt === undefined || !authSuccess.endsWith(']}}') ? authSuccess : `${authSuccess.slice(0, -2)},"expiresAt":"${expiresAt}"}}`);
     for (const { text, done } of held) {
       if (!this.transport.write(text, done)) done?.(new Error('connection closed'));
     }

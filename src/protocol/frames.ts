@@ -4,7 +4,15 @@
  * (test/contract) share. See docs/protocol.md. No runtime code and no imports beyond
  * src/protocol, so the browser bundle can use it.
  */
-import type { AuthErrorCode as AuthErrorCodes, AvatarErrorCode as AvatarErrorCodes, FrameErrorCode as FrameErrorCodes, MessageType, Status as Statuses, UserProfile } from './protocol';
+import type {
+  AuthErrorCode as AuthErrorCodes,
+  AvatarErrorCode as AvatarErrorCodes,
+  FrameErrorCode as FrameErrorCodes,
+  MessageType,
+  Status as Statuses,
+  TokenRefreshErrorCode as TokenRefreshErrorCodes,
+  UserProfile,
+} from './protocol';
 
 // The values of the enums of ./protocol as string literals (`status === 'SUCCESS'` type-checks).
 export type MessageTypeName = `${MessageType}`;
@@ -16,6 +24,8 @@ export type AuthErrorCode = `${AuthErrorCodes}`;
 export type AvatarErrorCode = `${AvatarErrorCodes}`;
 /** ERROR_MESSAGE codes. */
 export type FrameErrorCode = `${FrameErrorCodes}`;
+/** TOKEN_REFRESH_MESSAGE ERROR: "2" invalid or another user's token (then close 4401), "3" auth server unavailable (kept). */
+export type TokenRefreshErrorCode = `${TokenRefreshErrorCodes}`;
 
 export interface WireError<C extends string = string> {
   errorCode: C;
@@ -27,7 +37,11 @@ export interface WireError<C extends string = string> {
 export interface AuthSuccessFrame {
   type: 'AUTH_MESSAGE';
   status: 'SUCCESS';
-  serverData: { userId: string; userList: UserProfile[] };
+  /**
+   * `expiresAt` (extension): when the token of this login stops being valid, Unix ms as a decimal
+   * string; absent when the authorization server gave no expiry.
+   */
+  serverData: { userId: string; userList: UserProfile[]; expiresAt?: string };
 }
 
 export interface AuthErrorFrame {
@@ -90,6 +104,19 @@ export interface ErrorMessageFrame {
   requestType?: string;
 }
 
+/** The answer to TOKEN_REFRESH_MESSAGE: the new token stands; `expiresAt` absent when it does not expire. */
+export interface TokenRefreshSuccessFrame {
+  type: 'TOKEN_REFRESH_MESSAGE';
+  status: 'SUCCESS';
+  serverData: { expiresAt?: string };
+}
+
+export interface TokenRefreshErrorFrame {
+  type: 'TOKEN_REFRESH_MESSAGE';
+  status: 'ERROR';
+  error: WireError<TokenRefreshErrorCode>;
+}
+
 export type ServerFrame =
   | AuthSuccessFrame
   | AuthErrorFrame
@@ -100,6 +127,8 @@ export type ServerFrame =
   | UserUpdateFrame
   | SaveAvatarSuccessFrame
   | SaveAvatarErrorFrame
+  | TokenRefreshSuccessFrame
+  | TokenRefreshErrorFrame
   | ErrorMessageFrame;
 
 // ---- client -> server ----
@@ -126,4 +155,10 @@ export interface SaveAvatarClientFrame {
   serverData: { imageBase64: string };
 }
 
-export type ClientFrame = AuthTokenFrame | ChatClientFrame | DialogClientFrame | SaveAvatarClientFrame;
+/** A new token for this connection (extension): answered with TOKEN_REFRESH_MESSAGE SUCCESS or ERROR. */
+export interface TokenRefreshClientFrame {
+  type: 'TOKEN_REFRESH_MESSAGE';
+  serverData: { authToken: string };
+}
+
+export type ClientFrame = AuthTokenFrame | ChatClientFrame | DialogClientFrame | SaveAvatarClientFrame | TokenRefreshClientFrame;

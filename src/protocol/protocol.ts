@@ -21,6 +21,8 @@ export enum MessageType {
   USER_UPDATE = 'USER_UPDATE_MESSAGE',
   SAVE_AVATAR = 'SAVE_AVATAR',
   ERROR = 'ERROR_MESSAGE',
+  /** A new token for a live connection (extension, docs/protocol.md "Token lifecycle"). */
+  TOKEN_REFRESH = 'TOKEN_REFRESH_MESSAGE',
 }
 
 export enum Status {
@@ -34,6 +36,27 @@ export enum AuthErrorCode {
   INVALID_TOKEN = '2',
   AUTH_UNAVAILABLE = '3',
 }
+
+/** errorCode of TOKEN_REFRESH_MESSAGE ERROR: the login's "2" and "3". */
+export enum TokenRefreshErrorCode {
+  /** The new token is invalid, expired or another user's: the connection is closed with 4401. */
+  INVALID_TOKEN = '2',
+  /** The authorization server could not answer: the connection is kept, with its old expiry. */
+  AUTH_UNAVAILABLE = '3',
+}
+
+/** The reasons of the 4401 closes of a live connection whose token no longer stands. */
+export const TokenCloseReason = {
+  /** Its token's expiresAt passed before a refresh. */
+  EXPIRED: 'token expired',
+  /** The periodic re-check (AUTH_RECHECK_INTERVAL_MS) found its token invalid. */
+  REVOKED: 'token revoked',
+  /** A TOKEN_REFRESH_MESSAGE brought an invalid token, or another user's. */
+  REFRESH_REFUSED: 'token not found or invalid',
+} as const;
+
+/** Unix milliseconds as a decimal string (at most 16 digits): what `expiresAt` and `sendTime` are. */
+export const UNIX_MILLIS_PATTERN = /^[0-9]{1,16}$/;
 
 /** errorCode of SAVE_AVATAR ERROR. */
 export enum AvatarErrorCode {

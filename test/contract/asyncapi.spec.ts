@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Parser } from '@asyncapi/parser';
 import sharp from 'sharp';
 import { NO_RECONNECT_CLOSE_CODES, RECONNECT_CLOSE_CODES } from '../../src/client/reconnect';
-import { AuthErrorCode, AvatarErrorCode, CloseCode, FrameErrorCode, MessageType, Status } from '../../src/protocol/protocol';
+import { AuthErrorCode, AvatarErrorCode, CloseCode, FrameErrorCode, MessageType, Status, TokenRefreshErrorCode } from '../../src/protocol/protocol';
 import {
   ASYNCAPI_PATH,
   assertValidClientFrame,
@@ -36,13 +36,13 @@ describe('docs/asyncapi.yaml', () => {
     expect(document).toBeDefined();
     expect(document!.version()).toBe('3.0.0');
     expect(document!.channels().get('gateway')?.address()).toBe('/ws');
-    expect(document!.messages().all().length).toBe(15);
+    expect(document!.messages().all().length).toBe(18);
   }, 30_000);
 
   it('describes every message type the gateway sends, and every one it accepts', () => {
     expect(sorted(contract().server.keys())).toEqual(sorted(Object.values(MessageType)));
     expect(sorted(contract().client.keys())).toEqual(
-      sorted([MessageType.AUTH, MessageType.CHAT, MessageType.DIALOG, MessageType.SAVE_AVATAR]),
+      sorted([MessageType.AUTH, MessageType.CHAT, MessageType.DIALOG, MessageType.SAVE_AVATAR, MessageType.TOKEN_REFRESH]),
     );
   });
 
@@ -50,6 +50,7 @@ describe('docs/asyncapi.yaml', () => {
     expect(enumOf('AuthErrorCode')).toEqual(sorted(Object.values(AuthErrorCode)));
     expect(enumOf('AvatarErrorCode')).toEqual(sorted(Object.values(AvatarErrorCode)));
     expect(enumOf('FrameErrorCode')).toEqual(sorted(Object.values(FrameErrorCode)));
+    expect(enumOf('TokenRefreshErrorCode')).toEqual(sorted(Object.values(TokenRefreshErrorCode)));
     const delivery = (schemas().DeliveryPayload.properties as Json).status as Json;
     expect(sorted(delivery.enum as string[])).toEqual(sorted(Object.values(Status)));
   });
@@ -69,7 +70,7 @@ describe('docs/asyncapi.yaml', () => {
 
   it('has at least one example per message, each valid against its own schema', () => {
     const all = [...contract().server.values(), ...contract().client.values()].flat();
-    expect(new Set(all.map((m) => m.id)).size).toBe(15);
+    expect(new Set(all.map((m) => m.id)).size).toBe(18);
     for (const message of all) {
       expect({ id: message.id, examples: message.examples.length > 0 }).toEqual({ id: message.id, examples: true });
       for (const example of message.examples) {
@@ -189,6 +190,13 @@ describe('docs/asyncapi.yaml', () => {
       const byFrame = await connect();
       sendValid(byFrame, { type: 'AUTH_MESSAGE', serverData: { authToken: 'dave-token' } });
       expect((await byFrame.nextOfType('AUTH_MESSAGE')).status).toBe('SUCCESS');
+
+      // Token refresh: a time-windowed demo token (SUCCESS with its expiresAt), then an invalid one (ERROR "2", 4401).
+      sendValid(alice, { type: 'TOKEN_REFRESH_MESSAGE', serverData: { authToken: `alice-token~${Date.now()}` } });
+      expect((await alice.nextOfType('TOKEN_REFRESH_MESSAGE')).status).toBe('SUCCESS');
+      sendValid(byFrame, { type: 'TOKEN_REFRESH_MESSAGE', serverData: { authToken: 'no-such-token' } });
+      expect((await byFrame.nextOfType('TOKEN_REFRESH_MESSAGE')).status).toBe('ERROR');
+      expect((await byFrame.closed).code).toBe(4401);
       const twice = await connect('alice-token');
       expect((await twice.closed).code).toBe(4409);
 
