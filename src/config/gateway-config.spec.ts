@@ -63,6 +63,7 @@ describe('loadConfig', () => {
       ['eventsSubjectPrefix', 'mpgp.events'],
       ['eventsJetStream', false],
       ['eventsBufferMax', 10_000],
+      ['redisSentinelName', 'mymaster'],
     ])('%s defaults to %p', (key, expected) => {
       expect(config[key]).toStrictEqual(expected);
     });
@@ -104,6 +105,63 @@ describe('loadConfig', () => {
       expect(() => loadConfig({ API_KEYS: 'tiny-secret' })).not.toThrow(/tiny-secret/);
       expect(() => loadConfig({ EVENTS_NATS_URL: 'http://x' })).toThrow(/EVENTS_NATS_URL/);
       expect(() => loadConfig({ EVENTS_SUBJECT_PREFIX: 'a.>' })).toThrow(/EVENTS_SUBJECT_PREFIX/);
+    });
+  });
+
+  describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
+    it('is off by default; the master group name defaults to mymaster', () => {
+      expect(loadConfig({})).toMatchObject({ redisSentinels: undefined, redisSentinelName: 'mymaster', redisPassword: undefined, redisSentinelPassword: undefined });
+      expect(loadConfig({ REDIS_SENTINELS: ' ' }).redisSentinels).toBeUndefined();
+    });
+
+    it('reads host:port entries, trimmed, the port defaulting to 26379, IPv6 in brackets', () => {
+      expect(loadConfig({ REDIS_SENTINELS: ' s1:26380 , 10.0.0.2,[::1]:5000,redis-sentinel.internal:1 ' }).redisSentinels).toEqual([
+        { host: 's1', port: 26380 },
+        { host: '10.0.0.2', port: 26379 },
+        { host: '::1', port: 5000 },
+        { host: 'redis-sentinel.internal', port: 1 },
+      ]);
+    });
+
+    it('is used instead of REDIS_URL (which is then ignored)', () => {
+      const config = loadConfig({ REDIS_URL: 'redis://one:6379', REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'chat-primary' });
+      expect(config).toMatchObject({ redisUrl: undefined, redisSentinels: [{ host: 's1', port: 26379 }], redisSentinelName: 'chat-primary' });
+      expect(loadConfig({ REDIS_URL: 'redis://one:6379' })).toMatchObject({ redisUrl: 'redis://one:6379', redisSentinels: undefined });
+    });
+
+    it('takes the passwords of the data nodes and of the sentinels', () => {
+      expect(loadConfig({ REDIS_SENTINELS: 's1', REDIS_PASSWORD: 'p a:s,s', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' })).toMatchObject({
+        redisPassword: 'p a:s,s',
+        redisSentinelPassword: 'sentinel-secret',
+      });
+    });
+
+    it.each([
+      ['a port out of range', 's1:70000'],
+      ['a port 0', 's1:0'],
+      ['no host', ':26379'],
+      ['a URL', 'redis://s1:26379'],
+      ['a space inside', 's1 s2:26379'],
+      ['an unbracketed IPv6 literal', '::1:26379'],
+      ['only commas', ' , ,'],
+      ['a duplicate', 's1:26379,S1:26379'],
+      ['a duplicate by default port', 's1,s1:26379'],
+    ])('refuses %s, naming REDIS_SENTINELS', (_case, value) => {
+      expect(configErrorOf({ REDIS_SENTINELS: value })).toContain('REDIS_SENTINELS');
+    });
+
+    it('refuses a master group name with spaces or other characters', () => {
+      expect(configErrorOf({ REDIS_SENTINEL_NAME: 'my master' })).toContain('REDIS_SENTINEL_NAME');
+      expect(configErrorOf({ REDIS_SENTINEL_NAME: 'a/b' })).toContain('REDIS_SENTINEL_NAME');
+    });
+
+    it('refuses a password without REDIS_SENTINELS, without printing it', () => {
+      for (const key of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']) {
+        const message = configErrorOf({ REDIS_URL: 'redis://one:6379', [key]: 'hunter2-secret' });
+        expect(message).toContain(key);
+        expect(message).toContain('REDIS_SENTINELS');
+        expect(message).not.toContain('hunter2-secret');
+      }
     });
   });
 

@@ -114,6 +114,22 @@ export class EnvironmentDto {
   @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
   REDIS_URL?: string;
 
+  /** Redis Sentinel: comma-separated host:port of the sentinels; used instead of REDIS_URL. */
+  @Transform(emptyToUndefined) @IsOptional() @IsString()
+  REDIS_SENTINELS?: string;
+
+  /** The master group name the sentinels monitor. */
+  @IsString() @Matches(/^[A-Za-z0-9._-]{1,128}$/, { message: 'REDIS_SENTINEL_NAME must be a master group name: letters, digits, ".", "_" or "-"' })
+  REDIS_SENTINEL_NAME = 'mymaster';
+
+  /** Password of the Redis primary and replicas in Sentinel mode (REDIS_URL carries its own). */
+  @Transform(emptyToUndefined) @IsOptional() @IsString()
+  REDIS_PASSWORD?: string;
+
+  /** Password of the sentinels themselves (their requirepass), when they have one. */
+  @Transform(emptyToUndefined) @IsOptional() @IsString()
+  REDIS_SENTINEL_PASSWORD?: string;
+
   @Transform(toInt) @IsInt() @Min(1000) @Max(3_600_000)
   PRESENCE_TTL_MS = 15_000;
 
@@ -232,7 +248,16 @@ export interface GatewayConfig {
   sendBufferMaxBytes: number;
   broadcastBatching: boolean;
   maxConnections: number;
+  /** Cluster mode on one standalone Redis; undefined in Sentinel mode (REDIS_SENTINELS wins). */
   redisUrl?: string;
+  /** Cluster mode on Redis Sentinel: the sentinels asked for the current primary. */
+  redisSentinels?: readonly RedisAddress[];
+  /** The master group name the sentinels monitor (REDIS_SENTINEL_NAME). */
+  redisSentinelName: string;
+  /** Password of the primary and replicas in Sentinel mode. */
+  redisPassword?: string;
+  /** Password of the sentinels. */
+  redisSentinelPassword?: string;
   presenceTtlMs: number;
   shutdownDrainMs: number;
   logLevel: string;
@@ -265,18 +290,52 @@ export interface GatewayConfig {
 
 export class ConfigError extends Error {}
 
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/** The port of a sentinel given without one. */
+export const DEFAULT_SENTINEL_PORT = 26379;
+
+/**
+ * Parses REDIS_SENTINELS: `host[:port]` entries separated by commas (`[ipv6]:port` for IPv6
+ * literals; the port defaults to 26379). Throws a ConfigError naming the bad entry.
+ */
+export function parseSentinels(value: string): RedisAddress[] {
+  const out: RedisAddress[] = [];
+  const seen = new Set<string>();
+  const entries = value.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
+  if (entries.length === 0) throw new ConfigError('invalid configuration:\n  REDIS_SENTINELS: no sentinel (expected host:port,host:port,...)');
+  for (const entry of entries) {
+    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(entry);
+    const port = match?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(match[3]);
+    if (!match || port < 1 || port > 65535) {
+      throw new ConfigError(`invalid configuration:\n  REDIS_SENTINELS: "${entry}" is not host:port (a port from 1 to 65535; [address]:port for IPv6)`);
+    }
+    const host = match[1] ?? match[2];
+    const key = `${host.toLowerCase()}:${port}`;
+    if (seen.has(key)) throw new ConfigError(`invalid configuration:\n  REDIS_SENTINELS: "${entry}" is listed twice`);
+    seen.add(key);
+    out.push({ host, port });
+  }
+  return out;
+}
+
 /** Validates an environment (process.env by default) into a GatewayConfig, or throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const known = Object.keys(new EnvironmentDto());
   const input: Record<string, string> = {};
-  for (const key of [...known, 'NODE_ENV', 'HOST', 'PUBLIC_URL', 'AUTH_SERVER_URL', 'ALLOWED_ORIGINS', 'MAX_FRAME_BYTES', 'REDIS_URL', 'LOG_LEVEL', 'API_KEYS', 'EVENTS_NATS_URL']) {
+  for (const key of [...known, 'NODE_ENV', 'HOST', 'PUBLIC_URL', 'AUTH_SERVER_URL', 'ALLOWED_ORIGINS', 'MAX_FRAME_BYTES', 'REDIS_URL', 'REDIS_SENTINELS', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'LOG_LEVEL', 'API_KEYS', 'EVENTS_NATS_URL']) {
     const value = env[key];
     if (value !== undefined) input[key] = value;
   }
   const dto = plainToInstance(EnvironmentDto, input);
   const errors = validateSync(dto, { whitelist: false, forbidUnknownValues: true });
   if (errors.length > 0) {
-    const lines = errors.map((e) => `${e.property}=${JSON.stringify(input[e.property] ?? null)}: ${Object.values(e.constraints ?? {}).join('; ')}`);
+    // A secret's value is never printed.
+    const shown = (key: string) => (/PASSWORD|KEYS/.test(key) ? '(not shown)' : JSON.stringify(input[key] ?? null));
+    const lines = errors.map((e) => `${e.property}=${shown(e.property)}: ${Object.values(e.constraints ?? {}).join('; ')}`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const production = dto.NODE_ENV === 'production';
@@ -305,6 +364,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     if (!/^(nats|tls|wss?):\/\/[^\s/]+(:\d+)?\/?$/i.test(url) && !/^[^\s/:]+:\d+$/.test(url)) {
       throw new ConfigError(`invalid configuration:\n  EVENTS_NATS_URL: "${url}" is not nats://host:port (or host:port)`);
     }
+  }
+  const sentinels = dto.REDIS_SENTINELS === undefined ? undefined : parseSentinels(dto.REDIS_SENTINELS);
+  if (!sentinels && (dto.REDIS_PASSWORD !== undefined || dto.REDIS_SENTINEL_PASSWORD !== undefined)) {
+    // Never print a password: name the variable only.
+    const which = dto.REDIS_PASSWORD !== undefined ? 'REDIS_PASSWORD' : 'REDIS_SENTINEL_PASSWORD';
+    throw new ConfigError(`invalid configuration:\n  ${which} is only read with REDIS_SENTINELS (with REDIS_URL, put the password in the URL: redis://:password@host:6379)`);
   }
   return {
     production,
@@ -335,7 +400,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     sendBufferMaxBytes: dto.SEND_BUFFER_MAX_BYTES,
     broadcastBatching: dto.BROADCAST_BATCHING,
     maxConnections: dto.MAX_CONNECTIONS,
-    redisUrl: dto.REDIS_URL,
+    redisUrl: sentinels ? undefined : dto.REDIS_URL,
+    redisSentinels: sentinels,
+    redisSentinelName: dto.REDIS_SENTINEL_NAME,
+    redisPassword: dto.REDIS_PASSWORD,
+    redisSentinelPassword: dto.REDIS_SENTINEL_PASSWORD,
     presenceTtlMs: dto.PRESENCE_TTL_MS,
     shutdownDrainMs: dto.SHUTDOWN_DRAIN_MS,
     logLevel: dto.LOG_LEVEL ?? (dto.NODE_ENV === 'test' ? 'warn' : 'info'),
