@@ -38,7 +38,7 @@ const port = (token: symbol, pick: (engine: Engine) => unknown): Provider => ({ 
 
 /**
  * The shared state of the deployment behind its ports: in memory on a single node (the default),
- * in Redis when REDIS_URL is set (cluster mode). Modules that use a port import this module.
+ * in Redis when REDIS_URL or REDIS_SENTINELS is set (cluster mode). Modules that use a port import this module.
  * Imported below every feature, its shutdown hooks run after theirs (Nest shuts the modules down
  * from the root outwards): the gateway's connections are closed before the engine leaves Redis.
  * A RedisEngine connects in its onModuleInit and leaves the registry in its onApplicationShutdown.
@@ -48,7 +48,8 @@ const port = (token: symbol, pick: (engine: Engine) => unknown): Provider => ({ 
     {
       provide: ENGINE,
       inject: [GATEWAY_CONFIG],
-      useFactory: (config: GatewayConfig): Engine | Promise<Engine> => (config.redisUrl ? new RedisEngine(config) : memoryEngine(config)),
+      useFactory: (config: GatewayConfig): Engine | Promise<Engine> =>
+        config.redisUrl || config.redisSentinels ? new RedisEngine(config) : memoryEngine(config),
     },
     port(CLUSTER_BUS, (engine) => engine.bus),
     port(PRESENCE_REGISTRY, (engine) => engine.presence),

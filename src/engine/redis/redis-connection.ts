@@ -1,9 +1,15 @@
 import { Logger } from '@nestjs/common';
 import Redis, { type RedisOptions } from 'ioredis';
 import { RedisKeys } from './redis-keys';
+import { SentinelWatch, type RedisHostPort, type RedisSentinelOptions } from './sentinel-watch';
 
 export interface RedisConnectionOptions {
-  url: string;
+  /** A standalone Redis (redis:// or rediss://). Exactly one of url and sentinel. */
+  url?: string;
+  /** Redis Sentinel: the primary of a master group, found through its sentinels. */
+  sentinel?: RedisSentinelOptions;
+  /** Password of the primary and replicas in Sentinel mode (a URL carries its own). */
+  password?: string;
   /** Key and channel prefix (default `gw:`). */
   prefix?: string;
   /** Bound on one command's round trip (default 2000 ms). */
@@ -17,6 +23,68 @@ export interface RedisConnectionOptions {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+/** A write refused because the server is a replica: we are on a demoted primary (or the URL names a replica). */
+export function isReadOnlyError(err: Error): boolean {
+  return err.message.startsWith('READONLY') || err.message.includes(' READONLY ');
+}
+
+/** A reconnection delay: 50 ms doubling up to maxDelayMs. */
+export const backoff = (maxDelayMs: number) => (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), maxDelayMs);
+
+/**
+ * The ioredis options both connections share (ioredis's own Sentinel support in Sentinel mode),
+ * and the URL of a standalone Redis. `onReadOnly` decides what a READONLY reply does: true makes
+ * that connection reconnect (finding the primary again).
+ */
+export function redisClientOptions(
+  options: RedisConnectionOptions,
+  onReadOnly: (err: Error) => boolean = () => true,
+): { url?: string; options: RedisOptions } {
+  if ((options.url === undefined) === (options.sentinel === undefined)) {
+    throw new Error('RedisConnection needs exactly one of url (REDIS_URL) and sentinel (REDIS_SENTINELS)');
+  }
+  const maxDelay = options.maxReconnectDelayMs ?? 1000;
+  const commandTimeout = options.commandTimeoutMs ?? 2000;
+  const common: RedisOptions = {
+    lazyConnect: true,
+    protocol: 2,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    autoResubscribe: false,
+    commandTimeout,
+    connectTimeout: 2000,
+    // Also checks the role in Sentinel mode: a server that is not (or no longer) the primary is
+    // left at once and the sentinels are asked again.
+    enableReadyCheck: true,
+    disableClientInfo: true,
+    retryStrategy: backoff(maxDelay),
+    // A write refused by a replica: the primary moved (a failover that demoted the one we are
+    // on). Reconnect, which asks the sentinels again; the command itself fails as usual.
+    reconnectOnError: (err) => (isReadOnlyError(err) && onReadOnly(err) ? 1 : false),
+  };
+  if (options.url !== undefined) return { url: options.url, options: common };
+  const sentinel = options.sentinel!;
+  return {
+    options: {
+      ...common,
+      // Each client gets its own list: ioredis adds the sentinels it discovers to it.
+      sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      name: sentinel.name,
+      role: 'master',
+      password: options.password,
+      sentinelPassword: sentinel.password,
+      // Every sentinel down: ask them all again, at most maxDelay apart.
+      sentinelRetryStrategy: backoff(maxDelay),
+      // A sentinel that hangs must not hold the reconnection: try the next one.
+      sentinelCommandTimeout: Math.min(commandTimeout, 1000),
+      // Our own SentinelWatch listens to +switch-master (one set of connections per node,
+      // quiet when a sentinel is down); ioredis's detector would open one set per client.
+      failoverDetector: false,
+    },
+  };
+}
 
 /**
  * The two Redis connections of a node: one for commands and PUBLISH, one for subscriptions.
@@ -45,27 +113,26 @@ export class RedisConnection {
   private closed = false;
   private wasDown = false;
   private readonly pingTimeoutMs: number;
+  private readonly watch?: SentinelWatch;
+  /** When the last READONLY reply was logged (one warning per episode). */
+  private readOnlyLoggedAt = 0;
 
   constructor(private readonly options: RedisConnectionOptions) {
     this.keys = new RedisKeys(options.prefix);
     this.pingTimeoutMs = options.pingTimeoutMs ?? 1000;
-    const maxDelay = options.maxReconnectDelayMs ?? 1000;
-    const common: RedisOptions = {
-      lazyConnect: true,
-      protocol: 2,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      autoResubscribe: false,
-      commandTimeout: options.commandTimeoutMs ?? 2000,
-      connectTimeout: 2000,
-      enableReadyCheck: true,
-      disableClientInfo: true,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), maxDelay),
-    };
+    const client = redisClientOptions(options, (err) => this.onReadOnly(err));
     const name = options.name ? `gw-${options.name}` : undefined;
-    this.commands = new Redis(options.url, { ...common, connectionName: name && `${name}-cmd` });
-    this.subscriber = new Redis(options.url, { ...common, connectionName: name && `${name}-sub` });
+    const create = (connectionName: string | undefined): Redis =>
+      client.url !== undefined
+        ? new Redis(client.url, { ...client.options, connectionName })
+        : new Redis({ ...client.options, sentinels: client.options.sentinels!.map((s) => ({ ...s })), connectionName });
+    this.commands = create(name && `${name}-cmd`);
+    this.subscriber = create(name && `${name}-sub`);
+    if (options.sentinel) {
+      this.watch = new SentinelWatch(options.sentinel, (primary) => this.onSwitchMaster(primary), {
+        maxReconnectDelayMs: Math.max(5000, options.maxReconnectDelayMs ?? 1000),
+      });
+    }
 
     this.commands.on('error', (err: Error) => this.onError('commands', err));
     this.subscriber.on('error', (err: Error) => this.onError('subscriber', err));
@@ -94,6 +161,7 @@ export class RedisConnection {
 
   /** Starts connecting in the background; never waits for Redis. */
   start(): void {
+    this.watch?.start();
     for (const client of [this.commands, this.subscriber]) {
       client.connect().catch(() => {
         // reported through the 'error' event; the retry strategy keeps trying
@@ -169,6 +237,7 @@ export class RedisConnection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.watch?.close();
     this.wakeReadyWaiters();
     await Promise.all([this.commands, this.subscriber].map((client) => closeClient(client)));
   }
@@ -194,6 +263,31 @@ export class RedisConnection {
     for (const wake of [...this.readyWaiters]) wake();
   }
 
+  /**
+   * The command connection got READONLY: the server it is on was demoted to a replica. That
+   * connection reconnects (ioredis, through reconnectOnError); the subscriber, which never sees
+   * a READONLY but would hear nothing on a replica, is sent to the primary with it.
+   */
+  private onReadOnly(err: Error): boolean {
+    if (this.closed) return false;
+    if (Date.now() - this.readOnlyLoggedAt > 5000) {
+      this.readOnlyLoggedAt = Date.now();
+      this.logger.warn(`redis answered ${err.message.split('.')[0]}: this server is a replica now; reconnecting to the primary`);
+    }
+    if (this.subscriber.status === 'ready') this.subscriber.disconnect(true);
+    return true;
+  }
+
+  /** A sentinel announced a new primary: move every connection that is not on it yet. */
+  private onSwitchMaster(primary: RedisHostPort): void {
+    if (this.closed) return;
+    for (const [which, client] of [['commands', this.commands], ['subscriber', this.subscriber]] as const) {
+      if (client.status !== 'ready' || isConnectedTo(client, primary)) continue;
+      this.logger.warn(`sentinel: the primary is now ${primary.host}:${primary.port}; moving the ${which} connection`);
+      client.disconnect(true);
+    }
+  }
+
   private onError(which: string, err: Error): void {
     if (this.closed) return;
     // One warning per outage, the rest at debug level: a down Redis retries every second.
@@ -207,6 +301,14 @@ export class RedisConnection {
     if (!this.wasDown) this.logger.warn(`redis ${which} connection closed; reconnecting`);
     this.wasDown = true;
   }
+}
+
+/** Whether a connected client's socket goes to that address. */
+function isConnectedTo(client: Redis, address: RedisHostPort): boolean {
+  const stream = (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
+  if (!stream || stream.remotePort !== address.port) return false;
+  const remote = (stream.remoteAddress ?? '').replace(/^::ffff:/, '');
+  return remote === address.host.replace(/^::ffff:/, '');
 }
 
 async function closeClient(client: Redis): Promise<void> {

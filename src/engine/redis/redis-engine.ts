@@ -1,15 +1,36 @@
 import { randomUUID } from 'node:crypto';
-import { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { RedisAvatarIndex } from './redis-avatar-index';
 import { RedisClusterBus } from './redis-cluster-bus';
-import { RedisConnection } from './redis-connection';
+import { RedisConnection, type RedisConnectionOptions } from './redis-connection';
 import { RedisDedupStore } from './redis-dedup-store';
 import { RedisPresenceRegistry } from './redis-presence-registry';
 import { RedisQuotaStore } from './redis-quota-store';
+import type { RedisSentinelOptions } from './sentinel-watch';
 
 /** Bound on one Redis command: a hung Redis fails calls after this long. */
 export const REDIS_COMMAND_TIMEOUT_MS = 2000;
+
+export type RedisEngineConfig = Pick<
+  GatewayConfig,
+  'redisUrl' | 'redisSentinels' | 'redisSentinelName' | 'redisPassword' | 'redisSentinelPassword' | 'presenceTtlMs' | 'dedupWindowMs' | 'deliveryTimeoutMs' | 'avatarDir'
+>;
+
+/**
+ * Which Redis a node uses: the primary of REDIS_SENTINEL_NAME through REDIS_SENTINELS when they
+ * are set (a failover is then followed by itself), else the standalone REDIS_URL.
+ */
+export function redisTarget(config: Omit<RedisEngineConfig, 'presenceTtlMs' | 'dedupWindowMs' | 'deliveryTimeoutMs' | 'avatarDir'>): Pick<RedisConnectionOptions, 'url' | 'sentinel' | 'password'> {
+  if (config.redisSentinels && config.redisSentinels.length > 0) {
+    return {
+      sentinel: { sentinels: config.redisSentinels, name: config.redisSentinelName, password: config.redisSentinelPassword },
+      password: config.redisPassword,
+    };
+  }
+  if (!config.redisUrl) throw new Error('RedisEngine needs REDIS_URL or REDIS_SENTINELS');
+  return { url: config.redisUrl };
+}
 
 /**
  * The cluster engine of one node: its Redis connections and the ports built on them.
@@ -25,13 +46,15 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
   readonly dedup: RedisDedupStore;
   readonly avatars: RedisAvatarIndex;
   readonly quotas: RedisQuotaStore;
+  private readonly sentinel?: RedisSentinelOptions;
   private started = false;
   private closing?: Promise<void>;
 
-  constructor(config: Pick<GatewayConfig, 'redisUrl' | 'presenceTtlMs' | 'dedupWindowMs' | 'deliveryTimeoutMs' | 'avatarDir'>, nodeId = randomUUID()) {
-    if (!config.redisUrl) throw new Error('RedisEngine needs REDIS_URL');
+  constructor(config: RedisEngineConfig, nodeId = randomUUID()) {
     this.nodeId = nodeId;
-    this.connection = new RedisConnection({ url: config.redisUrl, commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, name: nodeId.slice(0, 8) });
+    const target = redisTarget(config);
+    this.sentinel = target.sentinel;
+    this.connection = new RedisConnection({ ...target, commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, name: nodeId.slice(0, 8) });
     this.bus = new RedisClusterBus(this.connection, nodeId);
     this.presence = new RedisPresenceRegistry(this.connection, nodeId, { ttlMs: config.presenceTtlMs });
     this.dedup = new RedisDedupStore(this.connection, {
@@ -47,6 +70,10 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
   start(): void {
     if (this.started) return;
     this.started = true;
+    if (this.sentinel) {
+      const { name, sentinels } = this.sentinel;
+      new Logger('RedisEngine').log(`cluster mode on Redis Sentinel: master group ${name}, sentinels ${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`);
+    }
     this.connection.start();
     this.presence.start();
   }

@@ -29,7 +29,8 @@ export interface RedisPresenceOptions {
  *   DISCONNECT is broadcast exactly once) and leaves a tombstone `swept:<nodeId>`.
  * - Recovery: this node keeps its own sessions in memory. When its lease was gone at a
  *   heartbeat (Redis restarted empty, or the node was cut off longer than the ttl), after any
- *   Redis failure, and on every reconnection, it reconciles Redis with that map: it removes its
+ *   Redis failure, and on every reconnection (a Sentinel failover to a replica that missed the
+ *   last writes included: whatever keys vanished), it reconciles Redis with that map: it removes its
  *   stale sessions (reported to onExpired), writes its live ones back, and closes the local
  *   connections of users that logged in elsewhere meanwhile (onSessionLost). When it had been
  *   swept, the sessions written back are reported to onSessionsRestored (their CONNECT).
@@ -66,6 +67,9 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     this.connectWaitMs = options.connectWaitMs ?? 500;
     connection.addHealthCheck(() => this.registered);
     connection.onReady(() => {
+      // A new connection may be to a new server (a restart, a Sentinel failover) that lost some
+      // of our writes: not registered (not ready) until reconciled there.
+      this.registered = false;
       this.needsReconcile = true;
       void this.beat();
     });
