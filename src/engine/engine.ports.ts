@@ -96,6 +96,12 @@ export interface PresenceRegistry {
   release(session: Session): Promise<boolean>;
   /** Every user online in the deployment. */
   list(): Promise<UserProfile[]>;
+  /**
+   * The same list as the JSON text of its elements, comma-separated (what an AUTH SUCCESS
+   * carries), for a registry that can keep it cheaply: a login then costs no serialization of
+   * the list. Optional: without it, the list is serialized from list().
+   */
+  listJson?(): Promise<string>;
   /** The live session of a user, if any. */
   locate(userId: string): Promise<Session | undefined>;
   /** Changes fields of an online user's profile (for example its avatar). */

@@ -90,6 +90,18 @@ export class SessionService implements OnModuleInit {
     return this.held.get(client.id)?.session;
   }
 
+  /**
+   * The userList of an AUTH SUCCESS as JSON text: the registry's own when it keeps it (one node:
+   * a login costs no serialization of the list), else serialized from its list. The joining user
+   * is in it: its session was claimed first.
+   */
+  private async userListJson(session: Session): Promise<string> {
+    if (this.registry.listJson) return this.registry.listJson();
+    const list = await this.registry.list();
+    if (!list.some((u) => u.userId === session.userId)) list.push(session.profile);
+    return list.map((profile) => JSON.stringify(profile)).join(',');
+  }
+
   /** Joins a client whose token AuthGuard verified. */
   async join(client: ChatClient): Promise<JoinOutcome> {
     const verified = client.user;
@@ -120,9 +132,9 @@ export class SessionService implements OnModuleInit {
     // falls between the online list it gets and the presence changes after it.
     client.beginJoin(session.profile);
     this.connections.register(client);
-    let userList: UserProfile[];
+    let userList: string;
     try {
-      userList = await this.registry.list();
+      userList = await this.userListJson(session);
     } catch (err) {
       this.logger.warn({ connId: client.id, err: String(err) }, 'online list unavailable: login refused');
       client.abortJoin();
@@ -135,7 +147,6 @@ export class SessionService implements OnModuleInit {
       await this.leave(client);
       return JoinOutcome.CLOSED;
     }
-    if (!userList.some((u) => u.userId === session.userId)) userList.push(session.profile);
     client.completeJoin(authSuccessFrame(session.userId, userList));
     this.messenger.broadcast(connectFrame(session.profile), session.userId);
     this.activity.report({ kind: 'connect', userId: session.userId });
@@ -292,25 +303,10 @@ function frozen(profile: UserProfile): UserProfile {
   return Object.isFrozen(profile) ? profile : Object.freeze({ ...profile });
 }
 
-/**
- * The JSON of each profile object the registry hands out. The one-node registry returns the same
- * (never modified) objects at every login, so an AUTH SUCCESS with thousands of users online
- * joins cached strings instead of serializing every profile again; fresh objects (the cluster
- * registry) are simply serialized.
- */
-const profileJson = new WeakMap<UserProfile, string>();
-
-/** AUTH SUCCESS, serialized by hand from cached profile JSON (the shape of AuthSuccessFrame). */
-function authSuccessFrame(userId: string, userList: readonly UserProfile[]): string {
-  const parts = new Array<string>(userList.length);
-  for (let i = 0; i < userList.length; i++) {
-    const profile = userList[i];
-    let json = profileJson.get(profile);
-    if (json === undefined) profileJson.set(profile, (json = JSON.stringify(profile)));
-    parts[i] = json;
-  }
+/** AUTH SUCCESS around the JSON text of its userList (the shape of AuthSuccessFrame). */
+function authSuccessFrame(userId: string, userListJson: string): string {
   const head: Omit<AuthSuccessFrame, 'serverData'> = { type: MessageType.AUTH, status: Status.SUCCESS };
-  return `${JSON.stringify(head).slice(0, -1)},"serverData":{"userId":${JSON.stringify(userId)},"userList":[${parts.join(',')}]}}`;
+  return `${JSON.stringify(head).slice(0, -1)},"serverData":{"userId":${JSON.stringify(userId)},"userList":[${userListJson}]}}`;
 }
 
 function connectFrame(profile: UserProfile): UserConnectionFrame {
