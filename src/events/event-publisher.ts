@@ -51,7 +51,6 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
   private inFlight = 0;
   private seq = 0;
   private scheduled = false;
-  private pausedUntil = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private lastError = 0;
   private suppressed = 0;
@@ -121,7 +120,8 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
   }
 
   private flushAcked(): void {
-    if (Date.now() < this.pausedUntil) return;
+    // Paused after a failure until the retry timer fires.
+    if (this.retryTimer) return;
     if (this.failed.length > 0) {
       // Oldest first at the front: put back the newest failure first.
       this.failed.sort((a, b) => b.seq - a.seq);
@@ -153,7 +153,6 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
   /** A failed publish: pause, log (not every time), and try again. */
   private reportFailure(err: unknown): void {
     const pauseMs = this.stopping ? 100 : RETRY_MS;
-    this.pausedUntil = Date.now() + pauseMs;
     if (!this.retryTimer) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
@@ -203,7 +202,9 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
     const deadline = Date.now() + SHUTDOWN_FLUSH_MS;
     if (this.link.up) {
       if (this.options.jetStream) {
-        this.pausedUntil = 0;
+        // Retry at once what is waiting for its pause to end.
+        if (this.retryTimer) clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
         if (this.backlog > 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
