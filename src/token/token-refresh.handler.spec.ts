@@ -14,13 +14,14 @@ import type { TokenCheck } from '../auth/token-verifier';
 import type { TokenService } from '../auth/token.service';
 import type { AvatarIndex } from '../engine/engine.ports';
 import { ChatClient, type Transport } from '../messaging/chat-client';
-import type { UserProfile } from '../protocol/protocol';
+import { MessageType, type UserProfile } from '../protocol/protocol';
 import type { SessionService } from '../session/session.service';
+import type { TokenRefreshDto } from './dto/token-refresh.dto';
 import type { TokenLifecycle, TokenEvent } from './token-lifecycle.service';
 import { TokenRefreshHandler } from './token-refresh.handler';
 
 const ALICE = Object.freeze(makeProfile('1', { nickname: 'alice', avatar: 'http://auth.example/alice.png' }));
-const frame = (authToken: string) => ({ type: 'TOKEN_REFRESH_MESSAGE' as const, serverData: { authToken } });
+const frame = (authToken: string): TokenRefreshDto => ({ type: MessageType.TOKEN_REFRESH, serverData: { authToken } });
 
 interface Recorded extends Transport {
   written: string[];
