@@ -4,19 +4,10 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { BUNDLED_ALICE as ALICE } from '../../test/support/factories';
 import { loadUsers } from '../demo-users/users';
 import { AuthServerHandle, MAX_BODY_BYTES, startAuthServer } from './auth-server';
 import { ConfigError, readConfig } from './main';
-
-const ALICE = {
-  userId: '1',
-  nickname: 'alice',
-  avatar: '',
-  language: 'en',
-  status: "Hi, I'm Alice",
-  lastOnline: '2025-01-15T09:30:00.000Z',
-  registerDate: '2024-03-01T12:00:00.000Z',
-};
 
 interface RawResponse {
   status: number;

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
+import { makeProfile } from '../../test/support/factories';
 import { strictMock } from '../../test/support/strict-mock';
 import { ChatClient, type Transport } from '../messaging/chat-client';
 import { AuthError } from '../protocol/errors';
@@ -9,15 +10,7 @@ import { AuthGuard } from './auth.guard';
 import type { TokenCheck } from './token-verifier';
 import type { TokenService } from './token.service';
 
-const ALICE: UserProfile = Object.freeze({
-  userId: '1',
-  nickname: 'alice',
-  avatar: '',
-  language: 'en',
-  status: '',
-  lastOnline: '',
-  registerDate: '',
-});
+const ALICE: UserProfile = Object.freeze(makeProfile('1', { nickname: 'alice' }));
 const TOKEN = 'alice-secret-token';
 
 /** A transport that is open until told otherwise and accepts every write. */

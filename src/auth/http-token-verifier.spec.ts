@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { HttpService } from '@nestjs/axios';
 import axios from 'axios';
+import { makeProfile } from '../../test/support/factories';
 import { strictMock } from '../../test/support/strict-mock';
 import { startAuthServer, type AuthServerHandle } from '../auth-server/auth-server';
 import type { GatewayConfig } from '../config/gateway-config';
@@ -13,15 +14,7 @@ const success = (serverData: unknown) => body({ type: 'CHECK_TOKEN', status: 'SU
 
 describe('classifyReply', () => {
   it('accepts 200 SUCCESS with a full profile', () => {
-    const profile = {
-      userId: 'u1',
-      nickname: 'Ann',
-      avatar: 'http://a/1.png',
-      language: 'en',
-      status: 'hi',
-      lastOnline: '1700000000000',
-      registerDate: '1600000000000',
-    };
+    const profile = makeProfile('u1');
     expect(classifyReply(200, success({ ...profile, extra: 'ignored' }))).toEqual({ outcome: 'valid', profile });
   });
 

@@ -1,38 +1,14 @@
 import { Logger } from '@nestjs/common';
+import { makeProfile } from '../../test/support/factories';
 import { strictMock } from '../../test/support/strict-mock';
+import { deferred, type Deferred } from '../../test/support/time';
 import type { Counter, Histogram } from 'prom-client';
 import type { GatewayConfig } from '../config/gateway-config';
 import type { MetricsService } from '../observability/metrics.service';
-import type { UserProfile } from '../protocol/protocol';
 import { MAX_INVALID_ENTRIES, TokenService } from './token.service';
 import type { TokenCheck, TokenVerifier } from './token-verifier';
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(err: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-const profile = (userId: string): UserProfile => ({
-  userId,
-  nickname: `nick-${userId}`,
-  avatar: '',
-  language: 'en',
-  status: '',
-  lastOnline: '',
-  registerDate: '',
-});
-const valid = (userId: string): TokenCheck => ({ outcome: 'valid', profile: profile(userId) });
+const valid = (userId: string): TokenCheck => ({ outcome: 'valid', profile: makeProfile(userId) });
 const INVALID: TokenCheck = { outcome: 'invalid' };
 const DOWN: TokenCheck = { outcome: 'unavailable', reason: 'HTTP 503' };
 

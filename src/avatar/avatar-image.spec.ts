@@ -2,6 +2,7 @@ import { deflateSync } from 'node:zlib';
 
 import sharp, { type Sharp } from 'sharp';
 
+import { rejectionOf } from '../../test/support/errors';
 import { AvatarError as ProtocolAvatarError, toWireAnswer } from '../protocol/errors';
 import { AvatarErrorCode } from '../protocol/protocol';
 import {
@@ -15,15 +16,7 @@ import {
 const MAX = 1_048_576;
 
 /** Resolves to the AvatarError thrown by fn, failing the test when something else happens. */
-async function avatarErrorOf(fn: () => unknown): Promise<AvatarError> {
-  try {
-    await fn();
-  } catch (err) {
-    if (err instanceof AvatarError) return err;
-    throw err;
-  }
-  throw new Error('expected an AvatarError, nothing was thrown');
-}
+const avatarErrorOf = (fn: () => unknown): Promise<AvatarError> => rejectionOf(AvatarError, fn);
 
 function noise(width: number, height: number, channels: 3 | 4 = 3): Buffer {
   const raw = Buffer.alloc(width * height * channels);

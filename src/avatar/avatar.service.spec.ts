@@ -1,7 +1,9 @@
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
-import { flushPromises, joinedClient, type FakeConnection } from '../../test/support/fake-client';
-import { strictMock } from '../../test/support/strict-mock';
+import { rejectionOf } from '../../test/support/errors';
+import { joinedClient, logSends, type FakeConnection } from '../../test/support/fake-client';
+import { callLogger, strictMock } from '../../test/support/strict-mock';
+import { flushPromises } from '../../test/support/time';
 import type { AvatarIndex, QuotaStore } from '../engine/engine.ports';
 import { Messenger } from '../messaging/messenger';
 import { AvatarError } from '../protocol/errors';
@@ -21,15 +23,7 @@ const OLD_URL = `${PUBLIC_URL}/avatars/${OLD_FILE}`;
 const MAX_BYTES = 64 * 1024;
 const SAVES_PER_MINUTE = 6;
 
-async function avatarErrorOf(promise: Promise<unknown>): Promise<AvatarError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof AvatarError) return err;
-    throw err;
-  }
-  throw new Error('expected an AvatarError, nothing was thrown');
-}
+const avatarErrorOf = (promise: Promise<unknown>): Promise<AvatarError> => rejectionOf(AvatarError, promise);
 
 describe('AvatarService', () => {
   let png: Buffer;
@@ -48,15 +42,7 @@ describe('AvatarService', () => {
   const success = { type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: URL } };
 
   /** A jest.fn typed like method F that records its name in `log` before running impl. */
-  function logged<F extends (...args: never[]) => unknown>(
-    name: string,
-    impl: (...args: Parameters<F>) => ReturnType<F>,
-  ): jest.Mock<ReturnType<F>, Parameters<F>> {
-    return jest.fn((...args: Parameters<F>) => {
-      log.push(name);
-      return impl(...args);
-    });
-  }
+  const logged = callLogger(() => log);
 
   function service(config: Partial<AvatarOptions> = {}): AvatarService {
     return new AvatarService(
@@ -92,11 +78,7 @@ describe('AvatarService', () => {
     updateProfile = logged<SessionService['updateProfile']>('sessions.updateProfile', async () => undefined);
     alice = joinedClient('alice');
     client = alice.client;
-    const send = client.send.bind(client);
-    jest.spyOn(client, 'send').mockImplementation((frame) => {
-      log.push('send');
-      send(frame);
-    });
+    logSends(client, log);
   });
 
   afterEach(() => {

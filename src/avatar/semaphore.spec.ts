@@ -1,16 +1,5 @@
-import { flushPromises } from '../../test/support/fake-client';
+import { deferred, flushPromises } from '../../test/support/time';
 import { Semaphore } from './semaphore';
-
-/** A task whose end the test decides. */
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
-  let resolve!: () => void;
-  let reject!: (err: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 describe('Semaphore', () => {
   it('refuses a limit that is not a positive integer', () => {

@@ -1,3 +1,4 @@
+import { thrownBy } from '../../test/support/errors';
 import { joinedClient, type FakeConnection } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
 import type { Messenger } from '../messaging/messenger';
@@ -11,15 +12,7 @@ import type { ChatMessageDto } from './dto/chat-message.dto';
 const MAX = 8;
 const NOW = 1_700_000_000_123;
 
-function errorOf(fn: () => unknown): FrameError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FrameError) return err;
-    throw err;
-  }
-  throw new Error('expected a FrameError, nothing was thrown');
-}
+const errorOf = (fn: () => unknown): FrameError => thrownBy(FrameError, fn);
 
 /** A CHAT_MESSAGE as the handler gets it: the frame as received, validated by its DTO (unknown fields kept). */
 const chat = (message: string, extra: Record<string, unknown> = {}): ChatMessageDto =>

@@ -12,7 +12,7 @@ import type { CloseCode, FrameErrorCode as ProtocolFrameErrorCode, MessageType, 
 import { serverFrameProblem } from '../../test/support/contract';
 import { startFakeAuthServer, type FakeAuthServer } from '../../test/support/fake-auth-server';
 import { startGateway, type TestGateway } from '../../test/support/gateway';
-import { eventually, sleep } from '../../test/support/ws-client';
+import { eventually, sleep } from '../../test/support/time';
 import { ChatClient, ChatClientError, type ChatClientEvents, type ChatClientOptions } from './chat-client';
 import { createNodeChatClient } from './node';
 import type { AuthErrorCode, AvatarErrorCode, FrameErrorCode, MessageTypeName, Status } from './types';

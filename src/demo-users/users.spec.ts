@@ -6,18 +6,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BUNDLED_ALICE as ALICE } from '../../test/support/factories';
 import { PROFILE_FIELDS } from '../protocol/protocol';
 import { DemoUser, loadUsers, parseUsers, UserDirectory, UsersFileError } from './users';
-
-const ALICE = {
-  userId: '1',
-  nickname: 'alice',
-  avatar: '',
-  language: 'en',
-  status: "Hi, I'm Alice",
-  lastOnline: '2025-01-15T09:30:00.000Z',
-  registerDate: '2024-03-01T12:00:00.000Z',
-};
 
 describe('users', () => {
   const valid = (): DemoUser[] => [

@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { flushPromises, joinedClient, type FakeConnection } from '../../test/support/fake-client';
+import { thrownBy } from '../../test/support/errors';
+import { joinedClient, logSends, type FakeConnection } from '../../test/support/fake-client';
 import { strictMock } from '../../test/support/strict-mock';
+import { deferred, flushPromises } from '../../test/support/time';
 import { DedupState, type DedupStore } from '../engine/engine.ports';
 import type { DeliveryCallback, Messenger } from '../messaging/messenger';
 import type { MetricsService } from '../observability/metrics.service';
@@ -16,30 +18,7 @@ const TIMEOUT = 5000;
 const MAX_BYTES = 40;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(err: unknown): void;
-}
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-function frameErrorOf(fn: () => unknown): FrameError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FrameError) return err;
-    throw err;
-  }
-  throw new Error('expected a FrameError, nothing was thrown');
-}
+const frameErrorOf = (fn: () => unknown): FrameError => thrownBy(FrameError, fn);
 
 /** A DIALOG_MESSAGE as the handler gets it: the frame as received (the DTO validated its shape). */
 const dialog = (serverData: { receiver: string; messageId?: string }, clientData: unknown = { text: 'hi' }): DialogMessageDto =>
@@ -96,11 +75,7 @@ describe('DialogService', () => {
     observeDialogDelivery = jest.fn();
     alice = joinedClient('alice');
     client = alice.client;
-    const send = client.send.bind(client);
-    jest.spyOn(client, 'send').mockImplementation((frame) => {
-      log.push('send');
-      send(frame);
-    });
+    logSends(client, log);
     service = create();
   });
 

@@ -24,8 +24,12 @@ import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway } from
 import { IsInt, Min } from 'class-validator';
 import { tap, type Observable } from 'rxjs';
 import type { RawData } from 'ws';
+import { makeProfile } from '../../test/support/factories';
+import { FakeTransport } from '../../test/support/fake-client';
+import { frameError } from '../../test/support/frames';
 import { strictMock } from '../../test/support/strict-mock';
-import { ChatClient, type Transport } from '../messaging/chat-client';
+import { deferred, flushPromises } from '../../test/support/time';
+import { ChatClient } from '../messaging/chat-client';
 import { MetricsService } from '../observability/metrics.service';
 import { AuthError, AvatarError, FrameError, invalidMessage } from '../protocol/errors';
 import { HANDSHAKE_LOGIN, type InboundFrame } from '../protocol/inbound';
@@ -47,24 +51,6 @@ let throwFor: Map<number, unknown>;
 let calls: { type: string; client: unknown; body: unknown }[];
 let guardAllows: boolean | Promise<boolean>;
 let loginError: unknown;
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** Lets every pending promise and rxjs callback run. */
-const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const n = (frame: unknown) => String((frame as { n?: unknown }).n);
 
@@ -225,55 +211,24 @@ class ObjectPattern {
 
 // ---- the client side ----
 
-/** A transport that logs every frame written into `events` as "sent:<type>[/<errorCode>]". */
-class FakeTransport implements Transport {
-  open = true;
-  readonly written: string[] = [];
-  readonly closes: number[] = [];
-
-  get isOpen(): boolean {
-    return this.open;
-  }
-
-  write(text: string, done?: (err?: Error) => void): boolean {
-    if (!this.open) return false;
-    this.written.push(text);
+/** A FakeTransport that logs every frame written into `events` as "sent:<type>[/<errorCode>]". */
+function loggingTransport(): FakeTransport {
+  const transport = new FakeTransport();
+  transport.onWrite = (text) => {
     const frame = JSON.parse(text) as { type: string; error?: { errorCode: string } };
     events.push(`sent:${frame.type}${frame.error ? `/${frame.error.errorCode}` : ''}`);
-    done?.();
-    return true;
-  }
-
-  writeBroadcast(text: string): void {
-    this.write(text);
-  }
-
-  probe(): Promise<boolean> {
-    return Promise.resolve(this.open);
-  }
-
-  close(code: number): void {
-    this.closes.push(code);
-    this.open = false;
-  }
-
-  drop(): void {
-    this.open = false;
-  }
-
-  get frames(): unknown[] {
-    return this.written.map((text) => JSON.parse(text) as unknown);
-  }
+  };
+  return transport;
 }
 
-const ALICE: UserProfile = { userId: '1', nickname: 'alice', avatar: '', language: 'en', status: '', lastOnline: '', registerDate: '' };
+const ALICE: UserProfile = makeProfile('1', { nickname: 'alice' });
 
 function joinedClient(transport: FakeTransport): ChatClient {
   const client = new ChatClient(transport, { headers: {} } as IncomingMessage);
   client.authenticate(ALICE);
   client.beginJoin(ALICE);
   client.completeJoin('{"type":"AUTH_MESSAGE","status":"SUCCESS"}');
-  transport.written.length = 0;
+  transport.clear();
   events.splice(events.lastIndexOf('sent:AUTH_MESSAGE'), 1);
   return client;
 }
@@ -283,12 +238,6 @@ const SILENT: LoggerService = { log: () => undefined, error: () => undefined, wa
 
 const LIMITS = { maxJsonDepth: 32, maxMessageFrameBytes: 65_536, inboundQueueMaxBytes: 10_000 } as GatewayLimits;
 const text = (value: unknown): RawData => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
-const errorFrame = (errorCode: string, requestType?: string) => ({
-  type: 'ERROR_MESSAGE',
-  status: 'ERROR',
-  error: { errorCode, message: expect.any(String) as string },
-  ...(requestType !== undefined ? { requestType } : {}),
-});
 
 describe('MessageRouter', () => {
   let module: TestingModule | undefined;
@@ -363,7 +312,7 @@ describe('MessageRouter', () => {
     let client: ChatClient;
 
     beforeEach(() => {
-      transport = new FakeTransport();
+      transport = loggingTransport();
       client = new ChatClient(transport, { headers: {} } as IncomingMessage);
     });
 
@@ -383,26 +332,26 @@ describe('MessageRouter', () => {
       loginError = AuthError.invalid();
       await expect(router.login(client, HANDSHAKE_LOGIN)).resolves.toBeUndefined();
       expect(transport.frames).toEqual([{ type: 'AUTH_MESSAGE', status: 'ERROR', error: { errorCode: '2', message: 'token not found or invalid' } }]);
-      expect(transport.closes).toEqual([4401]);
+      expect(transport.closes.map((c) => c.code)).toEqual([4401]);
     });
 
     it('answers AUTH_MESSAGE after login as an UNKNOWN_TYPE: the login is never routed', async () => {
       const router = await routerWith([LoginStub, Feature]);
       const joined = joinedClient(transport);
       router.route(joined, new FrameQueue(), text({ type: MessageType.AUTH, serverData: { authToken: 't' } }), false);
-      await settle();
+      await flushPromises();
       expect(calls).toEqual([]);
-      expect(transport.frames).toEqual([errorFrame('UNKNOWN_TYPE', MessageType.AUTH)]);
+      expect(transport.frames).toEqual([frameError('UNKNOWN_TYPE', MessageType.AUTH)]);
     });
 
     it('answers an error outside any handler (answer) through the same filter', async () => {
       const router = await routerWith([LoginStub]);
       router.answer(client, AuthError.deadline(), MessageType.AUTH);
       expect(transport.frames).toEqual([{ type: 'AUTH_MESSAGE', status: 'ERROR', error: { errorCode: '2', message: 'no token arrived in time' } }]);
-      expect(transport.closes).toEqual([4408]);
-      const other = new FakeTransport();
+      expect(transport.closes.map((c) => c.code)).toEqual([4408]);
+      const other = loggingTransport();
       router.answer(joinedClient(other), invalidMessage('no'), undefined);
-      expect(other.frames).toEqual([errorFrame('INVALID_MESSAGE')]);
+      expect(other.frames).toEqual([frameError('INVALID_MESSAGE')]);
     });
   });
 
@@ -415,7 +364,7 @@ describe('MessageRouter', () => {
 
     beforeEach(async () => {
       router = await routerWith([LoginStub, Feature, FeatureGateway, Enhanced]);
-      transport = new FakeTransport();
+      transport = loggingTransport();
       client = joinedClient(transport);
       queue = new FrameQueue();
     });
@@ -424,7 +373,7 @@ describe('MessageRouter', () => {
       const frame = { type: 'SYNC', n: 1, extra: { kept: true } };
       expect(route(frame)).toBe(true);
       route({ type: 'GW', n: 2 });
-      await settle();
+      await flushPromises();
       expect(calls).toEqual([
         { type: 'SYNC', client, body: frame },
         { type: 'GW', client, body: { type: 'GW', n: 2 } },
@@ -435,7 +384,7 @@ describe('MessageRouter', () => {
 
     it('hands a @MessageBody(property) its property of the frame', async () => {
       route({ type: 'PART', serverData: { x: 1 } });
-      await settle();
+      await flushPromises();
       expect(calls).toEqual([{ type: 'PART', client, body: { x: 1 } }]);
     });
 
@@ -443,7 +392,7 @@ describe('MessageRouter', () => {
       route({ type: 'ECHO', n: 1 });
       route({ type: 'ECHO', n: 2 });
       route({ type: 'ECHO', n: 3 });
-      await settle();
+      await flushPromises();
       expect(transport.frames).toEqual([{ type: 'ECHO', n: 1 }, { type: 'ECHO', n: 2 }]);
     });
 
@@ -452,16 +401,16 @@ describe('MessageRouter', () => {
         route({ type: 'NOPE', n: 1 });
         route({ type: 'USER_CONNECTION_MESSAGE' });
         route({ type: '' });
-        await settle();
-        expect(transport.frames).toEqual([errorFrame('UNKNOWN_TYPE', 'NOPE'), errorFrame('UNKNOWN_TYPE', 'USER_CONNECTION_MESSAGE'), errorFrame('UNKNOWN_TYPE', '')]);
+        await flushPromises();
+        expect(transport.frames).toEqual([frameError('UNKNOWN_TYPE', 'NOPE'), frameError('UNKNOWN_TYPE', 'USER_CONNECTION_MESSAGE'), frameError('UNKNOWN_TYPE', '')]);
         expect(countReceived.mock.calls).toEqual([['NOPE'], ['USER_CONNECTION_MESSAGE'], ['']]);
       });
 
       it('answers INVALID_JSON without requestType for text that is not JSON, and for a binary frame', async () => {
         router.route(client, queue, Buffer.from('nope'), false);
         route({ type: 'SYNC', n: 1 }, true);
-        await settle();
-        expect(transport.frames).toEqual([errorFrame('INVALID_JSON'), errorFrame('INVALID_JSON')]);
+        await flushPromises();
+        expect(transport.frames).toEqual([frameError('INVALID_JSON'), frameError('INVALID_JSON')]);
         expect(calls).toEqual([]);
         expect(countReceived).not.toHaveBeenCalled();
       });
@@ -470,15 +419,15 @@ describe('MessageRouter', () => {
         router.route(client, queue, Buffer.from('[1]'), false);
         route({ type: 42 });
         route({ n: 1 });
-        await settle();
-        expect(transport.frames).toEqual([errorFrame('INVALID_MESSAGE'), errorFrame('INVALID_MESSAGE'), errorFrame('INVALID_MESSAGE')]);
+        await flushPromises();
+        expect(transport.frames).toEqual([frameError('INVALID_MESSAGE'), frameError('INVALID_MESSAGE'), frameError('INVALID_MESSAGE')]);
       });
 
       it('answers INVALID_MESSAGE with the requestType the scan read for a frame refused unparsed (too deep, too large)', async () => {
         router.route(client, queue, Buffer.from(`{"type":"SYNC","v":${'['.repeat(40)}`), false);
         route({ type: 'SYNC', pad: 'x'.repeat(LIMITS.maxMessageFrameBytes) });
-        await settle();
-        expect(transport.frames).toEqual([errorFrame('INVALID_MESSAGE', 'SYNC'), errorFrame('INVALID_MESSAGE', 'SYNC')]);
+        await flushPromises();
+        expect(transport.frames).toEqual([frameError('INVALID_MESSAGE', 'SYNC'), frameError('INVALID_MESSAGE', 'SYNC')]);
         expect(calls).toEqual([]);
       });
 
@@ -486,7 +435,7 @@ describe('MessageRouter', () => {
         throwFor.set(1, invalidMessage('serverData.message must be a string'));
         route({ type: 'SYNC', n: 1 });
         route({ type: 'SYNC', n: 2 });
-        await settle();
+        await flushPromises();
         expect(transport.frames).toEqual([
           { type: 'ERROR_MESSAGE', status: 'ERROR', error: { errorCode: 'INVALID_MESSAGE', message: 'serverData.message must be a string' }, requestType: 'SYNC' },
         ]);
@@ -498,22 +447,22 @@ describe('MessageRouter', () => {
         // router hands the filter 'unknown' for "no type" (Nest's WsProxy default), and the
         // filter drops it, so a frame typed "unknown" loses its requestType.
         route({ type: 'unknown' });
-        await settle();
-        expect(transport.frames).toEqual([errorFrame('UNKNOWN_TYPE', 'unknown')]);
+        await flushPromises();
+        expect(transport.frames).toEqual([frameError('UNKNOWN_TYPE', 'unknown')]);
       });
     });
 
     describe('Nest enhancers behave as for gateways', () => {
       it("lets a handler's own @UseFilters filter catch what it catches, before ProtocolExceptionFilter", async () => {
         route({ type: 'FILTERED', n: 1 });
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['FILTERED:1', 'own-filter:caught by its own filter:FILTERED']);
         expect(transport.written).toEqual([]);
       });
 
       it('falls back to ProtocolExceptionFilter for what its own filter does not catch', async () => {
         route({ type: 'FILTERED', n: 2 });
-        await settle();
+        await flushPromises();
         expect(transport.frames).toEqual([{ type: 'SAVE_AVATAR', status: 'ERROR', error: { errorCode: '3', message: 'not a FrameError: the default filter answers' } }]);
       });
 
@@ -522,7 +471,7 @@ describe('MessageRouter', () => {
         route({ type: 'GUARDED', n: 1 });
         guardAllows = Promise.resolve(false);
         route({ type: 'GUARDED', n: 2 });
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['guard:GUARDED', 'sent:ERROR_MESSAGE/FORBIDDEN', 'guard:GUARDED', 'sent:ERROR_MESSAGE/FORBIDDEN']);
         expect(transport.frames).toEqual([
           { type: 'ERROR_MESSAGE', status: 'ERROR', error: { errorCode: 'FORBIDDEN', message: 'Forbidden resource' }, requestType: 'GUARDED' },
@@ -534,14 +483,14 @@ describe('MessageRouter', () => {
         route({ type: 'GUARDED', n: 1 });
         guardAllows = Promise.resolve(true);
         route({ type: 'GUARDED', n: 2 });
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['guard:GUARDED', 'GUARDED:1', 'guard:GUARDED', 'GUARDED:2']);
       });
 
       it("answers a ValidationPipe's BadRequestException as INVALID_MESSAGE with class-validator's message", async () => {
         route({ type: 'VALIDATED', n: 0 });
         route({ type: 'VALIDATED', n: 3 });
-        await settle();
+        await flushPromises();
         expect(transport.frames).toEqual([
           { type: 'ERROR_MESSAGE', status: 'ERROR', error: { errorCode: 'INVALID_MESSAGE', message: 'n must not be less than 1' }, requestType: 'VALIDATED' },
         ]);
@@ -550,7 +499,7 @@ describe('MessageRouter', () => {
 
       it("runs guards, then interceptors, then pipes, then the handler, in Nest's order", async () => {
         route({ type: 'ORDERED', n: 1 });
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['guard:ORDERED', 'interceptor:before', 'pipe', 'ORDERED:1', 'interceptor:after']);
       });
 
@@ -560,7 +509,7 @@ describe('MessageRouter', () => {
         throwFor.set(1, bug);
         route({ type: 'SYNC', n: 1 });
         route({ type: 'SYNC', n: 2 });
-        await settle();
+        await flushPromises();
         expect(transport.written).toEqual([]);
         expect(client.isOpen).toBe(true);
         expect(events).toEqual(['SYNC:1', 'SYNC:2']);
@@ -578,12 +527,12 @@ describe('MessageRouter', () => {
         router.route(client, queue, Buffer.from('garbage'), false);
         route({ type: 'NOPE' });
         route({ type: 'SYNC', n: 6 });
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1']); // even the invalid frames wait their turn
         expect(queue.length).toBe(5);
 
         first.resolve();
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1', 'SYNC:2', 'GW:3', 'sent:ERROR_MESSAGE/INVALID_JSON', 'sent:ERROR_MESSAGE/UNKNOWN_TYPE', 'SYNC:6']);
         expect(queue.busy).toBe(false);
         expect(queue.length).toBe(0);
@@ -598,11 +547,11 @@ describe('MessageRouter', () => {
         route({ type: 'ASYNC', n: 2 });
         route({ type: 'SYNC', n: 3 });
         first.resolve();
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1', 'ASYNC:2']);
         route({ type: 'SYNC', n: 4 });
         second.resolve();
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1', 'ASYNC:2', 'SYNC:3', 'SYNC:4']);
       });
 
@@ -614,9 +563,9 @@ describe('MessageRouter', () => {
         route({ type: 'ASYNC', n: 2 });
         route({ type: 'SYNC', n: 3 });
         first.reject(invalidMessage('bad'));
-        await settle();
+        await flushPromises();
         second.reject(new AvatarError(AvatarErrorCode.TOO_LARGE, 'image too large'));
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1', 'sent:ERROR_MESSAGE/INVALID_MESSAGE', 'ASYNC:2', 'sent:SAVE_AVATAR/1', 'SYNC:3']);
         expect(transport.frames[0]).toEqual({ type: 'ERROR_MESSAGE', status: 'ERROR', error: { errorCode: 'INVALID_MESSAGE', message: 'bad' }, requestType: 'ASYNC' });
       });
@@ -627,17 +576,17 @@ describe('MessageRouter', () => {
         route({ type: 'ASYNC', n: 1 });
         route({ type: 'SYNC', n: 2 });
         first.reject(new Error('bug'));
-        await settle();
+        await flushPromises();
         expect(transport.written).toEqual([]);
         expect(events).toEqual(['ASYNC:1', 'SYNC:2']);
       });
 
       it("processes a frame at once once a handler's promise settled", async () => {
         route({ type: 'ASYNC', n: 1 }); // a resolved promise
-        await settle();
+        await flushPromises();
         expect(queue.busy).toBe(false);
         route({ type: 'SYNC', n: 2 });
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1', 'SYNC:2']);
       });
 
@@ -649,7 +598,7 @@ describe('MessageRouter', () => {
         route({ type: 'NOPE' });
         client.close(1000, 'bye');
         first.resolve();
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1']);
         expect(queue.length).toBe(0);
         expect(queue.queuedBytes).toBe(0);
@@ -676,7 +625,7 @@ describe('MessageRouter', () => {
         expect(route(small)).toBe(true);
 
         first.resolve();
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['ASYNC:1', 'SYNC:2', 'SYNC:2', 'SYNC:2', 'SYNC:3']);
         expect(queue.queuedBytes).toBe(0);
       });
@@ -691,9 +640,9 @@ describe('MessageRouter', () => {
       it('takes a frame larger than the bound when nothing is pending: only waiting frames count', async () => {
         const big = { type: 'SYNC', n: 1, pad: 'x'.repeat(LIMITS.inboundQueueMaxBytes) };
         expect(route(big)).toBe(true);
-        await settle();
+        await flushPromises();
         expect(route(big)).toBe(true);
-        await settle();
+        await flushPromises();
         expect(events).toEqual(['SYNC:1', 'SYNC:1']);
       });
     });

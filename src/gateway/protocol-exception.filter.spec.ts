@@ -2,51 +2,11 @@ import type { IncomingMessage } from 'node:http';
 import { BadRequestException, ForbiddenException, Logger } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { WsException } from '@nestjs/websockets';
-import { ChatClient, type Transport } from '../messaging/chat-client';
+import { FakeTransport } from '../../test/support/fake-client';
+import { ChatClient } from '../messaging/chat-client';
 import { AuthError, AvatarError, FrameError } from '../protocol/errors';
 import { AvatarErrorCode, FrameErrorCode, MessageType } from '../protocol/protocol';
 import { ProtocolExceptionFilter } from './protocol-exception.filter';
-
-/** A transport that records what the client writes and how it is closed. */
-class FakeTransport implements Transport {
-  open = true;
-  readonly written: string[] = [];
-  readonly calls: string[] = [];
-
-  get isOpen(): boolean {
-    return this.open;
-  }
-
-  write(text: string, done?: (err?: Error) => void): boolean {
-    if (!this.open) return false;
-    this.written.push(text);
-    this.calls.push('write');
-    done?.();
-    return true;
-  }
-
-  writeBroadcast(text: string): void {
-    this.write(text);
-  }
-
-  probe(): Promise<boolean> {
-    return Promise.resolve(this.open);
-  }
-
-  close(code: number, reason: string): void {
-    this.calls.push(`close:${code}:${reason}`);
-    this.open = false;
-  }
-
-  drop(): void {
-    this.calls.push('drop');
-    this.open = false;
-  }
-
-  get frames(): unknown[] {
-    return this.written.map((text) => JSON.parse(text) as unknown);
-  }
-}
 
 /** The host Nest's WsProxy hands a filter: [client, data, pattern]. */
 function wsHost(client: ChatClient, data: unknown, pattern: string | undefined): ExecutionContextHost {
@@ -149,7 +109,7 @@ describe('ProtocolExceptionFilter', () => {
   });
 
   it('sends nothing when the transport went away under an open client state', () => {
-    transport.open = false;
+    transport.isOpen = false;
     filter.catch(AuthError.invalid(), wsHost(client, {}, MessageType.AUTH));
     expect(transport.calls).toEqual([]);
   });

@@ -1,17 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { Status, type DeliveryStatus, type UserProfile } from '../protocol/protocol';
+import { makeProfile } from '../../test/support/factories';
+import { Status, type DeliveryStatus } from '../protocol/protocol';
 import { ChatClient, ClientState, type Transport } from './chat-client';
-
-const profile = (userId: string, extra: Partial<UserProfile> = {}): UserProfile => ({
-  userId,
-  nickname: `nick-${userId}`,
-  avatar: '',
-  language: 'en',
-  status: '',
-  lastOnline: '',
-  registerDate: '',
-  ...extra,
-});
 
 /**
  * A transport that records every call in order. `accepts` decides what write() returns; a write
@@ -96,7 +86,7 @@ describe('ChatClient', () => {
     });
 
     it('takes the verified user (AuthGuard) and stays PRE_AUTH', () => {
-      const alice = profile('1');
+      const alice = makeProfile('1');
       client.authenticate(alice);
       expect(client.user).toBe(alice);
       expect(client.userId).toBe('1');
@@ -119,8 +109,8 @@ describe('ChatClient', () => {
 
   describe('JOINING -> JOINED', () => {
     it('holds every frame while JOINING, then writes the AUTH SUCCESS first and the held frames in order', () => {
-      client.authenticate(profile('1'));
-      const online = profile('1', { avatar: 'http://gw/avatars/1.webp' });
+      client.authenticate(makeProfile('1'));
+      const online = makeProfile('1', { avatar: 'http://gw/avatars/1.webp' });
       client.beginJoin(online);
       expect(client.state).toBe(ClientState.JOINING);
       expect(client.isJoined).toBe(false);
@@ -147,7 +137,7 @@ describe('ChatClient', () => {
     });
 
     it('reports ERROR for a held delivery whose write is refused after the AUTH SUCCESS', () => {
-      client.beginJoin(profile('1'));
+      client.beginJoin(makeProfile('1'));
       client.deliver('{"n":1}', record);
       const write = transport.write.bind(transport);
       jest.spyOn(transport, 'write').mockImplementation((text, done) => {
@@ -161,15 +151,15 @@ describe('ChatClient', () => {
     });
 
     it('moves forward only: beginJoin and authenticate are ignored once JOINING or JOINED', () => {
-      const first = profile('1');
+      const first = makeProfile('1');
       client.authenticate(first);
       client.beginJoin(first);
-      client.beginJoin(profile('2'));
-      client.authenticate(profile('3'));
+      client.beginJoin(makeProfile('2'));
+      client.authenticate(makeProfile('3'));
       expect(client.profile).toBe(first);
       expect(client.user).toBe(first);
       client.completeJoin('{"auth":1}');
-      client.beginJoin(profile('4'));
+      client.beginJoin(makeProfile('4'));
       client.completeJoin('{"auth":2}');
       expect(client.state).toBe(ClientState.JOINED);
       expect(client.userId).toBe('1');
@@ -177,7 +167,7 @@ describe('ChatClient', () => {
     });
 
     it('drops what was held when the join is aborted (deliveries report ERROR); later frames are written at once', () => {
-      client.beginJoin(profile('1'));
+      client.beginJoin(makeProfile('1'));
       client.send('{"n":1}');
       client.deliver('{"n":2}', record);
       client.abortJoin();
@@ -189,8 +179,8 @@ describe('ChatClient', () => {
     });
 
     it('replaces its online profile with a new value', () => {
-      client.beginJoin(profile('1'));
-      const next = profile('1', { avatar: 'new' });
+      client.beginJoin(makeProfile('1'));
+      const next = makeProfile('1', { avatar: 'new' });
       client.replaceProfile(next);
       expect(client.profile).toBe(next);
     });
@@ -198,8 +188,8 @@ describe('ChatClient', () => {
 
   describe('JOINED', () => {
     beforeEach(() => {
-      client.authenticate(profile('1'));
-      client.beginJoin(profile('1'));
+      client.authenticate(makeProfile('1'));
+      client.beginJoin(makeProfile('1'));
       client.completeJoin('{"auth":1}');
       transport.calls.length = 0;
     });
@@ -261,7 +251,7 @@ describe('ChatClient', () => {
       ['close', (c) => c.close(1001, 'server shutting down'), 'close 1001 server shutting down'],
       ['drop', (c) => c.drop(), 'drop'],
     ])('%s aborts a join: held deliveries report ERROR, nothing held is written, completeJoin is ignored', (_how, end, call) => {
-      client.beginJoin(profile('1'));
+      client.beginJoin(makeProfile('1'));
       client.send('{"n":1}');
       client.deliver('{"n":2}', record);
       end(client);
@@ -274,8 +264,8 @@ describe('ChatClient', () => {
 
     it('ignores beginJoin and authenticate after a close', () => {
       client.close(1000, 'bye');
-      client.authenticate(profile('1'));
-      client.beginJoin(profile('1'));
+      client.authenticate(makeProfile('1'));
+      client.beginJoin(makeProfile('1'));
       expect(client.user).toBeUndefined();
       expect(client.state).toBe(ClientState.CLOSING);
     });
@@ -315,7 +305,7 @@ describe('ChatClient', () => {
     });
 
     it('aborts a join in progress', () => {
-      client.beginJoin(profile('1'));
+      client.beginJoin(makeProfile('1'));
       client.deliver('{"n":1}', record);
       client.closed();
       expect(statuses).toEqual([Status.ERROR]);

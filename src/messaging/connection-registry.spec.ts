@@ -1,11 +1,13 @@
-import { flushPromises, joinedClient, testProfile, verifiedClient, WriteOutcome, type FakeConnection } from '../../test/support/fake-client';
+import { makeProfile } from '../../test/support/factories';
+import { joinedClient, verifiedClient, WriteOutcome, type FakeConnection } from '../../test/support/fake-client';
+import { flushPromises } from '../../test/support/time';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
 import { ConnectionRegistry } from './connection-registry';
 
 /** A client that has begun its join (session claimed, AUTH SUCCESS not sent yet). */
 function joiningClient(userId: string): FakeConnection {
   const connection = verifiedClient(userId);
-  connection.client.beginJoin(testProfile(userId));
+  connection.client.beginJoin(makeProfile(userId));
   return connection;
 }
 

@@ -1,14 +1,15 @@
 import { Logger } from '@nestjs/common';
+import { makeProfile } from '../../test/support/factories';
 import { strictMock } from '../../test/support/strict-mock';
+import { flushPromises } from '../../test/support/time';
 import type { BroadcastEvent, ClusterBus, DeliveryRequest, PresenceRegistry, Session } from '../engine/engine.ports';
 import type { ChatServerFrame } from '../protocol/frames';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
-import { flushPromises, testProfile } from '../../test/support/fake-client';
 import type { ConnectionRegistry } from './connection-registry';
 import { Messenger } from './messenger';
 
 const THIS_NODE = 'node-a';
-const session = (userId: string, nodeId: string): Session => ({ userId, nodeId, connId: `c-${userId}`, profile: testProfile(userId) });
+const session = (userId: string, nodeId: string): Session => ({ userId, nodeId, connId: `c-${userId}`, profile: makeProfile(userId) });
 
 describe('Messenger', () => {
   let broadcastLocal: jest.Mock<void, [string, string | undefined]>;

@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { flushPromises, joinedClient, openClient, testProfile, verifiedClient, type FakeConnection } from '../../test/support/fake-client';
-import { strictMock } from '../../test/support/strict-mock';
+import { makeProfile } from '../../test/support/factories';
+import { joinedClient, openClient, verifiedClient, type FakeConnection } from '../../test/support/fake-client';
+import { callLogger, strictMock } from '../../test/support/strict-mock';
+import { flushPromises } from '../../test/support/time';
 import { ProbeOutcome, type AvatarIndex, type ClusterBus, type PresenceRegistry, type ProbeRequest, type Session } from '../engine/engine.ports';
 import { ClientState, type ChatClient } from '../messaging/chat-client';
 import type { ConnectionRegistry } from '../messaging/connection-registry';
@@ -45,15 +47,7 @@ describe('SessionService', () => {
     broadcast.mock.calls.map(([frame, except]) => ({ frame: typeof frame === 'string' ? (JSON.parse(frame) as unknown) : frame, except }));
 
   /** A jest.fn typed like method F that records its name in `log` before running impl. */
-  function logged<F extends (...args: never[]) => unknown>(
-    name: string,
-    impl: (...args: Parameters<F>) => ReturnType<F>,
-  ): jest.Mock<ReturnType<F>, Parameters<F>> {
-    return jest.fn((...args: Parameters<F>) => {
-      log.push(name);
-      return impl(...args);
-    });
-  }
+  const logged = callLogger(() => log);
 
   /** Records the client's join steps in `log`; they still run (the real state machine). */
   function logJoinSteps(c: ChatClient): void {
@@ -73,7 +67,7 @@ describe('SessionService', () => {
     log = [];
     claim = logged<PresenceRegistry['claim']>('claim', async () => true);
     release = logged<PresenceRegistry['release']>('release', async () => true);
-    list = logged<PresenceRegistry['list']>('list', async () => [testProfile('bob')]);
+    list = logged<PresenceRegistry['list']>('list', async () => [makeProfile('bob')]);
     registryUpdate = logged<PresenceRegistry['updateProfile']>('registry.updateProfile', async () => undefined);
     onExpired = jest.fn();
     onSessionLost = jest.fn();
@@ -97,7 +91,7 @@ describe('SessionService', () => {
       strictMock<Messenger>({ broadcast }, 'messenger'),
       strictMock<SessionOptions>({ duplicateProbeMs: PROBE_MS }, 'options'),
     );
-    alice = verifiedClient(testProfile('alice'));
+    alice = verifiedClient(makeProfile('alice'));
     client = alice.client;
     logJoinSteps(client);
   });
@@ -117,13 +111,13 @@ describe('SessionService', () => {
 
       // bob was online; alice is not in the registry's answer yet, so she is added
       expect(alice.transport.frames).toEqual([
-        { type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'alice', userList: [testProfile('bob'), profile] } },
+        { type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'alice', userList: [makeProfile('bob'), profile] } },
       ]);
       expect(broadcasts()).toEqual([{ frame: connect(profile), except: 'alice' }]);
     });
 
     it('lists every user with all seven fields, the connecting user once', async () => {
-      list.mockResolvedValueOnce([testProfile('bob'), testProfile('alice'), testProfile('carol')]);
+      list.mockResolvedValueOnce([makeProfile('bob'), makeProfile('alice'), makeProfile('carol')]);
       await service.join(client);
       const auth = alice.transport.frames[0] as { serverData: { userList: UserProfile[] } };
       expect(auth.serverData.userList.map((u) => u.userId)).toEqual(['bob', 'alice', 'carol']);
@@ -133,13 +127,13 @@ describe('SessionService', () => {
     });
 
     it('writes the same AUTH SUCCESS for profile objects it has seen before (cached JSON) as for fresh ones', async () => {
-      const bob = Object.freeze(testProfile('bob', { nickname: 'b"o\\b' }));
+      const bob = Object.freeze(makeProfile('bob', { nickname: 'b"o\\b' }));
       list.mockImplementation(async () => [bob]); // the same profile object, in a fresh array each time
       await service.join(client);
       const carol = verifiedClient('carol');
       await service.join(carol.client);
-      expect(alice.transport.frames[0]).toMatchObject({ serverData: { userList: [testProfile('bob', { nickname: 'b"o\\b' }), testProfile('alice')] } });
-      expect(carol.transport.frames[0]).toMatchObject({ serverData: { userList: [testProfile('bob', { nickname: 'b"o\\b' }), testProfile('carol')] } });
+      expect(alice.transport.frames[0]).toMatchObject({ serverData: { userList: [makeProfile('bob', { nickname: 'b"o\\b' }), makeProfile('alice')] } });
+      expect(carol.transport.frames[0]).toMatchObject({ serverData: { userList: [makeProfile('bob', { nickname: 'b"o\\b' }), makeProfile('carol')] } });
     });
 
     it('holds back what is broadcast while it joins, and writes it right after its AUTH SUCCESS', async () => {
@@ -156,12 +150,12 @@ describe('SessionService', () => {
     });
 
     it('shares a frozen verified profile as is (no copy per login), and freezes a copy of any other', async () => {
-      const shared = Object.freeze(testProfile('alice'));
+      const shared = Object.freeze(makeProfile('alice'));
       const first = verifiedClient(shared);
       await service.join(first.client);
       expect(claim.mock.calls[0][0].profile).toBe(shared);
       expect(first.client.profile).toBe(shared);
-      const mutable = testProfile('bob');
+      const mutable = makeProfile('bob');
       await service.join(verifiedClient(mutable).client);
       const claimed = claim.mock.calls[1][0].profile;
       expect(claimed).not.toBe(mutable);
@@ -191,7 +185,7 @@ describe('SessionService', () => {
 
     it('refuses a user whose session on another node answers the probe: nothing registered, sent or broadcast', async () => {
       claim.mockResolvedValueOnce(false);
-      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
       await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
       expect(busProbe).toHaveBeenCalledWith('node-b', { userId: 'alice', connId: 'old' }, PROBE_MS);
       expect(service.sessionOf(client)).toBeUndefined();
@@ -204,7 +198,7 @@ describe('SessionService', () => {
 
     it.each([ProbeOutcome.ALIVE, ProbeOutcome.UNREACHABLE])('refuses when the other node says %s', async (outcome) => {
       claim.mockResolvedValueOnce(false);
-      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
       busProbe.mockResolvedValueOnce(outcome);
       await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
       expect(claim).toHaveBeenCalledTimes(1);
@@ -212,7 +206,7 @@ describe('SessionService', () => {
 
     it('claims again when the other node dropped the unresponsive connection (GONE), and joins', async () => {
       claim.mockResolvedValueOnce(false);
-      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
       busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
       await expect(service.join(client)).resolves.toBe(JoinOutcome.JOINED);
       expect(claim).toHaveBeenCalledTimes(2);
@@ -225,7 +219,7 @@ describe('SessionService', () => {
 
     it('refuses when the second claim loses to a racing newcomer', async () => {
       claim.mockResolvedValueOnce(false).mockResolvedValueOnce(false);
-      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
       busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
       await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
       expect(register).not.toHaveBeenCalled();
@@ -241,7 +235,7 @@ describe('SessionService', () => {
 
     it('does not claim again for a newcomer that closed while the old connection was probed', async () => {
       claim.mockResolvedValueOnce(false);
-      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: testProfile('alice') });
+      locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
       busProbe.mockImplementationOnce(async () => {
         client.closed();
         return ProbeOutcome.GONE;
@@ -303,7 +297,7 @@ describe('SessionService', () => {
       expect(release).toHaveBeenCalledTimes(1);
       expect(broadcasts().map((b) => b.frame)).toContainEqual(disconnect('alice'));
       // Unknown here (already gone): GONE, and a stale session of this node is released.
-      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-x', profile: testProfile('bob') });
+      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-x', profile: makeProfile('bob') });
       await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
       expect(release).toHaveBeenCalledTimes(2);
     });
@@ -325,9 +319,9 @@ describe('SessionService', () => {
     it('a probe for a stale session that is another node\'s, or another connection\'s, releases nothing', async () => {
       service.onModuleInit();
       const handler = onProbe.mock.calls[0][0];
-      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: 'node-b', connId: 'conn-x', profile: testProfile('bob') });
+      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: 'node-b', connId: 'conn-x', profile: makeProfile('bob') });
       await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
-      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-y', profile: testProfile('bob') });
+      locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-y', profile: makeProfile('bob') });
       await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
       expect(release).not.toHaveBeenCalled();
     });
@@ -493,7 +487,7 @@ describe('SessionService', () => {
     });
 
     it('leaves alone a connection of the same user that is not the lost session', () => {
-      onSessionLost.mock.calls[0][0]({ userId: 'alice', nodeId: NODE, connId: 'conn-other', profile: testProfile('alice') });
+      onSessionLost.mock.calls[0][0]({ userId: 'alice', nodeId: NODE, connId: 'conn-other', profile: makeProfile('alice') });
       expect(alice.transport.closes).toEqual([]);
       expect(service.sessionOf(client)).toBeDefined();
       expect(unregister).not.toHaveBeenCalled();
@@ -502,7 +496,7 @@ describe('SessionService', () => {
 
   it('broadcasts CONNECT again for sessions restored after the others announced them gone', () => {
     service.onModuleInit();
-    const profile = testProfile('u1');
+    const profile = makeProfile('u1');
     onSessionsRestored.mock.calls[0][0]([{ userId: 'u1', nodeId: NODE, connId: 'c', profile }]);
     expect(broadcasts()).toEqual([{ frame: connect(profile), except: 'u1' }]);
   });
@@ -511,7 +505,7 @@ describe('SessionService', () => {
     let local: FakeConnection;
 
     beforeEach(() => {
-      local = joinedClient(Object.freeze(testProfile('alice')));
+      local = joinedClient(Object.freeze(makeProfile('alice')));
     });
 
     it('replaces the local client\'s profile, patches the registry, then tells everyone else (USER_UPDATE with the changed fields)', async () => {
@@ -519,9 +513,9 @@ describe('SessionService', () => {
       const before = local.client.profile!;
       await service.updateProfile('alice', { avatar: SAVED_AVATAR });
       expect(connectionsGet).toHaveBeenCalledWith('alice');
-      expect(local.client.profile).toEqual(testProfile('alice', { avatar: SAVED_AVATAR }));
+      expect(local.client.profile).toEqual(makeProfile('alice', { avatar: SAVED_AVATAR }));
       expect(local.client.profile).not.toBe(before); // replaced, never changed in place
-      expect(before.avatar).toBe(testProfile('alice').avatar);
+      expect(before.avatar).toBe(makeProfile('alice').avatar);
       expect(Object.isFrozen(local.client.profile)).toBe(true);
       expect(registryUpdate).toHaveBeenCalledWith('alice', { avatar: SAVED_AVATAR });
       expect(log).toEqual(['registry.updateProfile', 'broadcast']);
@@ -535,7 +529,7 @@ describe('SessionService', () => {
       expect(broadcasts()).toEqual([
         { frame: { type: 'USER_UPDATE_MESSAGE', serverData: { userId: 'alice', nickname: 'Alice', status: 'away' } }, except: 'alice' },
       ]);
-      expect(local.client.profile).toEqual(testProfile('alice', { nickname: 'Alice', status: 'away' }));
+      expect(local.client.profile).toEqual(makeProfile('alice', { nickname: 'Alice', status: 'away' }));
       expect(local.client.userId).toBe('alice');
     });
 
@@ -555,7 +549,7 @@ describe('SessionService', () => {
       await expect(service.updateProfile('alice', { avatar: SAVED_AVATAR })).rejects.toThrow('redis down');
       expect(log).toEqual(['registry.updateProfile', 'broadcast']);
       expect(broadcasts()).toEqual([{ frame: { type: 'USER_UPDATE_MESSAGE', serverData: { userId: 'alice', avatar: SAVED_AVATAR } }, except: 'alice' }]);
-      expect(local.client.profile).toEqual(testProfile('alice', { avatar: SAVED_AVATAR })); // this node's view changed
+      expect(local.client.profile).toEqual(makeProfile('alice', { avatar: SAVED_AVATAR })); // this node's view changed
     });
 
     it('does not broadcast before the registry write settles', async () => {

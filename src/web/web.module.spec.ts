@@ -4,35 +4,18 @@
  * answer, on a bundle directory that has no page.
  */
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../config/gateway-config';
 import { startGateway, type TestGateway } from '../../test/support/gateway';
+import { httpGet, httpRequest } from '../../test/support/http';
 import { buildWebBundle } from './build';
 import { escapeHtml, WebBundle } from './web-bundle';
 import { WebController } from './web.controller';
 import { demoPageCsp } from './web-headers';
 import { WEB_BUNDLE_DIR } from './web-paths';
-
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('demo page (WebModule)', () => {
   let gw: TestGateway;
@@ -43,7 +26,7 @@ describe('demo page (WebModule)', () => {
   afterAll(() => gw.close());
 
   it('serves the page at GET / with a strict CSP, nosniff and the WebSocket path', async () => {
-    const res = await get(`${gw.httpUrl}/`);
+    const res = await httpGet(`${gw.httpUrl}/`);
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
@@ -65,7 +48,7 @@ describe('demo page (WebModule)', () => {
     ['app.js', 'text/javascript; charset=utf-8'],
     ['style.css', 'text/css; charset=utf-8'],
   ])('serves /assets/%s as %s', async (file, type) => {
-    const res = await get(`${gw.httpUrl}/assets/${file}`);
+    const res = await httpGet(`${gw.httpUrl}/assets/${file}`);
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe(type);
     expect(res.headers['x-content-type-options']).toBe('nosniff');
@@ -74,8 +57,8 @@ describe('demo page (WebModule)', () => {
   });
 
   it('answers 304 while the file is unchanged', async () => {
-    const first = await get(`${gw.httpUrl}/assets/app.js`);
-    const again = await get(`${gw.httpUrl}/assets/app.js`, { 'If-None-Match': String(first.headers.etag) });
+    const first = await httpGet(`${gw.httpUrl}/assets/app.js`);
+    const again = await httpGet(`${gw.httpUrl}/assets/app.js`, { 'If-None-Match': String(first.headers.etag) });
     expect(again.status).toBe(304);
     expect(again.body).toBe('');
   });
@@ -83,7 +66,7 @@ describe('demo page (WebModule)', () => {
   it.each(['nope.js', '.hidden.js', 'app.js.map', '..%2Fpackage.json', '..%2F..%2Fpackage.json', 'index.html'])(
     'answers 404 for /assets/%s',
     async (file) => {
-      const res = await get(`${gw.httpUrl}/assets/${file}`);
+      const res = await httpGet(`${gw.httpUrl}/assets/${file}`);
       expect(res.status).toBe(404);
       expect(res.headers['x-content-type-options']).toBe('nosniff');
       expect(res.body).not.toContain('"name"');
@@ -91,7 +74,7 @@ describe('demo page (WebModule)', () => {
   );
 
   it('puts only a well-formed Host into the CSP', async () => {
-    const res = await get(`${gw.httpUrl}/`, { Host: "evil.example; script-src 'unsafe-inline'" });
+    const res = await httpGet(`${gw.httpUrl}/`, { Host: "evil.example; script-src 'unsafe-inline'" });
     expect(res.status).toBe(200);
     expect(String(res.headers['content-security-policy'])).toContain("connect-src 'self'; ");
     expect(String(res.headers['content-security-policy'])).not.toContain('evil');
@@ -100,7 +83,7 @@ describe('demo page (WebModule)', () => {
   it('fills in a custom WS_PATH, escaped', async () => {
     const other = await startGateway({ WS_PATH: "/chat/it's", LOG_LEVEL: 'warn' });
     try {
-      const res = await get(`${other.httpUrl}/`);
+      const res = await httpGet(`${other.httpUrl}/`);
       expect(res.body).toContain('content="/chat/it&#39;s"');
     } finally {
       await other.close();
@@ -113,9 +96,9 @@ describe('demo page (WebModule)', () => {
     expect(() => loadConfig({ DEMO_PAGE: 'maybe' })).toThrow(/DEMO_PAGE/);
     const off = await startGateway({ DEMO_PAGE: 'false', LOG_LEVEL: 'warn' });
     try {
-      expect((await get(`${off.httpUrl}/`)).status).toBe(404);
-      expect((await get(`${off.httpUrl}/assets/app.js`)).status).toBe(404);
-      expect((await get(`${off.httpUrl}/health/live`)).status).toBe(200);
+      expect((await httpGet(`${off.httpUrl}/`)).status).toBe(404);
+      expect((await httpGet(`${off.httpUrl}/assets/app.js`)).status).toBe(404);
+      expect((await httpGet(`${off.httpUrl}/health/live`)).status).toBe(200);
     } finally {
       await off.close();
     }
@@ -141,21 +124,21 @@ describe('demo page (WebModule)', () => {
     });
 
     it('answers GET / with 404 and how to build it, and serves it once built', async () => {
-      const res = await get(`${url}/`);
+      const res = await httpGet(`${url}/`);
       expect(res.status).toBe(404);
       expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
       expect(res.headers['x-content-type-options']).toBe('nosniff');
       expect(res.body).toMatch(/demo page is not built.*npm run build/s);
-      expect((await get(`${url}/assets/app.js`)).body).toMatch(/not built/);
+      expect((await httpGet(`${url}/assets/app.js`)).body).toMatch(/not built/);
 
       // Built while running: picked up without a restart, and rebuilt content too.
       writeFileSync(join(dir, 'index.html'), '<p>v1 __WS_PATH__ __AVATAR_MAX_BYTES__</p>');
-      expect((await get(`${url}/`)).body).toBe('<p>v1 /ws 1000</p>');
+      expect((await httpGet(`${url}/`)).body).toBe('<p>v1 /ws 1000</p>');
       writeFileSync(join(dir, 'index.html'), '<p>v2</p>');
       const later = new Date(Date.now() + 5000);
       utimesSync(join(dir, 'index.html'), later, later);
-      expect((await get(`${url}/`)).body).toBe('<p>v2</p>');
-      expect((await get(`${url}/`, {}, 'HEAD')).status).toBe(200);
+      expect((await httpGet(`${url}/`)).body).toBe('<p>v2</p>');
+      expect((await httpRequest(`${url}/`, { method: 'HEAD' })).status).toBe(200);
     });
   });
 

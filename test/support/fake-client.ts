@@ -1,20 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { ChatClient, type Transport } from '../../src/messaging/chat-client';
 import { MessageType, Status, type UserProfile } from '../../src/protocol/protocol';
+import { makeProfile } from './factories';
 import { strictMock } from './strict-mock';
-
-export function testProfile(userId: string, extra: Partial<UserProfile> = {}): UserProfile {
-  return {
-    userId,
-    nickname: `nick-${userId}`,
-    avatar: `http://auth.example/${userId}.png`,
-    language: 'en',
-    status: 'hello',
-    lastOnline: '1700000000000',
-    registerDate: '1600000000000',
-    ...extra,
-  };
-}
 
 /** How a FakeTransport answers a `write`. */
 export enum WriteOutcome {
@@ -54,11 +42,17 @@ export class FakeTransport implements Transport {
   /** What probe() answers while open (a live peer by default); the timeouts it was asked with. */
   answersProbe = true;
   readonly probes: number[] = [];
+  /** What the gateway side did, in order: 'write', 'broadcast', 'close:<code>:<reason>', 'drop'. */
+  readonly calls: string[] = [];
+  /** Called with each frame written (write or broadcast), when it is recorded: to log it in a spec's own timeline. */
+  onWrite?: (text: string) => void;
   private heldCallbacks: ((err?: Error) => void)[] = [];
 
   write(text: string, done?: (err?: Error) => void): boolean {
     if (!this.isOpen || this.writeOutcome === WriteOutcome.REFUSED) return false;
     this.writes.push({ text, via: 'write' });
+    this.calls.push('write');
+    this.onWrite?.(text);
     if (!done) return true;
     switch (this.writeOutcome) {
       case WriteOutcome.WRITTEN:
@@ -77,6 +71,8 @@ export class FakeTransport implements Transport {
     if (!bytes.equals(Buffer.from(text))) throw new Error('writeBroadcast: bytes are not the UTF-8 encoding of text');
     if (!this.isOpen) return;
     this.writes.push({ text, via: 'broadcast', bytes });
+    this.calls.push('broadcast');
+    this.onWrite?.(text);
   }
 
   probe(timeoutMs: number): Promise<boolean> {
@@ -86,11 +82,13 @@ export class FakeTransport implements Transport {
 
   close(code: number, reason: string): void {
     this.closes.push({ code, reason });
+    this.calls.push(`close:${code}:${reason}`);
     this.isOpen = false;
   }
 
   drop(): void {
     this.dropped = true;
+    this.calls.push('drop');
     this.isOpen = false;
   }
 
@@ -133,7 +131,7 @@ export function openClient(): FakeConnection {
 /** A connection whose token was verified for this user (what AuthGuard leaves): PRE_AUTH, `user` set. */
 export function verifiedClient(user: UserProfile | string = 'alice'): FakeConnection {
   const connection = openClient();
-  connection.client.authenticate(typeof user === 'string' ? testProfile(user) : user);
+  connection.client.authenticate(typeof user === 'string' ? makeProfile(user) : user);
   return connection;
 }
 
@@ -150,9 +148,11 @@ export function joinedClient(user: UserProfile | string = 'alice'): FakeConnecti
   return connection;
 }
 
-const realSetImmediate = setImmediate;
-
-/** Lets every pending promise callback run (works under jest fake timers too). */
-export function flushPromises(): Promise<void> {
-  return new Promise((resolve) => realSetImmediate(resolve));
+/** Appends 'send' to `log` whenever the client sends a frame (which it still does): to check the order of sends among other calls. */
+export function logSends(client: ChatClient, log: string[]): void {
+  const send = client.send.bind(client);
+  jest.spyOn(client, 'send').mockImplementation((frame) => {
+    log.push('send');
+    send(frame);
+  });
 }

@@ -1,18 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { RedisConnection, type RedisConnectionOptions } from '../../src/engine/redis/redis-connection';
 import { redisCommand, startRedisServer, type RedisServer } from './redis-server';
+import { eventually } from './time';
 
-/** Helpers for the unit tests of the Redis engine (src/engine/redis/*.spec.ts). */
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+/** Helpers for the unit tests of the Redis engine (src/engine/redis/*.spec.ts); to wait, test/support/time.ts. */
 
 /** Opens connections under a fresh key prefix (tests sharing one redis-server do not see each other). */
 export class ConnectionPool {
@@ -25,7 +16,7 @@ export class ConnectionPool {
   async connect(options: Partial<RedisConnectionOptions> = {}): Promise<RedisConnection> {
     const connection = this.create(options);
     connection.start();
-    await waitFor(() => connection.connected, 5000, 'redis connection');
+    await eventually(() => connection.connected, 5000, 'redis connection');
     return connection;
   }
 

@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { freePort } from './free-port';
+import { sleep } from './time';
 
 export const DEFAULT_REDIS_BINARY = '/usr/bin/redis-server';
 const HOST = '127.0.0.1';
@@ -145,8 +146,6 @@ function installExitHook(): void {
   });
 }
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 class RedisProcess implements RedisServer {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -230,7 +229,7 @@ class RedisProcess implements RedisServer {
           `redis-server on port ${this.port} did not answer within ${timeoutMs} ms: ${this.output.trim() || '(no output)'}`,
         );
       }
-      await delay(25);
+      await sleep(25);
     }
   }
 

@@ -1,4 +1,4 @@
-import { strictMock, UnstubbedCallError } from './strict-mock';
+import { callLogger, strictMock, UnstubbedCallError } from './strict-mock';
 
 interface Repo {
   find(id: string): Promise<string | undefined>;
@@ -25,5 +25,21 @@ describe('strictMock', () => {
     const repo = strictMock<Repo>({}, 'repo');
     await expect(Promise.resolve(repo)).resolves.toBe(repo);
     expect([repo]).toContain(repo);
+  });
+});
+
+describe('callLogger', () => {
+  it('makes jest.fns that log their name in one shared log, then run their implementation', async () => {
+    let log: string[] = [];
+    const logged = callLogger(() => log);
+    const find = logged<Repo['find']>('repo.find', async (id) => `v-${id}`);
+    const save = logged<Repo['save']>('repo.save', async () => undefined);
+    await save('1', 'x');
+    await expect(find('1')).resolves.toBe('v-1');
+    expect(log).toEqual(['repo.save', 'repo.find']);
+    expect(find).toHaveBeenCalledWith('1');
+    log = []; // read when called: a new log takes the next calls
+    await find('2');
+    expect(log).toEqual(['repo.find']);
   });
 });

@@ -44,3 +44,20 @@ export function strictMock<T extends object>(stubs: Partial<T> = {}, name = 'moc
     },
   });
 }
+
+/**
+ * Mocks that log their calls in one shared log, to check the order of calls across collaborators:
+ *
+ *   const logged = callLogger(() => log);
+ *   claim = logged<PresenceRegistry['claim']>('claim', async () => true);
+ *
+ * Each is a jest.fn typed like method F that appends `name` to the log (read when it is called),
+ * then runs `impl`.
+ */
+export function callLogger(log: () => string[]) {
+  return <F extends (...args: never[]) => unknown>(name: string, impl: (...args: Parameters<F>) => ReturnType<F>): jest.Mock<ReturnType<F>, Parameters<F>> =>
+    jest.fn((...args: Parameters<F>) => {
+      log().push(name);
+      return impl(...args);
+    });
+}

@@ -65,7 +65,7 @@ describe('MemoryPresenceRegistry', () => {
     await registry.updateProfile('u1', { avatar: 'http://x/a.png' });
     const [after] = await registry.list();
     expect(after).not.toBe(before);
-    expect(before.avatar).toBe('');
+    expect(before.avatar).toBe(makeProfile('u1').avatar); // the object handed out before is not changed
     expect(Object.isFrozen(after)).toBe(true);
   });
 

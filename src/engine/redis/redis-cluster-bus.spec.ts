@@ -1,4 +1,5 @@
-import { sleep, useRedisEngine, waitFor } from '../../../test/support/redis-engine';
+import { useRedisEngine } from '../../../test/support/redis-engine';
+import { eventually, sleep } from '../../../test/support/time';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
 import { ProbeOutcome, type BroadcastEvent, type DeliveryRequest, type ProbeRequest } from '../engine.ports';
 import { RedisClusterBus } from './redis-cluster-bus';
@@ -16,7 +17,7 @@ describe('RedisClusterBus (real redis-server)', () => {
     const b = new RedisClusterBus(connection);
     buses.push(b);
     connection.start();
-    await waitFor(() => connection.connected, 5000, 'connected');
+    await eventually(() => connection.connected, 5000, 'connected');
     return b;
   }
 
@@ -32,7 +33,7 @@ describe('RedisClusterBus (real redis-server)', () => {
     const frame = JSON.stringify({ type: 'CHAT_MESSAGE', serverData: { message: 'multi\nline "quoted" ✓' } });
     a.publish({ frame, exceptUserId: 'u\n1' });
     a.publish({ frame: 'second' });
-    await waitFor(() => gb.length === 2 && gc.length === 2, 2000, 'broadcasts');
+    await eventually(() => gb.length === 2 && gc.length === 2, 2000, 'broadcasts');
     await sleep(50);
     expect(ga).toEqual([]);
     for (const got of [gb, gc]) {
@@ -161,7 +162,7 @@ describe('RedisClusterBus (real redis-server)', () => {
     await expect(a.isHealthy()).resolves.toBe(true);
     await env.redis.stop();
     try {
-      await waitFor(async () => !(await a.isHealthy()), 2000, 'unhealthy');
+      await eventually(async () => !(await a.isHealthy()), 2000, 'unhealthy');
       const started = Date.now();
       a.publish({ frame: 'lost' }); // never throws
       await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 5000)).resolves.toBe(Status.ERROR);
@@ -169,10 +170,10 @@ describe('RedisClusterBus (real redis-server)', () => {
     } finally {
       await env.redis.start();
     }
-    await waitFor(() => a.isHealthy(), 5000, 'healthy again');
-    await waitFor(() => b.isHealthy(), 5000, 'healthy again');
+    await eventually(() => a.isHealthy(), 5000, 'healthy again');
+    await eventually(() => b.isHealthy(), 5000, 'healthy again');
     a.publish({ frame: 'after' });
-    await waitFor(() => gb.length > 0, 2000, 'broadcast after recovery');
+    await eventually(() => gb.length > 0, 2000, 'broadcast after recovery');
     expect(gb.map((e) => e.frame)).toEqual(['after']);
     await expect(a.deliver(b.nodeId, { userId: 'u', frame: 'f' }, 2000)).resolves.toBe(Status.SUCCESS);
   });
@@ -192,7 +193,7 @@ describe('RedisClusterBus (real redis-server)', () => {
     } finally {
       process.kill(env.redis.pid!, 'SIGCONT');
     }
-    await waitFor(() => a.isHealthy(), 5000, 'healthy again');
+    await eventually(() => a.isHealthy(), 5000, 'healthy again');
   });
 
   it('close() answers the deliveries in flight with ERROR', async () => {
