@@ -17,9 +17,11 @@ import {
   identifyServerFrame,
   serverFrameProblem,
 } from '../support/contract';
+import { chat } from '../support/frames';
 import { freePort } from '../support/free-port';
 import { startGateway, type TestGateway } from '../support/gateway';
-import { TestClient, type Frame } from '../support/ws-client';
+import { Scope } from '../support/scope';
+import { TestClient, tokenSubprotocol, type Frame } from '../support/ws-client';
 
 type Json = Record<string, unknown>;
 
@@ -120,25 +122,24 @@ describe('docs/asyncapi.yaml', () => {
   });
 
   describe('against a real gateway', () => {
+    const scope = new Scope();
     let gw: TestGateway;
+    /** Every client of the file, whose frames are checked at the end. */
     const clients: TestClient[] = [];
 
     beforeAll(async () => {
-      gw = await startGateway({ RATE_LIMIT_PER_SEC: '1', RATE_LIMIT_BURST: '20', DELIVERY_TIMEOUT_MS: '500', LOG_LEVEL: 'warn' });
+      gw = await scope.gateway({ RATE_LIMIT_PER_SEC: '1', RATE_LIMIT_BURST: '20', DELIVERY_TIMEOUT_MS: '500', LOG_LEVEL: 'warn' });
     });
-    afterAll(async () => {
-      await Promise.all(clients.map((c) => c.close()));
-      await gw.close();
-    });
+    afterAll(() => scope.closeAll());
 
     async function connect(token?: string, protocols?: string[]): Promise<TestClient> {
-      const client = await TestClient.connect(gw.wsUrl, { token, protocols });
+      const client = await scope.connect(gw.wsUrl, { token, protocols });
       clients.push(client);
       return client;
     }
 
     async function login(token: string): Promise<TestClient> {
-      const client = await TestClient.login(gw.wsUrl, token);
+      const client = await scope.login(gw.wsUrl, token);
       clients.push(client);
       return client;
     }
@@ -172,7 +173,7 @@ describe('docs/asyncapi.yaml', () => {
 
       alice.send('{not json');
       alice.send({ type: 'NO_SUCH_TYPE' });
-      alice.send({ type: 'CHAT_MESSAGE', serverData: { message: '' } });
+      alice.send(chat(''));
       for (const code of ['INVALID_JSON', 'UNKNOWN_TYPE', 'INVALID_MESSAGE']) {
         expect((await alice.nextOfType('ERROR_MESSAGE')).error.errorCode).toBe(code);
       }
@@ -185,7 +186,7 @@ describe('docs/asyncapi.yaml', () => {
       // Refused logins: a bad token (header and subprotocol), a token frame, a second session.
       const bad = await connect('no-such-token');
       expect((await bad.closed).code).toBe(4401);
-      const badSub = await connect(undefined, ['mpgp.v1', `authToken.${Buffer.from('nope').toString('base64url')}`]);
+      const badSub = await connect(undefined, ['mpgp.v1', tokenSubprotocol('nope')]);
       expect((await badSub.closed).code).toBe(4401);
       const byFrame = await connect();
       sendValid(byFrame, { type: 'AUTH_MESSAGE', serverData: { authToken: 'dave-token' } });

@@ -1,21 +1,17 @@
-import { startGateway, type TestGateway } from '../support/gateway';
-import { TestClient } from '../support/ws-client';
+import { chat } from '../support/frames';
+import { Scope } from '../support/scope';
 
 describe('smoke', () => {
-  let gw: TestGateway;
-  beforeAll(async () => {
-    gw = await startGateway();
-  });
-  afterAll(() => gw.close());
+  const scope = new Scope();
+  afterEach(() => scope.closeAll());
 
   it('logs in two demo users who chat', async () => {
-    const alice = await TestClient.login(gw.wsUrl, 'alice-token');
-    const bob = await TestClient.login(gw.wsUrl, 'bob-token');
+    const gw = await scope.gateway();
+    const alice = await scope.login(gw.wsUrl, 'alice-token');
+    const bob = await scope.login(gw.wsUrl, 'bob-token');
     await alice.nextOfType('USER_CONNECTION_MESSAGE');
-    bob.send({ type: 'CHAT_MESSAGE', serverData: { message: 'hello' } });
+    bob.send(chat('hello'));
     const got = await alice.nextOfType('CHAT_MESSAGE');
     expect(got.serverData).toMatchObject({ message: 'hello', sender: '2' });
-    await alice.close();
-    await bob.close();
   });
 });

@@ -10,14 +10,15 @@
  * the env says otherwise.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { ENGINE } from '../../src/engine/engine.module';
 import { RedisEngine } from '../../src/engine/redis/redis-engine';
 import { sharedAvatarDir, wrap, type Deployment } from './deployment';
 import { freePort } from './free-port';
-import { startGateway, type TestGateway } from './gateway';
+import { gatewayProcessEnv, startGateway, type TestGateway } from './gateway';
+import { httpStatus } from './http';
 import { startRedisServer, type RedisServer } from './redis-server';
+import { eventually, sleep } from './time';
 
 export const CLUSTER_PRESENCE_TTL_MS = 3000;
 
@@ -51,11 +52,7 @@ export function engineOf(node: TestGateway): RedisEngine {
 /** Resolves once the node's engine is connected and its presence registered (Redis reachable). */
 export async function waitNodeReady(node: TestGateway, timeoutMs = 10_000): Promise<void> {
   const engine = engineOf(node);
-  const deadline = Date.now() + timeoutMs;
-  while (!(engine.connection.connected && engine.presence.isRegistered)) {
-    if (Date.now() > deadline) throw new Error(`node ${node.port} not ready within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await eventually(() => engine.connection.connected && engine.presence.isRegistered, timeoutMs, `node ${node.port} to be ready`);
 }
 
 export async function startClusterDeployment(env: Record<string, string> = {}, options: ClusterOptions = {}): Promise<ClusterDeployment> {
@@ -134,15 +131,7 @@ export async function startNodeProcess(env: Record<string, string>, timeoutMs = 
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'warn',
-      TS_NODE_TRANSPILE_ONLY: 'true',
-      ...env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-    },
+    env: gatewayProcessEnv(port, { NODE_ENV: 'test', LOG_LEVEL: 'warn', TS_NODE_TRANSPILE_ONLY: 'true', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
@@ -183,20 +172,6 @@ export async function startNodeProcess(env: Record<string, string>, timeoutMs = 
       await handle.kill('SIGKILL');
       throw new Error(`gateway process not listening within ${timeoutMs} ms:\n${out}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
-}
-
-/** The HTTP status of a GET (0 when nothing answers within timeoutMs). */
-export function httpStatus(url: string, timeoutMs = 1000): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request(url, { agent: false, timeout: timeoutMs }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', () => resolve(0));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(0));
-    req.end();
-  });
 }

@@ -5,7 +5,7 @@
  *
  *   makeProfile('alice')                 every field set, derived from the id
  *   makeProfile('1', { avatar: '' })     overrides replace fields
- *   makeUser('mx1')                      token, id and nickname that occur nowhere by chance
+ *   makeUser('mx1')                      token, id and nickname that occur nowhere by chance, no avatar
  *   makeUser('erin', { userId: '5', token: 'erin-token' })
  *   makeUsers('a1', 'a2', 'a3')
  *
@@ -37,11 +37,12 @@ export interface UserOverrides extends Partial<UserProfile> {
 /**
  * A user of the test authorization servers. Its token, userId and nickname derive from `tag` and
  * carry a suffix no gateway text contains by chance, so that "this never appears in a log, a
- * metric or a frame" checks mean something.
+ * metric or a frame" checks mean something. Like the bundled demo users, it has no avatar at the
+ * authorization server unless given one (the avatar a user saves is the gateway's business).
  */
 export function makeUser(tag: string, { token = `tok-${tag}-Zq9Xv7Lm`, ...overrides }: UserOverrides = {}): DemoUser {
   const userId = overrides.userId ?? `uid-${tag}-7hK2pQ`;
-  return { token, profile: makeProfile(userId, { nickname: `nick-${tag}-Wr4sT`, status: `status of ${tag}`, ...overrides }) };
+  return { token, profile: makeProfile(userId, { nickname: `nick-${tag}-Wr4sT`, avatar: '', status: `status of ${tag}`, ...overrides }) };
 }
 
 /** One user per tag. */

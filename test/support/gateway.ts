@@ -27,6 +27,14 @@ export interface TestGateway {
 }
 
 /**
+ * The environment of a gateway run as a child process on `port` of 127.0.0.1: of this process's
+ * own environment only PATH and HOME (a developer's settings must not leak in), then `env`.
+ */
+export function gatewayProcessEnv(port: number, env: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' };
+}
+
+/**
  * Starts the real gateway application (the same createGatewayApp as main.ts) on a free port of
  * 127.0.0.1, with its log lines captured. `env` is validated exactly as at a real boot.
  */

@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { serverFrameProblem } from './contract';
+import { eventually, sleep, withTimeout } from './time';
 
 /** Frames the gateway sent that break docs/asyncapi.yaml; checked after every e2e test (test/support/e2e-setup.ts). */
 const contractViolations: string[] = [];
@@ -95,14 +96,6 @@ export class TestClient {
     return client;
   }
 
-  /** Connects with a token and waits for AUTH SUCCESS. */
-  static async login(url: string, token: string, options: ConnectOptions = {}): Promise<TestClient> {
-    const client = await TestClient.connect(url, { token, ...options });
-    const auth = await client.next((f) => f.type === 'AUTH_MESSAGE');
-    if (auth.status !== 'SUCCESS') throw new Error(`login failed: ${JSON.stringify(auth)}`);
-    return client;
-  }
-
   send(frame: Frame | string): void {
     this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
@@ -179,15 +172,26 @@ export class TestClient {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves with the close of a client, or rejects after `ms` (quoting its last frames). */
+export function closedWithin(client: TestClient, ms: number): Promise<CloseInfo> {
+  return withTimeout(client.closed, ms, () => `the close (last frames: ${JSON.stringify(client.frames.slice(-5))})`);
 }
 
-/** Polls `check` until it returns true or the time runs out. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 4000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
+/**
+ * Waits until the client has received (at any position, read or not: its cursor does not move) a
+ * frame matching `match`, or one matching each of several predicates, in any order.
+ */
+export async function received(
+  client: TestClient,
+  match: ((f: Frame) => boolean) | ((f: Frame) => boolean)[],
+  timeoutMs = 4000,
+  what = 'a matching frame',
+): Promise<void> {
+  const all = Array.isArray(match) ? match : [match];
+  await eventually(() => all.every((m) => client.frames.some(m)), timeoutMs, what);
+}
+
+/** The subprotocol entry that offers a token: `authToken.<base64url of its UTF-8, no padding>`. */
+export function tokenSubprotocol(token: string): string {
+  return `authToken.${Buffer.from(token, 'utf8').toString('base64url')}`;
 }

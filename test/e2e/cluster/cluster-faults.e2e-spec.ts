@@ -3,82 +3,46 @@
  * back (empty), and a node started before Redis. Real redis-server; the nodes that are killed or
  * stopped are real child processes running src/main.ts.
  */
-import type { DemoUser } from '../../../src/auth-server/users';
-import {
-  CLUSTER_PRESENCE_TTL_MS,
-  engineOf,
-  httpStatus,
-  startClusterDeployment,
-  waitNodeReady,
-  type ClusterDeployment,
-  type NodeProcess,
-} from '../../support/cluster';
-import { startFakeAuthServer, type FakeAuthServer } from '../../support/fake-auth-server';
-import { startGateway, type TestGateway } from '../../support/gateway';
+import { CLUSTER_PRESENCE_TTL_MS, engineOf, startClusterDeployment, waitNodeReady, type ClusterDeployment, type NodeProcess } from '../../support/cluster';
+import { makeUser } from '../../support/factories';
+import { chat, isChat, isConnect, isDisconnect } from '../../support/frames';
+import { httpStatus } from '../../support/http';
 import { startRedisServer } from '../../support/redis-server';
-import { TestClient, eventually, sleep, type Frame } from '../../support/ws-client';
+import { Scope } from '../../support/scope';
+import { eventually, sleep } from '../../support/time';
+import { received, type Frame, type TestClient } from '../../support/ws-client';
 
 jest.setTimeout(90_000);
 
 const TTL = CLUSTER_PRESENCE_TTL_MS;
 const DELIVERY_TIMEOUT_MS = 1000;
 
-const USERS: DemoUser[] = Array.from({ length: 20 }, (_, i) => ({
-  token: `token-f${i}`,
-  profile: {
-    userId: `f${i}`,
-    nickname: `faulty${i}`,
-    avatar: '',
-    language: 'en',
-    status: '',
-    lastOnline: '',
-    registerDate: '',
-  },
-}));
+const USERS = Array.from({ length: 20 }, (_, i) => makeUser(`f${i}`));
 const token = (i: number) => USERS[i].token;
 const uid = (i: number) => USERS[i].profile.userId;
-
-const presence = (status: string, userId: string) => (f: Frame) =>
-  f.type === 'USER_CONNECTION_MESSAGE' && f.serverData?.connectionStatus === status && f.serverData?.userId === userId;
-const chat = (message: string) => (f: Frame) => f.type === 'CHAT_MESSAGE' && f.serverData?.message === message;
 
 function userIds(auth: Frame): string[] {
   return (auth.serverData.userList as Frame[]).map((u) => u.userId).sort();
 }
 
-/** Waits until frames matching every predicate have arrived, in any order (the cursor is not moved). */
-async function received(client: TestClient, predicates: ((f: Frame) => boolean)[], timeoutMs = 4000): Promise<void> {
-  await eventually(() => predicates.every((p) => client.frames.some(p)), timeoutMs, 'frames');
-}
-
-/** Connects and returns the AUTH_MESSAGE with the client. */
-async function attempt(url: string, tok: string): Promise<{ client: TestClient; auth: Frame }> {
-  const client = await TestClient.connect(url, { token: tok });
-  return { client, auth: await client.nextOfType('AUTH_MESSAGE') };
-}
-
 describe('cluster faults', () => {
-  let auth: FakeAuthServer;
+  /** The cluster and its authorization server, for the whole file. */
+  const shared = new Scope({ users: USERS });
+  /** What each test starts. */
+  const scope = new Scope();
   let cluster: ClusterDeployment;
-  const clients: TestClient[] = [];
 
-  async function login(url: string, user: number): Promise<TestClient> {
-    const client = await TestClient.login(url, token(user));
-    clients.push(client);
-    return client;
-  }
+  const login = (url: string, user: number): Promise<TestClient> => scope.login(url, token(user));
+  const attempt = (url: string, user: number) => scope.attempt(url, token(user));
 
   beforeAll(async () => {
-    auth = await startFakeAuthServer({ users: USERS });
-    cluster = await startClusterDeployment({ AUTH_SERVER_URL: auth.url, DELIVERY_TIMEOUT_MS: String(DELIVERY_TIMEOUT_MS) });
+    const auth = await shared.fakeAuthServer();
+    cluster = shared.track(await startClusterDeployment({ AUTH_SERVER_URL: auth.url, DELIVERY_TIMEOUT_MS: String(DELIVERY_TIMEOUT_MS) }), 'app');
   });
-  afterAll(async () => {
-    await cluster?.close();
-    await auth?.close();
-  });
+  afterAll(() => shared.closeAll());
   afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await eventually(async () => (await engineOf(cluster.nodes[0]).presence.list().catch(() => [1])).length === 0, 8000, 'everyone offline');
+    await scope.closeAll();
+    await eventually(async () => (await engineOf(cluster.nodes[0]).presence.list()).length === 0, 8000, 'everyone offline');
   });
 
   describe('a node running as a child process', () => {
@@ -115,14 +79,14 @@ describe('cluster faults', () => {
       const observer = await login(cluster.wsUrl(0), 0);
       const victim = await login(proc.wsUrl, 1);
       const victim2 = await login(proc.wsUrl, 2);
-      await received(observer, [presence('CONNECT', uid(1)), presence('CONNECT', uid(2))]);
+      await received(observer, [isConnect(uid(1)), isConnect(uid(2))]);
       // Its users cannot log in elsewhere while it lives.
-      const dup = await attempt(cluster.wsUrl(1), token(1));
+      const dup = await attempt(cluster.wsUrl(1), 1);
       expect(dup.auth).toMatchObject({ status: 'ERROR', error: { errorCode: '1' } });
 
       await proc.kill('SIGKILL');
       const killedAt = Date.now();
-      await received(observer, [presence('DISCONNECT', uid(1)), presence('DISCONNECT', uid(2))], TTL + 2000);
+      await received(observer, [isDisconnect(uid(1)), isDisconnect(uid(2))], TTL + 2000);
       expect(Date.now() - killedAt).toBeLessThanOrEqual(TTL + 2000);
       expect((await victim.closed).code).toBe(1006);
       await victim2.closed;
@@ -143,13 +107,13 @@ describe('cluster faults', () => {
     const observer = await login(cluster.wsUrl(0), 0);
     const kept = await login(extra.wsUrl, 1);
     const taken = await login(extra.wsUrl, 2);
-    await received(observer, [presence('CONNECT', uid(1)), presence('CONNECT', uid(2))]);
+    await received(observer, [isConnect(uid(1)), isConnect(uid(2))]);
 
     // A partition of that node alone: both of its Redis connections drop and stay down.
     cut.connection.commands.disconnect();
     cut.connection.subscriber.disconnect();
     const cutAt = Date.now();
-    await received(observer, [presence('DISCONNECT', uid(1)), presence('DISCONNECT', uid(2))], TTL + 2000);
+    await received(observer, [isDisconnect(uid(1)), isDisconnect(uid(2))], TTL + 2000);
     expect(Date.now() - cutAt).toBeLessThanOrEqual(TTL + 2000);
     // Meanwhile the user of `taken` logs in on another node.
     const newer = await login(cluster.wsUrl(1), 2);
@@ -167,11 +131,11 @@ describe('cluster faults', () => {
 
     // SessionService handles onSessionsRestored / onSessionLost: the restored user is announced
     // again, and the stale connection of the user who logged in elsewhere is closed, without a DISCONNECT.
-    await eventually(() => observer.all('USER_CONNECTION_MESSAGE').filter(presence('CONNECT', uid(1))).length === 2, 2000, 're-announced CONNECT');
+    await eventually(() => observer.all('USER_CONNECTION_MESSAGE').filter(isConnect(uid(1))).length === 2, 2000, 're-announced CONNECT');
     expect((await taken.closed).code).toBe(4409);
     await sleep(200);
-    expect(observer.all('USER_CONNECTION_MESSAGE').filter(presence('CONNECT', uid(2)))).toHaveLength(2); // initial + newer
-    expect(observer.all('USER_CONNECTION_MESSAGE').filter(presence('DISCONNECT', uid(2)))).toHaveLength(1); // the sweep only
+    expect(observer.all('USER_CONNECTION_MESSAGE').filter(isConnect(uid(2)))).toHaveLength(2); // initial + newer
+    expect(observer.all('USER_CONNECTION_MESSAGE').filter(isDisconnect(uid(2)))).toHaveLength(1); // the sweep only
     await extra.close();
   });
 
@@ -180,7 +144,7 @@ describe('cluster faults', () => {
     const a = await login(n0, 0);
     const c = await login(n0, 2);
     const b = await login(n1, 1);
-    await received(a, [presence('CONNECT', uid(1)), presence('CONNECT', uid(2))]);
+    await received(a, [isConnect(uid(1)), isConnect(uid(2))]);
     expect(await httpStatus(`${cluster.httpUrl(0)}/health/ready`)).toBe(200);
 
     await cluster.redis.stop();
@@ -191,10 +155,10 @@ describe('cluster faults', () => {
       }
       expect(await httpStatus(`${cluster.httpUrl(0)}/health/live`)).toBe(200);
 
-      a.send({ type: 'CHAT_MESSAGE', serverData: { message: 'during outage' } });
-      await a.next(chat('during outage'));
-      await c.next(chat('during outage'));
-      await b.expectSilence(300, chat('during outage'));
+      a.send(chat('during outage'));
+      await a.next(isChat('during outage'));
+      await c.next(isChat('during outage'));
+      await b.expectSilence(300, isChat('during outage'));
 
       a.send({ type: 'DIALOG_MESSAGE', clientData: 'x', serverData: { receiver: uid(1), messageId: 'out-b' } });
       expect(await a.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'ERROR', serverData: { messageId: 'out-b' } });
@@ -204,7 +168,7 @@ describe('cluster faults', () => {
       await b.expectSilence(100, (f) => f.type === 'DIALOG_MESSAGE');
 
       const started = Date.now();
-      const refused = await attempt(n0, token(3));
+      const refused = await attempt(n0, 3);
       expect(refused.auth).toMatchObject({ status: 'ERROR', error: { errorCode: '3' } });
       expect((await refused.client.closed).code).toBe(1013);
       expect(Date.now() - started).toBeLessThan(3000);
@@ -225,10 +189,10 @@ describe('cluster faults', () => {
     const d = await login(n1, 3);
     expect(userIds(d.frames[0])).toEqual([uid(0), uid(1), uid(2), uid(3)].sort());
     // The single-session rule holds again for a user of the other node.
-    expect((await attempt(n1, token(0))).auth).toMatchObject({ status: 'ERROR', error: { errorCode: '1' } });
+    expect((await attempt(n1, 0)).auth).toMatchObject({ status: 'ERROR', error: { errorCode: '1' } });
 
-    a.send({ type: 'CHAT_MESSAGE', serverData: { message: 'after outage' } });
-    for (const client of [a, b, c, d]) await received(client, [chat('after outage')]);
+    a.send(chat('after outage'));
+    for (const client of [a, b, c, d]) await received(client, [isChat('after outage')]);
     a.send({ type: 'DIALOG_MESSAGE', clientData: 'z', serverData: { receiver: uid(1), messageId: 'after-b' } });
     expect(await a.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'after-b' } });
     expect((await b.nextOfType('DIALOG_MESSAGE')).clientData).toBe('z');
@@ -236,36 +200,29 @@ describe('cluster faults', () => {
 
   it('a node started before Redis is reachable boots, is not ready, refuses logins with "3", then serves once Redis is up', async () => {
     const redis = await startRedisServer();
+    scope.track({ close: () => redis.kill() }, 'server');
     await redis.stop();
-    let node: TestGateway | undefined;
-    let second: TestGateway | undefined;
-    try {
-      const env = { ...cluster.env, REDIS_URL: redis.url, PUBLIC_URL: '', PRESENCE_TTL_MS: String(TTL) };
-      const bootStarted = Date.now();
-      node = await startGateway(env);
-      expect(Date.now() - bootStarted).toBeLessThan(10_000);
-      expect(await httpStatus(`${node.httpUrl}/health/live`)).toBe(200);
-      expect(await httpStatus(`${node.httpUrl}/health/ready`)).toBe(503);
-      const refused = await attempt(node.wsUrl, token(5));
-      expect(refused.auth).toMatchObject({ status: 'ERROR', error: { errorCode: '3' } });
-      expect((await refused.client.closed).code).toBe(1013);
+    const env = { ...cluster.env, REDIS_URL: redis.url, PUBLIC_URL: '', PRESENCE_TTL_MS: String(TTL) };
+    const bootStarted = Date.now();
+    const node = await scope.gateway(env);
+    expect(Date.now() - bootStarted).toBeLessThan(10_000);
+    expect(await httpStatus(`${node.httpUrl}/health/live`)).toBe(200);
+    expect(await httpStatus(`${node.httpUrl}/health/ready`)).toBe(503);
+    const refused = await attempt(node.wsUrl, 5);
+    expect(refused.auth).toMatchObject({ status: 'ERROR', error: { errorCode: '3' } });
+    expect((await refused.client.closed).code).toBe(1013);
 
-      await redis.start();
-      await waitNodeReady(node, 5000);
-      await eventually(async () => (await httpStatus(`${node!.httpUrl}/health/ready`)) === 200, 3000, 'ready');
-      second = await startGateway(env);
-      await waitNodeReady(second);
-      const x = await login(node.wsUrl, 5);
-      const y = await login(second.wsUrl, 6);
-      await x.next(presence('CONNECT', uid(6)));
-      y.send({ type: 'CHAT_MESSAGE', serverData: { message: 'late bloomer' } });
-      await x.next(chat('late bloomer'));
-      await x.close();
-      await y.close();
-    } finally {
-      await second?.close();
-      await node?.close();
-      await redis.kill();
-    }
+    await redis.start();
+    await waitNodeReady(node, 5000);
+    await eventually(async () => (await httpStatus(`${node.httpUrl}/health/ready`)) === 200, 3000, 'ready');
+    const second = await scope.gateway(env);
+    await waitNodeReady(second);
+    const x = await login(node.wsUrl, 5);
+    const y = await login(second.wsUrl, 6);
+    await x.next(isConnect(uid(6)));
+    y.send(chat('late bloomer'));
+    await x.next(isChat('late bloomer'));
+    await x.close();
+    await y.close();
   });
 });

@@ -3,62 +3,43 @@
  * behave as one node (CHAT, DIALOG/DELIVERY, dedup, presence, single session, avatars).
  */
 import sharp from 'sharp';
-import type { DemoUser } from '../../../src/auth-server/users';
-import { startClusterDeployment, type ClusterDeployment } from '../../support/cluster';
-import { startFakeAuthServer, type FakeAuthServer } from '../../support/fake-auth-server';
-import { TestClient, sleep, type Frame } from '../../support/ws-client';
+import { engineOf, startClusterDeployment, type ClusterDeployment } from '../../support/cluster';
+import { makeUser } from '../../support/factories';
+import { chat, isConnect, isDisconnect, isType } from '../../support/frames';
+import { Scope } from '../../support/scope';
+import { eventually, sleep } from '../../support/time';
+import type { Frame, TestClient } from '../../support/ws-client';
 
 jest.setTimeout(60_000);
 
-const USERS: DemoUser[] = Array.from({ length: 40 }, (_, i) => ({
-  token: `token-u${i}`,
-  profile: {
-    userId: `u${i}`,
-    nickname: `user${i}`,
-    avatar: '',
-    language: 'en',
-    status: `status ${i}`,
-    lastOnline: '2025-01-01T00:00:00.000Z',
-    registerDate: '2024-01-01T00:00:00.000Z',
-  },
-}));
+const USERS = Array.from({ length: 40 }, (_, i) => makeUser(`u${i}`));
 const token = (i: number) => USERS[i].token;
 const uid = (i: number) => USERS[i].profile.userId;
 
 describe('cluster: two nodes on one Redis behave as one node', () => {
-  let auth: FakeAuthServer;
+  /** The cluster and its authorization server, for the whole file. */
+  const shared = new Scope({ users: USERS });
+  /** What each test starts. */
+  const scope = new Scope();
   let cluster: ClusterDeployment;
-  const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    auth = await startFakeAuthServer({ users: USERS });
-    cluster = await startClusterDeployment({ AUTH_SERVER_URL: auth.url });
+    const auth = await shared.fakeAuthServer();
+    cluster = shared.track(await startClusterDeployment({ AUTH_SERVER_URL: auth.url }), 'app');
   });
-  afterAll(async () => {
-    await cluster?.close();
-    await auth?.close();
-  });
+  afterAll(() => shared.closeAll());
   afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await scope.closeAll();
     // Every session released before the next test (the closes above reach Redis asynchronously).
-    await waitUntil(async () => (await onlineIds()).length === 0, 5000, 'everyone offline');
+    await eventually(async () => (await onlineIds()).length === 0, 5000, 'everyone offline');
   });
 
-  async function login(node: number, user: number): Promise<TestClient> {
-    const client = await TestClient.login(cluster.wsUrl(node), token(user));
-    clients.push(client);
-    return client;
-  }
+  const login = (node: number, user: number): Promise<TestClient> => scope.login(cluster.wsUrl(node), token(user));
 
   /** The online list as a fresh login on node 0 would see it (read straight from the registry). */
   async function onlineIds(): Promise<string[]> {
-    const { engineOf } = await import('../../support/cluster');
     return (await engineOf(cluster.nodes[0]).presence.list()).map((p) => p.userId).sort();
   }
-
-  const isType = (type: string) => (f: Frame) => f.type === type;
-  const presence = (status: string, userId: string) => (f: Frame) =>
-    f.type === 'USER_CONNECTION_MESSAGE' && f.serverData?.connectionStatus === status && f.serverData?.userId === userId;
 
   it('CHAT reaches every client on every node exactly once', async () => {
     const a = await login(0, 0);
@@ -66,10 +47,10 @@ describe('cluster: two nodes on one Redis behave as one node', () => {
     const c = await login(0, 2);
     const d = await login(1, 3);
     await sleep(100); // presence broadcasts settle
-    a.send({ type: 'CHAT_MESSAGE', serverData: { message: 'from node 0' } });
-    d.send({ type: 'CHAT_MESSAGE', serverData: { message: 'from node 1' } });
+    a.send(chat('from node 0'));
+    d.send(chat('from node 1'));
     for (const client of [a, b, c, d]) {
-      await waitUntil(async () => client.all('CHAT_MESSAGE').length >= 2, 4000, 'two chats');
+      await eventually(() => client.all('CHAT_MESSAGE').length >= 2, 4000, 'two chats');
     }
     await sleep(300);
     for (const client of [a, b, c, d]) {
@@ -100,7 +81,7 @@ describe('cluster: two nodes on one Redis behave as one node', () => {
 
     // A receiver who just left the other node.
     await b.close();
-    await a.next(presence('DISCONNECT', uid(1)));
+    await a.next(isDisconnect(uid(1)));
     a.send({ type: 'DIALOG_MESSAGE', clientData: 'late', serverData: { receiver: uid(1), messageId: 'left-1' } });
     expect(await a.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'ERROR', serverData: { messageId: 'left-1' } });
   });
@@ -131,14 +112,14 @@ describe('cluster: two nodes on one Redis behave as one node', () => {
     await b.nextOfType('DIALOG_MESSAGE');
     expect(await a.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS' });
     await a.close();
-    await b.next(presence('DISCONNECT', uid(0)));
+    await b.next(isDisconnect(uid(0)));
 
     const a2 = await login(1, 0); // same sender, now on node 1
     a2.send({ type: 'DIALOG_MESSAGE', clientData: 'once', serverData: { receiver: uid(1), messageId: 'dup-1' } });
     expect(await a2.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'dup-1' } });
     // Back on node 0 as well.
     await a2.close();
-    await b.next(presence('DISCONNECT', uid(0)));
+    await b.next(isDisconnect(uid(0)));
     const a3 = await login(0, 0);
     a3.send({ type: 'DIALOG_MESSAGE', clientData: 'once', serverData: { receiver: uid(1), messageId: 'dup-1' } });
     expect(await a3.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS' });
@@ -155,22 +136,21 @@ describe('cluster: two nodes on one Redis behave as one node', () => {
   it('presence is global: userList of all nodes, CONNECT and DISCONNECT across nodes', async () => {
     const a = await login(0, 0);
     const b = await login(1, 1);
-    const connect = await a.next(presence('CONNECT', uid(1)));
+    const connect = await a.next(isConnect(uid(1)));
     expect(connect.serverData).toEqual({ connectionStatus: 'CONNECT', ...USERS[1].profile });
 
-    const c = await TestClient.connect(cluster.wsUrl(1), { token: token(2) });
-    clients.push(c);
+    const c = await scope.connect(cluster.wsUrl(1), { token: token(2) });
     const auth = await c.nextOfType('AUTH_MESSAGE');
     expect(auth.status).toBe('SUCCESS');
     expect(auth.serverData.userId).toBe(uid(2));
     const list = [...auth.serverData.userList].sort((x: Frame, y: Frame) => x.userId.localeCompare(y.userId));
     expect(list).toEqual([USERS[0].profile, USERS[1].profile, USERS[2].profile]);
-    await a.next(presence('CONNECT', uid(2)));
-    await b.next(presence('CONNECT', uid(2)));
+    await a.next(isConnect(uid(2)));
+    await b.next(isConnect(uid(2)));
 
     await b.close();
-    expect((await a.next(presence('DISCONNECT', uid(1)))).serverData).toEqual({ connectionStatus: 'DISCONNECT', userId: uid(1) });
-    await c.next(presence('DISCONNECT', uid(1)));
+    expect((await a.next(isDisconnect(uid(1)))).serverData).toEqual({ connectionStatus: 'DISCONNECT', userId: uid(1) });
+    await c.next(isDisconnect(uid(1)));
     const d = await login(0, 3);
     const dList = (await d.frames.find((f) => f.type === 'AUTH_MESSAGE'))!.serverData.userList.map((u: Frame) => u.userId).sort();
     expect(dList).toEqual([uid(0), uid(2), uid(3)]);
@@ -185,7 +165,7 @@ describe('cluster: two nodes on one Redis behave as one node', () => {
     for (let round = 0; round < 30; round++) {
       const user = round % 10;
       const attempts = await Promise.all(
-        [0, 1].map((node) => TestClient.connect(cluster.wsUrl(node), { token: token(user) })),
+        [0, 1].map((node) => scope.connect(cluster.wsUrl(node), { token: token(user) })),
       );
       const answers = await Promise.all(attempts.map((c) => c.nextOfType('AUTH_MESSAGE')));
       const winners = answers.filter((f) => f.status === 'SUCCESS');
@@ -194,9 +174,9 @@ describe('cluster: two nodes on one Redis behave as one node', () => {
       expect(answers[loserIndex]).toMatchObject({ status: 'ERROR', error: { errorCode: '1' } });
       expect((await attempts[loserIndex].closed).code).toBe(4409);
       const winner = attempts[1 - loserIndex];
-      await observer.next(presence('CONNECT', uid(user)));
+      await observer.next(isConnect(uid(user)));
       await winner.close();
-      await observer.next(presence('DISCONNECT', uid(user)));
+      await observer.next(isDisconnect(uid(user)));
     }
     // One CONNECT and one DISCONNECT per round, no more.
     await sleep(200);
@@ -227,17 +207,9 @@ describe('cluster: two nodes on one Redis behave as one node', () => {
 
     // It stays the user's avatar when the user logs in again on the other node.
     await a.close();
-    await c.next(presence('DISCONNECT', uid(5)));
+    await c.next(isDisconnect(uid(5)));
     await login(1, 5);
-    const connect = await c.next(presence('CONNECT', uid(5)));
+    const connect = await c.next(isConnect(uid(5)));
     expect(connect.serverData.avatar).toBe(url);
   });
 });
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}

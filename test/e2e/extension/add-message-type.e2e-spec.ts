@@ -5,28 +5,29 @@
  * works, in order with the others, behind the login, and each Nest piece does what Nest documents.
  */
 import { startGateway, type TestGateway } from '../../support/gateway';
-import { TestClient, allowAddedFrameTypes, sleep } from '../../support/ws-client';
+import { Scope } from '../../support/scope';
+import { sleep } from '../../support/time';
+import { allowAddedFrameTypes } from '../../support/ws-client';
 import { seen, TypingModule } from './typing.module';
 
 allowAddedFrameTypes('TYPING_MESSAGE', 'TYPING_ACK', 'TYPING_ERROR');
 
 describe('a message type added by a module (README, "Add a message type")', () => {
+  /** The app with the module, for the whole file. */
+  const shared = new Scope();
+  /** What each test starts. */
+  const scope = new Scope();
   let gw: TestGateway;
-  const clients: TestClient[] = [];
-  const login = async (token: string) => {
-    const client = await TestClient.login(gw.wsUrl, token);
-    clients.push(client);
-    return client;
-  };
+  const login = (token: string) => scope.login(gw.wsUrl, token);
 
   beforeAll(async () => {
-    gw = await startGateway({}, { imports: [TypingModule] });
+    gw = await shared.gateway({}, { imports: [TypingModule] });
   });
   afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await scope.closeAll();
     seen.length = 0;
   });
-  afterAll(() => gw.close());
+  afterAll(() => shared.closeAll());
 
   it('is routed to the module\'s handler, through its guard, interceptor and pipe, with the ChatClient', async () => {
     const alice = await login('alice-token');
@@ -80,8 +81,7 @@ describe('a message type added by a module (README, "Add a message type")', () =
   });
 
   it('never runs for a connection that has not logged in: its frames are discarded like any other', async () => {
-    const anonymous = await TestClient.connect(gw.wsUrl);
-    clients.push(anonymous);
+    const anonymous = await scope.connect(gw.wsUrl);
     anonymous.send({ type: 'TYPING_MESSAGE', serverData: { receiver: '2' } });
     await anonymous.expectSilence(300);
     expect(seen.filter((s) => s.startsWith('guard') || s.startsWith('before'))).toEqual([]);

@@ -1,3 +1,8 @@
+import { makeUsers } from '../../support/factories';
+import { isDisconnect } from '../../support/frames';
+import { Scope } from '../../support/scope';
+import { sleep } from '../../support/time';
+import { closedWithin } from '../../support/ws-client';
 /**
  * The authorization server as a dependency, against the programmable fake CHECK_TOKEN server:
  * AUTH_TIMEOUT_MS bounds a hanging server, SUCCESS answers are cached for AUTH_CACHE_TTL_MS (and
@@ -5,8 +10,6 @@
  * reuse), "unavailable" ones never, concurrent checks of one token share one request, and the
  * circuit breaker fails fast without calling the server until one probe decides.
  */
-import { sleep } from '../../support/ws-client';
-import { Scope, closedWithin, isDisconnectOf, makeUsers } from './ops-support';
 
 const scope = new Scope();
 afterEach(() => scope.closeAll());
@@ -26,7 +29,7 @@ async function attempt(url: string, token: string): Promise<{ status: string; er
 
 describe('authorization server as a dependency', () => {
   it('AUTH_TIMEOUT_MS bounds a server that never answers: error "3" and 1013 within about the timeout', async () => {
-    const auth = await scope.fakeAuth({ users, mode: 'hang' });
+    const auth = await scope.fakeAuthServer({ users, mode: 'hang' });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, AUTH_TIMEOUT_MS: '300' });
     const result = await attempt(gw.wsUrl, u1.token);
     expect(result).toMatchObject({ status: 'ERROR', errorCode: '3', close: 1013 });
@@ -37,7 +40,7 @@ describe('authorization server as a dependency', () => {
 
   it('AUTH_CACHE_TTL_MS: a second login within the TTL makes no request; after the TTL the server is asked again', async () => {
     const TTL = 2000;
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, AUTH_CACHE_TTL_MS: String(TTL) });
     const observer = await scope.login(gw.wsUrl, u2.token);
     auth.resetRequests();
@@ -46,13 +49,13 @@ describe('authorization server as a dependency', () => {
     const first = await scope.login(gw.wsUrl, u1.token);
     expect(auth.requests).toBe(1);
     await first.close();
-    await observer.next(isDisconnectOf(u1.profile.userId));
+    await observer.next(isDisconnect(u1.profile.userId));
 
     const second = await scope.login(gw.wsUrl, u1.token);
     expect(Date.now() - firstCheckAt).toBeLessThan(TTL);
     expect(auth.requests).toBe(1);
     await second.close();
-    await observer.next(isDisconnectOf(u1.profile.userId));
+    await observer.next(isDisconnect(u1.profile.userId));
 
     // Past the TTL the cached answer is not used, even though the token is the same: the
     // server now rejects it and the login fails accordingly.
@@ -64,7 +67,7 @@ describe('authorization server as a dependency', () => {
   });
 
   it('with AUTH_INVALID_CACHE_MS=0 invalid tokens are asked every time; "unavailable" answers are never cached', async () => {
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, AUTH_CACHE_TTL_MS: '60000', AUTH_INVALID_CACHE_MS: '0' });
     for (let i = 1; i <= 2; i++) {
       expect(await attempt(gw.wsUrl, 'tok-not-a-user-Zq9Xv7Lm')).toMatchObject({ status: 'ERROR', errorCode: '2', close: 4401 });
@@ -79,7 +82,7 @@ describe('authorization server as a dependency', () => {
   });
 
   it('single-flight: concurrent logins with one token make exactly one CHECK_TOKEN request', async () => {
-    const auth = await scope.fakeAuth({ users, mode: 'slow', delayMs: 1000 });
+    const auth = await scope.fakeAuthServer({ users, mode: 'slow', delayMs: 1000 });
     // No cache at all: only single-flight can merge the requests.
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, AUTH_CACHE_TTL_MS: '0' });
     const results = await Promise.all(Array.from({ length: 5 }, () => attempt(gw.wsUrl, u1.token)));
@@ -106,7 +109,7 @@ describe('authorization server as a dependency', () => {
     }
 
     it('after 3 failures fails fast with "3"/1013 without calling the server; after the cooldown one probe goes through and its success closes the circuit', async () => {
-      const auth = await scope.fakeAuth({ users, mode: 'status500' });
+      const auth = await scope.fakeAuthServer({ users, mode: 'status500' });
       const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, ...ENV });
       await openCircuit(gw.wsUrl, auth);
 
@@ -137,7 +140,7 @@ describe('authorization server as a dependency', () => {
     });
 
     it('a failed probe reopens the circuit for another cooldown', async () => {
-      const auth = await scope.fakeAuth({ users, mode: 'status500' });
+      const auth = await scope.fakeAuthServer({ users, mode: 'status500' });
       const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, ...ENV });
       await openCircuit(gw.wsUrl, auth);
 
@@ -158,12 +161,12 @@ describe('authorization server as a dependency', () => {
     });
 
     it('while open, a login answered from the cache still succeeds (and makes no request)', async () => {
-      const auth = await scope.fakeAuth({ users });
+      const auth = await scope.fakeAuthServer({ users });
       const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, AUTH_CACHE_TTL_MS: '60000', ...ENV });
       const observer = await scope.login(gw.wsUrl, u5.token);
       const cached = await scope.login(gw.wsUrl, u4.token);
       await cached.close();
-      await observer.next(isDisconnectOf(u4.profile.userId));
+      await observer.next(isDisconnect(u4.profile.userId));
       await auth.setMode('status500');
       auth.resetRequests();
       await openCircuit(gw.wsUrl, auth);
@@ -172,7 +175,7 @@ describe('authorization server as a dependency', () => {
     });
 
     it('a hanging server counts as failing too (timeouts open the circuit)', async () => {
-      const auth = await scope.fakeAuth({ users, mode: 'hang' });
+      const auth = await scope.fakeAuthServer({ users, mode: 'hang' });
       const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, AUTH_TIMEOUT_MS: '1000', ...ENV });
       await openCircuit(gw.wsUrl, auth);
       const fast = await attempt(gw.wsUrl, u4.token);

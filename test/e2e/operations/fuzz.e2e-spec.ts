@@ -16,9 +16,11 @@
  */
 import fc from 'fast-check';
 import sharp from 'sharp';
+import { authWith, chat, isConnect, isDisconnect } from '../../support/frames';
 import type { TestGateway } from '../../support/gateway';
-import { TestClient, type Frame } from '../../support/ws-client';
-import { Scope, chat, closedWithin, httpGet, isConnectOf, isDisconnectOf } from './ops-support';
+import { httpGet } from '../../support/http';
+import { Scope } from '../../support/scope';
+import { closedWithin, type Frame, type TestClient } from '../../support/ws-client';
 
 jest.setTimeout(60_000);
 
@@ -60,7 +62,7 @@ beforeAll(async () => {
   });
   alice = await scope.login(gw.wsUrl, 'alice-token');
   bob = await scope.login(gw.wsUrl, 'bob-token');
-  await alice.next(isConnectOf(B));
+  await alice.next(isConnect(B));
 });
 
 afterAll(() => scope.closeAll());
@@ -385,8 +387,8 @@ describe('fuzzing the inbound path of an authenticated client', () => {
     expect((await alice.next((f) => f.type === 'CHAT_MESSAGE' && f.serverData.sender === B)).serverData.message).toBe('after the fuzz');
     const dave = await scope.login(gw.wsUrl, 'dave-token');
     await dave.close();
-    await bob.next(isDisconnectOf('4'));
-    await alice.next(isDisconnectOf('4'));
+    await bob.next(isDisconnect('4'));
+    await alice.next(isDisconnect('4'));
   });
 });
 
@@ -403,21 +405,21 @@ describe('fuzzing an unauthenticated connection', () => {
   /** Sends the junk, then carol's AUTH_MESSAGE: only AUTH SUCCESS comes back; A and B see carol's CONNECT and nothing before it. */
   async function discardedBeforeAuth(anon: TestClient, frames: Sent[], a0: number, b0: number): Promise<void> {
     for (const f of frames) sendFrom(anon, f);
-    anon.send({ type: 'AUTH_MESSAGE', serverData: { authToken: 'carol-token' } });
+    anon.send(authWith('carol-token'));
     const auth = await anon.nextOfType('AUTH_MESSAGE', 3000);
     // Nothing was answered before AUTH SUCCESS (frames of one connection are handled in order).
     expect(anon.frames[0]).toBe(auth);
     if (auth.status !== 'SUCCESS') throw new Error(`carol's login failed: ${JSON.stringify(auth)}`);
-    const bConnect = await waitIndex(bob, b0, isConnectOf(C), "carol's CONNECT at B");
-    const aConnect = await waitIndex(alice, a0, isConnectOf(C), "carol's CONNECT at A");
+    const bConnect = await waitIndex(bob, b0, isConnect(C), "carol's CONNECT at B");
+    const aConnect = await waitIndex(alice, a0, isConnect(C), "carol's CONNECT at A");
     expect(bob.frames.slice(b0, bConnect)).toEqual([]);
     expect(alice.frames.slice(a0, aConnect)).toEqual([]);
     // The connection is usable now.
     anon.send(chat('carol is in'));
     expect((await bob.next((f) => f.type === 'CHAT_MESSAGE' && f.serverData.sender === C, 3000)).serverData.message).toBe('carol is in');
     await anon.close();
-    await waitIndex(bob, bConnect, isDisconnectOf(C), "carol's DISCONNECT at B");
-    await waitIndex(alice, aConnect, isDisconnectOf(C), "carol's DISCONNECT at A");
+    await waitIndex(bob, bConnect, isDisconnect(C), "carol's DISCONNECT at B");
+    await waitIndex(alice, aConnect, isDisconnect(C), "carol's DISCONNECT at A");
     expect(bob.frames.length).toBe(bConnect + 3);
   }
 
@@ -426,14 +428,14 @@ describe('fuzzing an unauthenticated connection', () => {
       fc.asyncProperty(fc.array(junk, { minLength: 1, maxLength: 8 }), async (frames) => {
         const b0 = bob.frames.length;
         const a0 = alice.frames.length;
-        const anon = scope.track(await TestClient.connect(gw.wsUrl));
+        const anon = await scope.connect(gw.wsUrl);
         try {
           await discardedBeforeAuth(anon, frames, a0, b0);
         } finally {
           // Whatever happened, carol is offline again before the next run.
           if (!anon.closeInfo) {
             await anon.close();
-            await waitIndex(bob, b0, isDisconnectOf(C), "carol's DISCONNECT at B").catch(() => undefined);
+            await waitIndex(bob, b0, isDisconnect(C), "carol's DISCONNECT at B").catch(() => undefined);
           }
         }
       }),
@@ -455,7 +457,7 @@ describe('fuzzing an unauthenticated connection', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(junk, { maxLength: 3 }), authFrame, fc.array(junk, { maxLength: 3 }), async (before, frame, after) => {
         const b0 = bob.frames.length;
-        const anon = scope.track(await TestClient.connect(gw.wsUrl));
+        const anon = await scope.connect(gw.wsUrl);
         for (const f of before) sendFrom(anon, f);
         anon.send(frame);
         for (const f of after) sendFrom(anon, f);

@@ -4,8 +4,10 @@
  * answers stays connected indefinitely.
  */
 import WebSocket from 'ws';
-import { sleep } from '../../support/ws-client';
-import { Scope, chat, isDisconnectOf, metricValue, scrape } from './ops-support';
+import { chat, isDisconnect } from '../../support/frames';
+import { metricValue, scrape } from '../../support/metrics';
+import { Scope } from '../../support/scope';
+import { sleep } from '../../support/time';
 
 const INTERVAL = 200;
 const scope = new Scope();
@@ -48,7 +50,7 @@ describe('heartbeat', () => {
     expect(mute.pings()).toBe(1);
     expect(closed!.at - mute.openedAt).toBeLessThanOrEqual(INTERVAL * 3 + 200);
 
-    const disconnect = await bob.next(isDisconnectOf('1'), INTERVAL * 5);
+    const disconnect = await bob.next(isDisconnect('1'), INTERVAL * 5);
     expect(disconnect.serverData).toEqual({ connectionStatus: 'DISCONNECT', userId: '1' });
     // The user can log in again at once; the drop is counted under 1006.
     await scope.login(gw.wsUrl, 'alice-token');
@@ -65,7 +67,7 @@ describe('heartbeat', () => {
     expect(alice.closeInfo).toBeUndefined();
     expect(bob.closeInfo).toBeUndefined();
     expect(pings).toBeGreaterThanOrEqual(4);
-    expect(bob.all('USER_CONNECTION_MESSAGE').filter(isDisconnectOf('1'))).toHaveLength(0);
+    expect(bob.all('USER_CONNECTION_MESSAGE').filter(isDisconnect('1'))).toHaveLength(0);
     alice.send(chat('still here'));
     expect((await bob.nextOfType('CHAT_MESSAGE')).serverData).toMatchObject({ message: 'still here', sender: '1' });
   });

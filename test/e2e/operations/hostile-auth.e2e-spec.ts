@@ -7,9 +7,13 @@
  * - a repeated invalid token costs one CHECK_TOKEN per AUTH_INVALID_CACHE_MS; "3" is never reused.
  */
 import { randomBytes } from 'node:crypto';
+import { makeUsers } from '../../support/factories';
+import { authWith } from '../../support/frames';
 import type { TestGateway } from '../../support/gateway';
-import { sleep, type Frame, type TestClient } from '../../support/ws-client';
-import { Scope, closedWithin, makeUsers, metricValue, scrape } from './ops-support';
+import { metricValue, scrape } from '../../support/metrics';
+import { Scope } from '../../support/scope';
+import { sleep } from '../../support/time';
+import { closedWithin, type Frame, type TestClient } from '../../support/ws-client';
 
 // Generous: the flood test opens 1,100 connections, which a loaded 2-core machine takes a while to do.
 jest.setTimeout(120_000);
@@ -43,7 +47,7 @@ async function outcomeOf(client: TestClient): Promise<Outcome> {
 /** Offers the token in the first frame (the only way a 70 KB token fits: a header that size is refused). */
 async function offerInFrame(url: string, token: string): Promise<Outcome> {
   const client = await scope.connect(url);
-  client.send({ type: 'AUTH_MESSAGE', serverData: { authToken: token } });
+  client.send(authWith(token));
   return outcomeOf(client);
 }
 
@@ -104,7 +108,7 @@ describe('hostile clients and the authorization server', () => {
   });
 
   it('with the default AUTH_TOKEN_MAX_BYTES (4096), a 5 KB token is "2"/4401 and the authorization server sees no request', async () => {
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url });
     const header = hostileToken(5 * 1024);
     const frame = hostileToken(5 * 1024);
@@ -135,7 +139,7 @@ describe('hostile clients and the authorization server', () => {
     const BATCH = 275;
     // 8 requests of 50 ms: 160 answers a second. Within AUTH_TIMEOUT_MS=1500 about 240 of a batch
     // of 275 get a slot; the rest wait too long and get "3" (the gateway's own overload).
-    const auth = await scope.fakeAuth({ users, mode: 'slow', delayMs: 50 });
+    const auth = await scope.fakeAuthServer({ users, mode: 'slow', delayMs: 50 });
     const gw = await scope.gateway({
       AUTH_SERVER_URL: auth.url,
       AUTH_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
@@ -177,7 +181,7 @@ describe('hostile clients and the authorization server', () => {
 
   it('the same invalid token offered 20 times within AUTH_INVALID_CACHE_MS costs one CHECK_TOKEN; after it expires, one more; "3" is never reused', async () => {
     const INVALID_CACHE_MS = 3000;
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, AUTH_INVALID_CACHE_MS: String(INVALID_CACHE_MS) });
     const token = hostileToken(64);
     const firstAt = Date.now();

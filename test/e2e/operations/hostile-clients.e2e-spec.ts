@@ -11,8 +11,13 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import type { DemoUser } from '../../../src/auth-server/users';
-import { TestClient, eventually, sleep } from '../../support/ws-client';
-import { Scope, closedWithin, httpGet, makeUsers, metricValue, scrape, tryUpgrade } from './ops-support';
+import { makeUsers } from '../../support/factories';
+import { authWith, chat } from '../../support/frames';
+import { httpGet, tryUpgrade } from '../../support/http';
+import { metricValue, scrape } from '../../support/metrics';
+import { Scope } from '../../support/scope';
+import { eventually, sleep } from '../../support/time';
+import { closedWithin, TestClient } from '../../support/ws-client';
 
 jest.setTimeout(60_000);
 
@@ -155,7 +160,7 @@ describe('inbound memory (item 2)', () => {
     }
     expect(rssPeak - rssBefore).toBeLessThan(50 * 1024 * 1024);
     // The bystander is unharmed.
-    bystander.send({ type: 'CHAT_MESSAGE', serverData: { message: 'still here' } });
+    bystander.send(chat('still here'));
     expect((await bystander.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('still here');
   });
 
@@ -209,7 +214,7 @@ describe('connections without a token (item 4)', () => {
     const started = Date.now();
     const client = await scope.login(gw.wsUrl, users[0].token);
     expect(Date.now() - started).toBeLessThan(1000);
-    client.send({ type: 'CHAT_MESSAGE', serverData: { message: 'in' } });
+    client.send(chat('in'));
     expect((await client.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('in');
   });
 
@@ -245,7 +250,7 @@ describe('before login (item 3)', () => {
       parse.mockRestore();
     }
     expect(waiting.closeInfo).toBeUndefined();
-    waiting.send({ type: 'AUTH_MESSAGE', serverData: { authToken: users[0].token } });
+    waiting.send(authWith(users[0].token));
     expect((await waiting.nextOfType('AUTH_MESSAGE')).status).toBe('SUCCESS');
 
     const big = await scope.connect(gw.wsUrl);

@@ -4,8 +4,12 @@
  * CHECK_TOKEN; no Origin passes).
  */
 import WebSocket from 'ws';
-import { TestClient, eventually, sleep } from '../../support/ws-client';
-import { Scope, chat, closedWithin, isDisconnectOf, makeUsers, tryUpgrade } from './ops-support';
+import { makeUsers } from '../../support/factories';
+import { authWith, chat, isDisconnect } from '../../support/frames';
+import { tryUpgrade } from '../../support/http';
+import { Scope } from '../../support/scope';
+import { eventually, sleep } from '../../support/time';
+import { closedWithin, TestClient } from '../../support/ws-client';
 
 const scope = new Scope();
 afterEach(() => scope.closeAll());
@@ -38,7 +42,7 @@ describe('MAX_FRAME_BYTES', () => {
     const closed = await closedWithin(alice, 3000);
     expect(closed.code).toBe(1009);
     // The over-size frame was not processed, and alice's session ended.
-    await bob.next(isDisconnectOf('1'));
+    await bob.next(isDisconnect('1'));
     expect(bob.all('CHAT_MESSAGE')).toHaveLength(2);
   });
 
@@ -54,7 +58,7 @@ describe('MAX_CONNECTIONS', () => {
   const users = makeUsers('mc1', 'mc2', 'mc3', 'mc4');
 
   it('refuses the 4th upgrade with HTTP 503 and no CHECK_TOKEN when every connection is logged in', async () => {
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, MAX_CONNECTIONS: '3' });
     const logged = [];
     for (let i = 0; i < 3; i++) logged.push(await scope.login(gw.wsUrl, users[i].token));
@@ -88,7 +92,7 @@ describe('MAX_CONNECTIONS', () => {
   });
 
   it('counts connections that never authenticate: 3 anonymous sockets fill the node for token-less upgrades', async () => {
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, MAX_CONNECTIONS: '3' });
     for (let i = 0; i < 3; i++) await scope.connect(gw.wsUrl);
     expect((await tryUpgrade(gw.wsUrl)).status).toBe(503);
@@ -97,7 +101,7 @@ describe('MAX_CONNECTIONS', () => {
   });
 
   it('an upgrade that offers a token takes the place of the oldest idle token-less connection', async () => {
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, MAX_CONNECTIONS: '3' });
     const anonymous = [];
     for (let i = 0; i < 3; i++) anonymous.push(await scope.connect(gw.wsUrl));
@@ -108,7 +112,7 @@ describe('MAX_CONNECTIONS', () => {
     // The others are untouched and can still log in with a frame.
     await anonymous[1].expectSilence(200);
     expect(anonymous[1].closeInfo).toBeUndefined();
-    anonymous[1].send({ type: 'AUTH_MESSAGE', serverData: { authToken: users[1].token } });
+    anonymous[1].send(authWith(users[1].token));
     expect((await anonymous[1].nextOfType('AUTH_MESSAGE')).status).toBe('SUCCESS');
     // A connection that sent its token is not idle: with one idle left, one more login gets in, then 503.
     await scope.login(gw.wsUrl, users[2].token);
@@ -144,7 +148,7 @@ describe('ALLOWED_ORIGINS', () => {
   const users = makeUsers('or1', 'or2', 'or3');
 
   it('refuses a foreign Origin with HTTP 403 before any CHECK_TOKEN; the allowed one and no Origin pass', async () => {
-    const auth = await scope.fakeAuth({ users });
+    const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, ALLOWED_ORIGINS: 'https://good.example' });
 
     for (const origin of ['https://evil.example', 'https://good.example/', 'http://good.example', 'https://good.example.evil.example']) {

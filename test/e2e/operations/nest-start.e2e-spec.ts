@@ -13,6 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { freePort } from '../../support/free-port';
+import { gatewayProcessEnv } from '../../support/gateway';
+import { sleep } from '../../support/time';
 
 // Compiling the whole project with tsc takes 10-60 s depending on the machine's load.
 jest.setTimeout(300_000);
@@ -88,8 +90,6 @@ function cmdline(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 describe('nest start', () => {
   it('is configured with the node flags of start:prod, like the Dockerfile', () => {
     const expected = startProdFlags();
@@ -125,16 +125,12 @@ describe('nest start', () => {
         cwd: ROOT,
         detached: true, // its own process group: npx, the CLI, the shell and the gateway stop together
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '',
+        env: gatewayProcessEnv(port, {
           npm_config_update_notifier: 'false',
-          PORT: String(port),
-          HOST: '127.0.0.1',
           AVATAR_DIR: join(work, 'avatars'),
           SHUTDOWN_DRAIN_MS: '200',
           LOG_LEVEL: 'info',
-        },
+        }),
       });
       const collect = (chunk: Buffer): void => {
         output = (output + chunk.toString('utf8')).slice(-64_000);

@@ -4,9 +4,15 @@
  * production log format (JSON lines with time, level, msg; connId on connection lines; never a
  * token or message content).
  */
-import { TestClient, eventually, sleep } from '../../support/ws-client';
+import { makeUsers } from '../../support/factories';
+import { authWith, chat, isDisconnect } from '../../support/frames';
 import type { TestGateway } from '../../support/gateway';
-import { Scope, chat, closedWithin, httpGet, isDisconnectOf, makeUsers, metricValue, received, scrape, type Sample } from './ops-support';
+import { httpGet } from '../../support/http';
+import { jsonLines } from '../../support/logs';
+import { metricValue, type Sample, scrape } from '../../support/metrics';
+import { Scope } from '../../support/scope';
+import { eventually, sleep } from '../../support/time';
+import { closedWithin, received } from '../../support/ws-client';
 
 const scope = new Scope();
 afterEach(() => scope.closeAll());
@@ -107,7 +113,7 @@ describe('metrics', () => {
     // c logs in (cached? no: first time) and a leaves normally.
     const c = await scope.login(gw.wsUrl, uc.token);
     await a.close();
-    await b.next(isDisconnectOf(ua.profile.userId));
+    await b.next(isDisconnect(ua.profile.userId));
     // Log in again with a's token: answered from the cache.
     await scope.login(gw.wsUrl, ua.token);
     await c.next((f) => f.type === 'USER_CONNECTION_MESSAGE' && f.serverData.connectionStatus === 'CONNECT' && f.serverData.userId === ua.profile.userId);
@@ -197,12 +203,12 @@ describe('logs (NODE_ENV=production)', () => {
     const b = await scope.login(gw.wsUrl, '', { token: undefined, protocols: ['mpgp.v1', `authToken.${Buffer.from(ub.token).toString('base64url')}`] });
     const c = await scope.login(gw.wsUrl, '', { token: undefined, query: `?authToken=${encodeURIComponent(uc.token)}` });
     const d = await scope.connect(gw.wsUrl);
-    d.send({ type: 'AUTH_MESSAGE', serverData: { authToken: ud.token } });
+    d.send(authWith(ud.token));
     expect((await d.nextOfType('AUTH_MESSAGE')).status).toBe('SUCCESS');
     const bad1 = await scope.connect(gw.wsUrl, { token: INVALID_TOKEN });
     const bad2 = await scope.connect(gw.wsUrl, { query: `?authToken=${INVALID_TOKEN}q` });
     const bad3 = await scope.connect(gw.wsUrl);
-    bad3.send({ type: 'AUTH_MESSAGE', serverData: { authToken: FRAME_TOKEN_INVALID } });
+    bad3.send(authWith(FRAME_TOKEN_INVALID));
     for (const bad of [bad1, bad2, bad3]) expect((await closedWithin(bad, 3000)).code).toBe(4401);
     // An auth deadline.
     const late = await scope.connect(gw.wsUrl);
@@ -221,20 +227,12 @@ describe('logs (NODE_ENV=production)', () => {
     expect((await closedWithin(c, 3000)).code).toBe(4429);
     await d.close();
     // A peer that stops answering pings (heartbeat drop).
-    const mute = await TestClient.connect(gw.wsUrl, { token: ue.token });
-    scope.track(mute);
+    const mute = await scope.connect(gw.wsUrl, { token: ue.token });
     // (what `new WebSocket(url, { autoPong: false })` sets)
     (mute.socket as unknown as { _autoPong: boolean })._autoPong = false;
-    await received(b, isDisconnectOf(ue.profile.userId), 3000, 'the mute peer dropped');
+    await received(b, isDisconnect(ue.profile.userId), 3000, 'the mute peer dropped');
     await sleep(100);
-    const lines = gw.logs.map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        throw new Error(`log line is not JSON: ${l}`);
-      }
-    });
-    return { gw, lines };
+    return { gw, lines: jsonLines(gw.logs) };
   }
 
   it('writes JSON lines with time, level and msg; connection lines carry connId; no token or content ever', async () => {
@@ -272,7 +270,7 @@ describe('logs (NODE_ENV=production)', () => {
     a.send('x'.repeat(4096));
     expect((await closedWithin(a, 3000)).code).toBe(1009);
     await sleep(100);
-    const lines = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = jsonLines(gw.logs);
     const errors = lines.filter((l) => String(l.msg).startsWith('socket error'));
     expect(errors.length).toBeGreaterThan(0);
     for (const line of errors) expect(typeof line.connId).toBe('string');

@@ -1,11 +1,14 @@
+import { chat, isDisconnect } from '../../support/frames';
+import { metricValue, scrape } from '../../support/metrics';
+import { Scope } from '../../support/scope';
+import { eventually, sleep } from '../../support/time';
+import { closedWithin, type Frame, received } from '../../support/ws-client';
 /**
  * Rate limit: a token bucket of RATE_LIMIT_BURST tokens refilled at RATE_LIMIT_PER_SEC per
  * authenticated connection. Refused frames are answered RATE_LIMITED and not processed; more than
  * BURST refusals within 10 s: the answers already due are sent, then close 4429. Other users are
  * unaffected.
  */
-import { eventually, sleep, type Frame } from '../../support/ws-client';
-import { Scope, chat, closedWithin, isDisconnectOf, metricValue, received, scrape } from './ops-support';
 
 const ENV = { RATE_LIMIT_PER_SEC: '5', RATE_LIMIT_BURST: '10' };
 const scope = new Scope();
@@ -54,7 +57,7 @@ describe('rate limit', () => {
     expect(refusals).toBe(11);
     expect(processed).toBeGreaterThanOrEqual(10);
     expect(processed).toBeLessThanOrEqual(14);
-    await bob.next(isDisconnectOf('1'));
+    await bob.next(isDisconnect('1'));
     expect(bob.all('CHAT_MESSAGE')).toHaveLength(processed);
     const { samples } = await scrape(gw);
     expect(metricValue(samples, 'gateway_disconnects_total', { code: '4429' })).toBe(1);

@@ -4,15 +4,20 @@
  * SHUTDOWN_DRAIN_MS, the others get their DISCONNECTs, and the process exits 0 within the window
  * plus 5 s. Its stdout, in production, is JSON lines.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AuthServerHandle } from '../../../src/auth-server/auth-server';
-import { startAuthServer } from '../../../src/auth-server/auth-server';
+import { makeUsers } from '../../support/factories';
+import { isDisconnect } from '../../support/frames';
 import { freePort } from '../../support/free-port';
-import { TestClient, eventually } from '../../support/ws-client';
-import { httpGet, isDisconnectOf, makeUsers, tryUpgrade } from './ops-support';
+import { gatewayProcessEnv } from '../../support/gateway';
+import { httpGet, tryUpgrade } from '../../support/http';
+import { jsonLines, logLines } from '../../support/logs';
+import { Scope } from '../../support/scope';
+import { eventually } from '../../support/time';
+import type { TestClient } from '../../support/ws-client';
 
 jest.setTimeout(40_000);
 
@@ -27,20 +32,19 @@ interface Exit {
 }
 
 describe('graceful shutdown (SIGTERM)', () => {
+  const scope = new Scope({ users });
   let auth: AuthServerHandle;
-  let child: ChildProcess | undefined;
   let avatarDir: string;
+  /** The clients of the three users, in their order. */
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    auth = await startAuthServer({ users });
+    auth = await scope.authServer();
     avatarDir = mkdtempSync(join(tmpdir(), 'gw-shutdown-'));
   });
 
   afterAll(async () => {
-    for (const c of clients) c.terminate();
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await auth.close();
+    await scope.closeAll();
     rmSync(avatarDir, { recursive: true, force: true });
   });
 
@@ -50,38 +54,29 @@ describe('graceful shutdown (SIGTERM)', () => {
     const wsUrl = `ws://127.0.0.1:${port}/ws`;
     const proc = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
       cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
+      env: gatewayProcessEnv(port, {
         NODE_ENV: 'production',
-        PORT: String(port),
-        HOST: '127.0.0.1',
         AUTH_SERVER_URL: auth.url,
         AVATAR_DIR: avatarDir,
         SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
         TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
-      },
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child = proc;
+    scope.track({ close: () => void (proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL')) }, 'app');
     let stdout = '';
     let stderr = '';
     proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<Exit>((done) => proc.once('exit', (code, signal) => done({ code, signal, at: Date.now() })));
 
-    await eventually(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`gateway exited early (${proc.exitCode}): ${stderr}`);
-        return (await httpGet(`${base}/health/ready`).catch(() => ({ status: 0 }))).status === 200;
-      },
-      25_000,
-      'the gateway to be ready',
-    );
+    // Ready, unless the process exits first (then at once, with its stderr).
+    const exitedEarly = exited.then((exit) => Promise.reject(new Error(`gateway exited early (${exit.code}): ${stderr}`)));
+    await Promise.race([eventually(async () => (await httpGet(`${base}/health/ready`)).status === 200, 25_000, 'the gateway to be ready'), exitedEarly]);
 
     const closedAt = new Map<string, { code: number; at: number }>();
     for (const u of users.slice(0, 3)) {
-      const c = await TestClient.login(wsUrl, u.token);
+      const c = await scope.login(wsUrl, u.token);
       clients.push(c);
       void c.closed.then((info) => closedAt.set(u.profile.userId, { code: info.code, at: Date.now() }));
     }
@@ -116,25 +111,18 @@ describe('graceful shutdown (SIGTERM)', () => {
     // The clients still connected saw the DISCONNECTs of those closed before them.
     const order = [...closedAt.entries()].sort((a, b) => a[1].at - b[1].at).map(([userId]) => userId);
     const last = clients[users.findIndex((u) => u.profile.userId === order[2])];
-    for (const gone of order.slice(0, 2)) expect(last.frames.some(isDisconnectOf(gone))).toBe(true);
+    for (const gone of order.slice(0, 2)) expect(last.frames.some(isDisconnect(gone))).toBe(true);
 
     // Production logs: every stdout line is a JSON object with time, level and msg.
-    const lines = stdout.split('\n').filter((l) => l.trim() !== '');
+    const lines = jsonLines(stdout);
     expect(lines.length).toBeGreaterThan(3);
     for (const line of lines) {
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        throw new Error(`stdout line is not JSON: ${line}`);
-      }
-      expect(typeof parsed).toBe('object');
-      expect(typeof parsed.time).toBe('string');
-      expect(Number.isNaN(Date.parse(parsed.time as string))).toBe(false);
-      expect(typeof parsed.level).toBe('string');
-      expect(typeof parsed.msg).toBe('string');
+      expect(typeof line.time).toBe('string');
+      expect(Number.isNaN(Date.parse(line.time as string))).toBe(false);
+      expect(typeof line.level).toBe('string');
+      expect(typeof line.msg).toBe('string');
     }
-    expect(lines.some((l) => l.includes('SIGTERM'))).toBe(true);
+    expect(logLines(stdout).some((l) => l.includes('SIGTERM'))).toBe(true);
     expect(stdout + stderr).not.toMatch(/unhandled rejection/i);
     for (const u of users) expect(stdout + stderr).not.toContain(u.token);
     expect(stderr.trim()).toBe('');

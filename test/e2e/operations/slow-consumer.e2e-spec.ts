@@ -4,8 +4,12 @@
  * once); a fast client in the same chat keeps receiving every message, in order.
  */
 import type { Socket } from 'node:net';
-import { eventually } from '../../support/ws-client';
-import { Scope, chat, closedWithin, isDisconnectOf, metricValue, scrape } from './ops-support';
+import { chat, isDisconnect } from '../../support/frames';
+import { jsonLines } from '../../support/logs';
+import { metricValue, scrape } from '../../support/metrics';
+import { Scope } from '../../support/scope';
+import { eventually } from '../../support/time';
+import { closedWithin } from '../../support/ws-client';
 
 const scope = new Scope();
 afterEach(() => scope.closeAll());
@@ -38,7 +42,7 @@ describe('slow consumer', () => {
       for (let i = 0; i < BATCH; i++, sent++) sender.send(chat(`#${sent} ${padding}`));
       // Pace on the sender's own echoes so the test does not outrun the gateway.
       await sender.next((f) => f.type === 'CHAT_MESSAGE' && f.serverData.message.startsWith(`#${sent - 1} `), 10_000);
-      if (fast.frames.some(isDisconnectOf('3'))) disconnectSeenAt = Date.now();
+      if (fast.frames.some(isDisconnect('3'))) disconnectSeenAt = Date.now();
     }
     expect(disconnectSeenAt).toBeDefined();
     const sentBeforeDrop = sent;
@@ -46,7 +50,7 @@ describe('slow consumer', () => {
     for (let i = 0; i < BATCH; i++, sent++) sender.send(chat(`#${sent} ${padding}`));
 
     // The gateway logged the drop; bob's DISCONNECT followed it promptly (not after a TCP timeout).
-    const dropLine = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l.msg).includes('slow consumer'));
+    const dropLine = jsonLines(gw.logs).find((l) => String(l.msg).includes('slow consumer'));
     expect(dropLine).toBeDefined();
     expect(disconnectSeenAt! - Date.parse(String(dropLine!.time))).toBeLessThan(2000);
 
@@ -56,7 +60,7 @@ describe('slow consumer', () => {
       expect(got.serverData.message.slice(0, `#${i} `.length)).toBe(`#${i} `);
       expect(got.serverData.message.length).toBe(`#${i} `.length + MESSAGE_CHARS);
     }
-    const disconnectIndex = fast.frames.findIndex(isDisconnectOf('3'));
+    const disconnectIndex = fast.frames.findIndex(isDisconnect('3'));
     const lastChatIndex = fast.frames.map((f) => f.type).lastIndexOf('CHAT_MESSAGE');
     expect(disconnectIndex).toBeLessThan(lastChatIndex);
     expect(fast.closeInfo).toBeUndefined();

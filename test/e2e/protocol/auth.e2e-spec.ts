@@ -3,75 +3,38 @@
  * AUTH_MESSAGE frames and close codes, frames before AUTH SUCCESS, the single-session rule, and
  * how every kind of authorization-server answer maps to errors "2" and "3".
  */
-import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { ENGINES } from '../../support/deployment';
 import type { FakeAuthMode } from '../../support/fake-auth-server';
-import { sleep } from '../../support/ws-client';
+import { authError, authWith, chat, isConnect, isDisconnect } from '../../support/frames';
+import { rawUpgrade } from '../../support/http';
+import { sleep, withTimeout } from '../../support/time';
+import { tokenSubprotocol } from '../../support/ws-client';
 import {
-  authError,
   authFailure,
   expectChatWorks,
   ID,
-  isConnect,
-  isDisconnect,
   PROFILE_KEYS,
   profileOf,
+  protocolScope,
   QUIET_MS,
-  Scope,
   SHORT_AUTH_TIMEOUT,
   SHORT_DEADLINE,
   T,
-  tokenSubprotocol,
-  withTimeout,
 } from './harness';
 
 jest.setTimeout(15_000);
 
-/**
- * An upgrade request with the headers exactly as given: `ws` clients and browsers refuse to send a
- * subprotocol that is not an HTTP token, so such requests can only be hand-built.
- */
-function rawUpgrade(wsUrl: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  const { hostname, port, pathname } = new URL(wsUrl);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({
-      host: hostname,
-      port,
-      path: pathname,
-      agent: false,
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-        ...headers,
-      },
-    });
-    req.once('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, body: '' });
-    });
-    req.once('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.once('error', reject);
-    req.end();
-  });
-}
-
 describe.each(ENGINES)('authentication (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
 
   describe('token sources', () => {
     it('accepts the authToken header', async () => {
       const dep = await scope.deployment(engine);
-      const { auth, client } = await scope.login(dep.wsUrl(0), T.alice);
+      const { auth, client } = await scope.loginWithAuth(dep.wsUrl(0), T.alice);
       expect(auth).toMatchObject({ type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: ID.alice } });
       expect(client.socket.protocol).toBe('');
     });
@@ -95,7 +58,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
 
     it('selects mpgp.v1 for a header client that offers it', async () => {
       const dep = await scope.deployment(engine);
-      const { client } = await scope.login(dep.wsUrl(0), T.alice, { protocols: ['mpgp.v1'] });
+      const client = await scope.login(dep.wsUrl(0), T.alice, { protocols: ['mpgp.v1'] });
       expect(client.socket.protocol).toBe('mpgp.v1');
     });
 
@@ -127,8 +90,8 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
         expect(padded).toMatch(/=$/);
         const fake = await scope.fakeAuthServer();
         const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url });
-        const reply = await rawUpgrade(dep.wsUrl(0), headers);
-        expect(reply).toEqual({ status: 400, body: 'Invalid Sec-WebSocket-Protocol header' });
+        const { status, body } = await rawUpgrade(dep.wsUrl(0), headers);
+        expect({ status, body }).toEqual({ status: 400, body: 'Invalid Sec-WebSocket-Protocol header' });
         expect(fake.requests).toBe(0);
       });
 
@@ -178,7 +141,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       const dep = await scope.deployment(engine);
       // Had the query token (alice) been used, the frame's token (bob) would be ignored.
       const client = await scope.connect(dep.wsUrl(0), { query: `?authToken=${T.alice}` });
-      client.send({ type: 'AUTH_MESSAGE', serverData: { authToken: T.bob } });
+      client.send(authWith(T.bob));
       const auth = await client.nextOfType('AUTH_MESSAGE');
       expect(auth).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.bob } });
     });
@@ -202,7 +165,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
   describe('order of the token sources', () => {
     it('a valid header wins over an invalid subprotocol entry', async () => {
       const dep = await scope.deployment(engine);
-      const { auth, client } = await scope.login(dep.wsUrl(0), T.alice, { protocols: ['mpgp.v1', 'authToken.a'] });
+      const { auth, client } = await scope.loginWithAuth(dep.wsUrl(0), T.alice, { protocols: ['mpgp.v1', 'authToken.a'] });
       expect(auth.serverData.userId).toBe(ID.alice);
       expect(client.socket.protocol).toBe('mpgp.v1');
     });
@@ -217,7 +180,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
 
     it('the header user wins over another user in the subprotocols', async () => {
       const dep = await scope.deployment(engine);
-      const { auth } = await scope.login(dep.wsUrl(0), T.alice, { protocols: ['mpgp.v1', tokenSubprotocol(T.bob)] });
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(0), T.alice, { protocols: ['mpgp.v1', tokenSubprotocol(T.bob)] });
       expect(auth.serverData.userId).toBe(ID.alice);
     });
 
@@ -232,9 +195,9 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
   describe('token in an AUTH_MESSAGE frame (no token in the upgrade)', () => {
     it('logs in with the frame token; frames before it are discarded without closing and without side effects', async () => {
       const dep = await scope.deployment(engine, { AUTH_DEADLINE_MS: '5000' });
-      const { client: bob } = await scope.login(dep.wsUrl(1), T.bob);
+      const bob = await scope.login(dep.wsUrl(1), T.bob);
       const alice = await scope.connect(dep.wsUrl(0));
-      alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'before auth' } });
+      alice.send(chat('before auth'));
       alice.send({ type: 'DIALOG_MESSAGE', clientData: { m: 'before auth' }, serverData: { receiver: ID.bob, messageId: 'pre-auth-1' } });
       alice.send({ type: 'CHAT_MESSAGE' }); // would be INVALID_MESSAGE after auth
       alice.send('not json at all');
@@ -242,10 +205,10 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       alice.send({ type: 'NO_SUCH_TYPE' });
       await sleep(100);
       expect(alice.closeInfo).toBeUndefined();
-      alice.send({ type: 'AUTH_MESSAGE', serverData: { authToken: T.alice } });
+      alice.send(authWith(T.alice));
       const auth = await alice.nextOfType('AUTH_MESSAGE');
       expect(auth).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.alice } });
-      await bob.next((f) => isConnect(f, ID.alice));
+      await bob.next(isConnect(ID.alice));
       // One quiet period watched on both; what came before it is checked on the whole frame lists below.
       await Promise.all([alice.expectSilence(QUIET_MS), bob.expectSilence(QUIET_MS)]);
       // Nothing but the AUTH_MESSAGE reached alice: no ERROR_MESSAGE, no DELIVERY, no CHAT echo.
@@ -262,8 +225,8 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
     it('a second AUTH_MESSAGE while the first token is checked is discarded', async () => {
       const dep = await scope.deployment(engine);
       const alice = await scope.connect(dep.wsUrl(0));
-      alice.send({ type: 'AUTH_MESSAGE', serverData: { authToken: T.alice } });
-      alice.send({ type: 'AUTH_MESSAGE', serverData: { authToken: T.bob } });
+      alice.send(authWith(T.alice));
+      alice.send(authWith(T.bob));
       const auth = await alice.nextOfType('AUTH_MESSAGE');
       expect(auth).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.alice } });
       await alice.expectSilence(QUIET_MS);
@@ -289,7 +252,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
     it('an invalid frame token gets "2" and 4401', async () => {
       const dep = await scope.deployment(engine);
       const client = await scope.connect(dep.wsUrl(0));
-      client.send({ type: 'AUTH_MESSAGE', serverData: { authToken: 'nobody-token' } });
+      client.send(authWith('nobody-token'));
       const { frame, code } = await authFailure(client);
       expect(frame).toEqual(authError('2'));
       expect(code).toBe(4401);
@@ -299,7 +262,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       const dep = await scope.deployment(engine, SHORT_DEADLINE);
       const started = Date.now();
       const client = await scope.connect(dep.wsUrl(0));
-      const chatter = setInterval(() => client.send({ type: 'CHAT_MESSAGE', serverData: { message: 'hello?' } }), 50);
+      const chatter = setInterval(() => client.send(chat('hello?')), 50);
       try {
         const { frame, code } = await authFailure(client);
         expect(frame).toEqual(authError('2'));
@@ -341,7 +304,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
     it('AUTH SUCCESS carries userId and a userList of everyone online, each with the seven fields as strings', async () => {
       const dep = await scope.deployment(engine);
       const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
-      const { client: frank, auth } = await scope.login(dep.wsUrl(2), T.frank);
+      const { client: frank, auth } = await scope.loginWithAuth(dep.wsUrl(2), T.frank);
       expect(Object.keys(auth).sort()).toEqual(['serverData', 'status', 'type']);
       expect(auth.serverData.userId).toBe(ID.frank);
       const list = auth.serverData.userList as Record<string, unknown>[];
@@ -356,8 +319,8 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       expect(byId(ID.bob)).toEqual(profileOf(ID.bob));
       expect(byId(ID.frank)).toEqual(profileOf(ID.frank)); // the auth server's avatar, unicode status
       // The others are told; frank is not told about himself.
-      await alice.next((f) => isConnect(f, ID.frank));
-      await bob.next((f) => isConnect(f, ID.frank));
+      await alice.next(isConnect(ID.frank));
+      await bob.next(isConnect(ID.frank));
       await frank.expectSilence(QUIET_MS);
       expect(frank.all('USER_CONNECTION_MESSAGE')).toEqual([]);
     });
@@ -368,7 +331,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       // The fake server answers slowly so that the frames certainly arrive while the check runs.
       const fake = await scope.fakeAuthServer({ mode: 'slow', delayMs: 500 });
       const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url, AUTH_TIMEOUT_MS: '3000' });
-      const { client: bob } = await scope.login(dep.wsUrl(1), T.bob);
+      const bob = await scope.login(dep.wsUrl(1), T.bob);
       const alice = await scope.connect(dep.wsUrl(0), { token: T.alice });
       const sent = [
         { type: 'CHAT_MESSAGE', serverData: { message: 'too early' } },
@@ -384,7 +347,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       expect(alice.all('AUTH_MESSAGE')).toEqual([]); // all of it was sent before AUTH SUCCESS
       const auth = await alice.nextOfType('AUTH_MESSAGE');
       expect(auth).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.alice } });
-      await bob.next((f) => isConnect(f, ID.alice));
+      await bob.next(isConnect(ID.alice));
       await alice.expectSilence(QUIET_MS);
       expect(alice.frames.map((f) => f.type)).toEqual(['AUTH_MESSAGE']);
       expect(bob.frames.map((f) => f.type)).toEqual(['AUTH_MESSAGE', 'USER_CONNECTION_MESSAGE']);
@@ -417,15 +380,15 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       expect((await alice.nextOfType('DIALOG_MESSAGE')).clientData).toEqual({ hi: 1 });
       expect((await bob.nextOfType('DELIVERY_MESSAGE')).status).toBe('SUCCESS');
       // ... and is still alice's only session: a later login sees alice once.
-      const { auth } = await scope.login(dep.wsUrl(2), T.carol);
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(2), T.carol);
       expect(auth.serverData.userList.filter((u: { userId: string }) => u.userId === ID.alice)).toHaveLength(1);
     });
 
     it('the refused duplicate through a frame token and through a subprotocol gets "1" too', async () => {
       const dep = await scope.deployment(engine);
-      const { client: alice } = await scope.login(dep.wsUrl(0), T.alice);
+      const alice = await scope.login(dep.wsUrl(0), T.alice);
       const viaFrame = await scope.connect(dep.wsUrl(1));
-      viaFrame.send({ type: 'AUTH_MESSAGE', serverData: { authToken: T.alice } });
+      viaFrame.send(authWith(T.alice));
       const first = await authFailure(viaFrame);
       expect(first.frame).toEqual(authError('1'));
       expect(first.code).toBe(4409);
@@ -440,8 +403,8 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       const dep = await scope.deployment(engine);
       const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
       await alice.close();
-      await bob.next((f) => isDisconnect(f, ID.alice));
-      const { auth } = await scope.login(dep.wsUrl(2), T.alice);
+      await bob.next(isDisconnect(ID.alice));
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(2), T.alice);
       expect(auth.serverData.userId).toBe(ID.alice);
     });
   });
@@ -473,7 +436,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       const fake = await scope.fakeAuthServer({ mode: 'status500' });
       const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url });
       const viaFrame = await scope.connect(dep.wsUrl(0));
-      viaFrame.send({ type: 'AUTH_MESSAGE', serverData: { authToken: T.alice } });
+      viaFrame.send(authWith(T.alice));
       expect(await authFailure(viaFrame)).toMatchObject({ frame: authError('3'), code: 1013 });
       const viaProtocol = await scope.connect(dep.wsUrl(1), { protocols: ['mpgp.v1', tokenSubprotocol(T.bob)] });
       expect(await authFailure(viaProtocol)).toMatchObject({ frame: authError('3'), code: 1013 });
@@ -519,7 +482,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
     it('a slow auth server within AUTH_TIMEOUT_MS still logs in', async () => {
       const fake = await scope.fakeAuthServer({ mode: 'slow', delayMs: 100 });
       const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url });
-      const { auth } = await scope.login(dep.wsUrl(0), T.alice);
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(0), T.alice);
       expect(auth.serverData.userId).toBe(ID.alice);
     });
 
@@ -529,7 +492,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       const refused = await scope.connect(dep.wsUrl(0), { token: T.alice });
       expect(await authFailure(refused)).toMatchObject({ frame: authError('3'), code: 1013 });
       await fake.setMode('normal');
-      const { auth } = await scope.login(dep.wsUrl(0), T.alice);
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(0), T.alice);
       expect(auth.serverData.userId).toBe(ID.alice);
     });
 

@@ -8,9 +8,11 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { ENGINES, sharedAvatarDir, type Deployment } from '../../support/deployment';
+import { chat, isConnect, isDisconnect } from '../../support/frames';
 import { freePort } from '../../support/free-port';
+import { rawGet } from '../../support/http';
 import type { Frame, TestClient } from '../../support/ws-client';
-import { expectChatWorks, ID, isConnect, isDisconnect, profileOf, QUIET_MS, rawGet, Scope, T } from './harness';
+import { expectChatWorks, ID, profileOf, protocolScope, QUIET_MS, T } from './harness';
 
 jest.setTimeout(20_000);
 
@@ -62,7 +64,8 @@ async function saveOk(client: TestClient, image: Buffer): Promise<string> {
 }
 
 describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
   const dirs: { remove(): void }[] = [];
   afterAll(() => dirs.forEach((d) => d.remove()));
 
@@ -130,16 +133,16 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
     await alice.nextOfType('USER_UPDATE_MESSAGE');
 
     // While frank is online: a newcomer's userList has the new URL.
-    const { client: carol, auth: carolAuth } = await scope.login(dep.wsUrl(2), T.carol);
+    const { client: carol, auth: carolAuth } = await scope.loginWithAuth(dep.wsUrl(2), T.carol);
     expect(carolAuth.serverData.userList.find((u: { userId: string }) => u.userId === ID.frank)).toEqual({ ...profileOf(ID.frank), avatar: url });
 
     // frank reconnects: his own userList entry and the CONNECT broadcast carry the new URL.
     await frank.close();
     await alice.next((f) => f.type === 'USER_CONNECTION_MESSAGE' && f.serverData.userId === ID.frank);
-    const { auth } = await scope.login(dep.wsUrl(3), T.frank);
+    const { auth } = await scope.loginWithAuth(dep.wsUrl(3), T.frank);
     expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.frank)).toEqual({ ...profileOf(ID.frank), avatar: url });
     for (const client of [alice, carol]) {
-      expect((await client.next((f) => isConnect(f, ID.frank))).serverData).toEqual({ connectionStatus: 'CONNECT', ...profileOf(ID.frank), avatar: url });
+      expect((await client.next(isConnect(ID.frank))).serverData).toEqual({ connectionStatus: 'CONNECT', ...profileOf(ID.frank), avatar: url });
     }
   });
 
@@ -153,7 +156,7 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
     expect(second).not.toBe(first);
     expect((await bob.nextOfType('USER_UPDATE_MESSAGE')).serverData.avatar).toBe(first);
     expect((await bob.nextOfType('USER_UPDATE_MESSAGE')).serverData.avatar).toBe(second);
-    const { auth } = await scope.login(dep.wsUrl(2), T.carol);
+    const { auth } = await scope.loginWithAuth(dep.wsUrl(2), T.carol);
     expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe(second);
   });
 
@@ -166,7 +169,7 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
     const env = { AVATAR_DIR: shared.dir, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}/` };
     const auth = await scope.authServer();
     const first = await scope.deployment(engine, { ...env, AUTH_SERVER_URL: auth.url });
-    const { client: alice } = await scope.login(first.wsUrl(0), T.alice);
+    const alice = await scope.login(first.wsUrl(0), T.alice);
     alice.send(save((await png(100, 100)).toString('base64')));
     const url: string = (await alice.next(isSaveAvatar, 10_000)).serverData.avatar;
     expect(url.startsWith(`http://127.0.0.1:${port}/avatars/`)).toBe(true); // no double slash
@@ -174,7 +177,7 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
     await scope.stop(first);
 
     const second = await scope.deployment(engine, { ...env, AUTH_SERVER_URL: auth.url });
-    const { auth: authFrame } = await scope.login(second.wsUrl(0), T.alice);
+    const { auth: authFrame } = await scope.loginWithAuth(second.wsUrl(0), T.alice);
     expect(authFrame.serverData.userList).toEqual([{ ...profileOf(ID.alice), avatar: url }]);
     const res = await fetch(url);
     expect(res.status).toBe(200);
@@ -232,10 +235,10 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
       alice.send(save(await makeInput()));
       expect(await alice.next(isSaveAvatar, 10_000)).toEqual(avatarError('2'));
       // No USER_UPDATE went out: the next frame bob gets is alice's following chat.
-      alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'after the error' } });
+      alice.send(chat('after the error'));
       expect(await bob.next()).toMatchObject({ type: 'CHAT_MESSAGE', serverData: { message: 'after the error' } });
       // The connection stays usable and the avatar unchanged.
-      const { auth } = await scope.login(dep.wsUrl(2), T.carol);
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(2), T.carol);
       expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe('');
     });
 
@@ -295,8 +298,8 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
     it('the 7th SAVE_AVATAR of a user within a minute is "4", on any node, invalid images counted; nobody is told of it', async () => {
       const dep = await scope.deployment(engine); // AVATAR_SAVES_PER_MINUTE = 6
       const [bob] = await scope.loginAll(dep, [T.bob]);
-      let alice = (await scope.login(dep.wsUrl(1), T.alice)).client;
-      await bob.next((f) => isConnect(f, ID.alice));
+      let alice = await scope.login(dep.wsUrl(1), T.alice);
+      await bob.next(isConnect(ID.alice));
       const image = await png(20, 20);
 
       // 1, 2: invalid images count too (a flood of them is bounded as well)
@@ -309,8 +312,8 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
       await saveOk(alice, image);
       // 5, 6 after a reconnect on node 0 (the quota is the deployment's, not the node's)
       await alice.close();
-      await bob.next((f) => isDisconnect(f, ID.alice));
-      alice = (await scope.login(dep.wsUrl(0), T.alice)).client;
+      await bob.next(isDisconnect(ID.alice));
+      alice = await scope.login(dep.wsUrl(0), T.alice);
       await saveOk(alice, image);
       const sixth = await saveOk(alice, image);
       await bob.next((f) => f.type === 'USER_UPDATE_MESSAGE' && f.serverData.avatar === sixth);
@@ -330,7 +333,7 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
       expect(bob.all('USER_UPDATE_MESSAGE')).toHaveLength(4);
       expect(bob.all('USER_UPDATE_MESSAGE').at(-1)?.serverData.avatar).toBe(sixth);
       // Her avatar is still the 6th; another user's quota is his own.
-      const { auth } = await scope.login(dep.wsUrl(2), T.carol);
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(2), T.carol);
       expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe(sixth);
       await saveOk(bob, image);
     });
@@ -357,18 +360,18 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
       const [bob] = await scope.loginAll(dep, [T.bob]);
       const urls: string[] = [];
       for (let round = 0; round < 6; round++) {
-        const { client: alice } = await scope.login(dep.wsUrl(round % 2), T.alice);
+        const alice = await scope.login(dep.wsUrl(round % 2), T.alice);
         urls.push(await saveOk(alice, await png(10 + round, 10)));
         await expectChatWorks(alice, ID.alice); // its handler (and its delete) is over
         // the file saved by the other node in the previous round is gone already
         expect(storedFiles(avatarDirOf(dep))).toEqual([fileOf(urls[round])]);
         await alice.close();
-        await bob.next((f) => isDisconnect(f, ID.alice));
+        await bob.next(isDisconnect(ID.alice));
       }
       for (const url of urls.slice(0, -1)) {
         for (let i = 0; i < dep.nodes.length; i++) expect((await fetch(`${dep.httpUrl(i)}${new URL(url).pathname}`)).status).toBe(404);
       }
-      const { auth } = await scope.login(dep.wsUrl(0), T.alice);
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(0), T.alice);
       expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe(urls[5]);
     });
 
@@ -388,7 +391,7 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
       expect(await alice.next(isSaveAvatar, 10_000)).toEqual(avatarError('3'));
       await expectChatWorks(alice, ID.alice, [bob]);
       expect(bob.all('USER_UPDATE_MESSAGE')).toHaveLength(1);
-      const { auth } = await scope.login(dep.wsUrl(2), T.carol);
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(2), T.carol);
       expect(auth.serverData.userList.find((u: { userId: string }) => u.userId === ID.alice).avatar).toBe(first);
 
       rmSync(avatarDir);
@@ -423,8 +426,8 @@ describe.each(ENGINES)('SAVE_AVATAR (%s engine)', (engine) => {
 
     it('AVATAR_CONCURRENCY=1: two users uploading at once on one node both succeed, the second after waiting its turn', async () => {
       const dep = await scope.deployment(engine, { AVATAR_CONCURRENCY: '1' });
-      const { client: alice } = await scope.login(dep.wsUrl(0), T.alice);
-      const { client: bob } = await scope.login(dep.wsUrl(0), T.bob);
+      const alice = await scope.login(dep.wsUrl(0), T.alice);
+      const bob = await scope.login(dep.wsUrl(0), T.bob);
       // Exactly AVATAR_MAX_PIXELS (4096 x 4096): accepted, and its decode takes a while.
       const [a, b] = await Promise.all([
         sharp({ create: { width: 4096, height: 4096, channels: 3, background: '#203040' } }).png({ compressionLevel: 9 }).toBuffer(),

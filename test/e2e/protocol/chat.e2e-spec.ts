@@ -4,19 +4,21 @@
  * points).
  */
 import { ENGINES } from '../../support/deployment';
-import { frameError, ID, isConnect, QUIET_MS, Scope, T } from './harness';
+import { authWith, chat, frameError, isConnect } from '../../support/frames';
+import { ID, protocolScope, QUIET_MS, T } from './harness';
 
 jest.setTimeout(15_000);
 
 describe.each(ENGINES)('CHAT_MESSAGE (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
 
   it('reaches every authenticated client, the sender included, with sender and sendTime', async () => {
     const dep = await scope.deployment(engine);
     const [alice, bob, carol] = await scope.loginAll(dep, [T.alice, T.bob, T.carol]);
     const message = 'Hello, everyone! Привет 👋 "quotes" \\ </script>';
     const before = Date.now();
-    bob.send({ type: 'CHAT_MESSAGE', serverData: { message } });
+    bob.send(chat(message));
     for (const client of [alice, bob, carol]) {
       const got = await client.nextOfType('CHAT_MESSAGE');
       expect(got).toEqual({ type: 'CHAT_MESSAGE', serverData: { message, sender: ID.bob, sendTime: expect.any(String) } });
@@ -51,16 +53,16 @@ describe.each(ENGINES)('CHAT_MESSAGE (%s engine)', (engine) => {
     const dep = await scope.deployment(engine, { AUTH_DEADLINE_MS: '5000' });
     const [alice] = await scope.loginAll(dep, [T.alice]);
     const waiting = await scope.connect(dep.wsUrl(1)); // no token yet: waits for an AUTH_MESSAGE
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'not for you' } });
+    alice.send(chat('not for you'));
     await alice.nextOfType('CHAT_MESSAGE');
     await waiting.expectSilence(QUIET_MS);
-    waiting.send({ type: 'AUTH_MESSAGE', serverData: { authToken: T.bob } });
+    waiting.send(authWith(T.bob));
     expect((await waiting.nextOfType('AUTH_MESSAGE')).status).toBe('SUCCESS');
-    await alice.next((f) => isConnect(f, ID.bob));
+    await alice.next(isConnect(ID.bob));
     await waiting.expectSilence(QUIET_MS);
     expect(waiting.all('CHAT_MESSAGE')).toEqual([]);
     // From now on it does receive.
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'now for you' } });
+    alice.send(chat('now for you'));
     expect((await waiting.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('now for you');
   });
 
@@ -82,7 +84,7 @@ describe.each(ENGINES)('CHAT_MESSAGE (%s engine)', (engine) => {
     expect(error).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
     // The connection stays usable; and since one sender's frames are processed and broadcast in
     // order, the next chat bob gets being this one shows the invalid one was not broadcast.
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'ok' } });
+    alice.send(chat('ok'));
     expect(await bob.next()).toMatchObject({ type: 'CHAT_MESSAGE', serverData: { message: 'ok' } });
     expect((await alice.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('ok');
     expect(alice.all('CHAT_MESSAGE')).toHaveLength(1);
@@ -99,14 +101,14 @@ describe.each(ENGINES)('CHAT_MESSAGE (%s engine)', (engine) => {
     ])('CHAT_MAX_LENGTH=5: %s', async (_what, message, accepted) => {
       const dep = await scope.deployment(engine, { CHAT_MAX_LENGTH: '5' });
       const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
-      alice.send({ type: 'CHAT_MESSAGE', serverData: { message } });
+      alice.send(chat(message));
       if (accepted) {
         expect((await bob.nextOfType('CHAT_MESSAGE')).serverData).toMatchObject({ message, sender: ID.alice });
         expect((await alice.nextOfType('CHAT_MESSAGE')).serverData.message).toBe(message);
         expect(alice.all('ERROR_MESSAGE')).toEqual([]);
       } else {
         expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
-        alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'next' } });
+        alice.send(chat('next'));
         expect(await bob.next()).toMatchObject({ type: 'CHAT_MESSAGE', serverData: { message: 'next' } });
         expect(bob.all('CHAT_MESSAGE')).toHaveLength(1);
       }
@@ -117,11 +119,11 @@ describe.each(ENGINES)('CHAT_MESSAGE (%s engine)', (engine) => {
     const dep = await scope.deployment(engine);
     const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
     const ok = '😀'.repeat(4096);
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: ok } });
+    alice.send(chat(ok));
     expect((await bob.nextOfType('CHAT_MESSAGE')).serverData.message).toBe(ok);
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'x'.repeat(4097) } });
+    alice.send(chat('x'.repeat(4097)));
     expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'next' } });
+    alice.send(chat('next'));
     expect(await bob.next()).toMatchObject({ type: 'CHAT_MESSAGE', serverData: { message: 'next' } });
   });
 });

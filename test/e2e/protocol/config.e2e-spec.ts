@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from '../../../src/config/gateway-config';
 import { ENGINES } from '../../support/deployment';
 import { startGateway } from '../../support/gateway';
 import { TestClient } from '../../support/ws-client';
-import { ID, Scope, T } from './harness';
+import { ID, protocolScope, T } from './harness';
 
 jest.setTimeout(30_000);
 
@@ -164,19 +164,20 @@ describe('configuration: the real process', () => {
 });
 
 describe.each(ENGINES)('configuration: WS_PATH (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
 
   it('WS_PATH=/chat serves the WebSocket there, and /ws gets no upgrade', async () => {
     const dep = await scope.deployment(engine, { WS_PATH: '/chat' });
     expect(new URL(dep.wsUrl(0)).pathname).toBe('/chat');
-    const { auth } = await scope.login(dep.wsUrl(0), T.alice);
+    const { auth } = await scope.loginWithAuth(dep.wsUrl(0), T.alice);
     expect(auth.serverData.userId).toBe(ID.alice);
     const wrong = dep.wsUrl(1).replace(/\/chat$/, '/ws');
     await expect(TestClient.connect(wrong, { token: T.bob })).rejects.toThrow();
     const other = dep.wsUrl(1).replace(/\/chat$/, '/chat/more');
     await expect(TestClient.connect(other, { token: T.bob })).rejects.toThrow();
     // bob can still log in on the right path.
-    const { auth: bobAuth } = await scope.login(dep.wsUrl(1), T.bob);
+    const { auth: bobAuth } = await scope.loginWithAuth(dep.wsUrl(1), T.bob);
     expect(bobAuth.serverData.userId).toBe(ID.bob);
   });
 
@@ -184,6 +185,6 @@ describe.each(ENGINES)('configuration: WS_PATH (%s engine)', (engine) => {
     const dep = await scope.deployment(engine);
     expect(new URL(dep.wsUrl(0)).pathname).toBe('/ws');
     await expect(TestClient.connect(dep.wsUrl(0).replace(/\/ws$/, '/'), { token: T.alice })).rejects.toThrow();
-    expect((await scope.login(dep.wsUrl(0), T.alice)).auth.status).toBe('SUCCESS');
+    expect((await scope.loginWithAuth(dep.wsUrl(0), T.alice)).auth.status).toBe('SUCCESS');
   });
 });

@@ -5,22 +5,21 @@
  * frame not waiting for a DELIVERY.
  */
 import { ENGINES } from '../../support/deployment';
-import { eventually, sleep, type Frame } from '../../support/ws-client';
-import { frameError, ID, isDisconnect, QUIET_MS, Scope, T } from './harness';
+import { chat, dialog, frameError, isDisconnect, isType } from '../../support/frames';
+import { eventually, sleep } from '../../support/time';
+import type { Frame } from '../../support/ws-client';
+import { ID, protocolScope, QUIET_MS, T } from './harness';
 
 jest.setTimeout(20_000);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
-function dialog(receiver: string, clientData: unknown, messageId?: string): Frame {
-  return { type: 'DIALOG_MESSAGE', clientData, serverData: { receiver, ...(messageId === undefined ? {} : { messageId }) } };
-}
-
-const isDialog = (f: Frame) => f.type === 'DIALOG_MESSAGE';
-const isDelivery = (f: Frame) => f.type === 'DELIVERY_MESSAGE';
+const isDialog = isType('DIALOG_MESSAGE');
+const isDelivery = isType('DELIVERY_MESSAGE');
 
 describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
 
   describe('routing', () => {
     it('reaches the receiver only, with clientData deep-equal, a UUID, sender and sendTime; the sender gets SUCCESS with that id', async () => {
@@ -89,7 +88,7 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
       const deliveries = [await alice.next(isDelivery), await alice.next(isDelivery)];
       expect(deliveries).toContainEqual({ type: 'DELIVERY_MESSAGE', status: 'ERROR', serverData: { messageId: 'to-dave-1' } });
       expect(deliveries).toContainEqual({ type: 'DELIVERY_MESSAGE', status: 'ERROR', serverData: { messageId: expect.stringMatching(UUID) } });
-      const { client: dave } = await scope.login(dep.wsUrl(2), T.dave);
+      const dave = await scope.login(dep.wsUrl(2), T.dave);
       // One quiet period watched on both; bob never gets a dialog in this test, before it either.
       await Promise.all([dave.expectSilence(QUIET_MS, isDialog), bob.expectSilence(QUIET_MS, isDialog)]);
       expect(bob.all('DIALOG_MESSAGE')).toEqual([]);
@@ -100,7 +99,7 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
       const dep = await scope.deployment(engine);
       const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
       await bob.close();
-      await alice.next((f) => isDisconnect(f, ID.bob));
+      await alice.next(isDisconnect(ID.bob));
       alice.send(dialog(ID.bob, 'gone?', 'after-leave'));
       expect(await alice.next(isDelivery)).toMatchObject({ status: 'ERROR', serverData: { messageId: 'after-leave' } });
       expect(bob.all('DIALOG_MESSAGE')).toEqual([]);
@@ -231,8 +230,8 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
 
       // From a new connection of the same sender.
       await alice.close();
-      await bob.next((f) => isDisconnect(f, ID.alice));
-      const { client: alice2 } = await scope.login(dep.wsUrl(3), T.alice);
+      await bob.next(isDisconnect(ID.alice));
+      const alice2 = await scope.login(dep.wsUrl(3), T.alice);
       alice2.send(dialog(ID.bob, { v: 4 }, 'dup-1'));
       expect(await alice2.next(isDelivery)).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'dup-1' } });
 
@@ -261,7 +260,7 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
       expect(await alice.next(isDelivery)).toMatchObject({ status: 'ERROR', serverData: { messageId: 'retry-1' } });
       alice.send(dialog(ID.dave, { try: 2 }, 'retry-1'));
       expect(await alice.next(isDelivery)).toMatchObject({ status: 'ERROR', serverData: { messageId: 'retry-1' } });
-      const { client: dave } = await scope.login(dep.wsUrl(1), T.dave);
+      const dave = await scope.login(dep.wsUrl(1), T.dave);
       alice.send(dialog(ID.dave, { try: 3 }, 'retry-1'));
       expect(await dave.next(isDialog)).toMatchObject({ clientData: { try: 3 }, serverData: { messageId: 'retry-1', sender: ID.alice } });
       expect(await alice.next(isDelivery)).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'retry-1' } });
@@ -341,8 +340,8 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
       });
       // Both on one node: across nodes, DELIVERY_TIMEOUT_MS would (rightly) turn the stuck
       // hand-over into ERROR; here the point is only that alice's connection is not held up.
-      const { client: alice } = await scope.login(dep.wsUrl(0), T.alice);
-      const { client: bob } = await scope.login(dep.wsUrl(0), T.bob);
+      const alice = await scope.login(dep.wsUrl(0), T.alice);
+      const bob = await scope.login(dep.wsUrl(0), T.bob);
       await alice.next((f) => f.type === 'USER_CONNECTION_MESSAGE');
       bob.socket.pause();
       const filler = 'f'.repeat(big);
@@ -361,7 +360,7 @@ describe.each(ENGINES)('DIALOG_MESSAGE (%s engine)', (engine) => {
         if (sent >= 100) throw new Error('could not fill the receiver\'s buffers');
       }
       alice.send(dialog(ID.bob, 'stuck', 'stuck-1'));
-      alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'not blocked' } });
+      alice.send(chat('not blocked'));
       alice.send(dialog(ID.alice, 'to self', 'self-while-stuck'));
       expect((await alice.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('not blocked');
       expect((await alice.next(isDialog)).serverData.messageId).toBe('self-while-stuck');

@@ -6,24 +6,26 @@
  * several racing newcomers exactly one wins.
  */
 import { ENGINES } from '../../support/deployment';
-import { eventually, sleep } from '../../support/ws-client';
-import { authError, authFailure, expectChatWorks, ID, isConnect, isDisconnect, Scope, T } from './harness';
+import { authError, isConnect, isDisconnect } from '../../support/frames';
+import { eventually, sleep } from '../../support/time';
+import { authFailure, expectChatWorks, ID, protocolScope, T } from './harness';
 
 jest.setTimeout(30_000);
 
 const PROBE_MS = 1000;
 
 describe.each(ENGINES)('duplicate login (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
 
   // On a cluster, the newcomer connects to the other node than the existing connection.
   const NEWCOMER_NODE = 1;
 
   it('a live existing connection keeps its place: the newcomer gets "1"/4409 after one ping round trip', async () => {
     const dep = await scope.deployment(engine, { DUPLICATE_PROBE_MS: String(PROBE_MS) });
-    const { client: alice } = await scope.login(dep.wsUrl(0), T.alice);
-    const { client: bob } = await scope.login(dep.wsUrl(NEWCOMER_NODE), T.bob);
-    await alice.next((f) => isConnect(f, ID.bob));
+    const alice = await scope.login(dep.wsUrl(0), T.alice);
+    const bob = await scope.login(dep.wsUrl(NEWCOMER_NODE), T.bob);
+    await alice.next(isConnect(ID.bob));
 
     const started = Date.now();
     const newcomer = await scope.connect(dep.wsUrl(NEWCOMER_NODE), { token: T.alice });
@@ -34,27 +36,27 @@ describe.each(ENGINES)('duplicate login (%s engine)', (engine) => {
     expect(Date.now() - started).toBeLessThan(PROBE_MS);
     // The existing connection is untouched, and nobody saw it leave.
     await expectChatWorks(alice, ID.alice, [bob]);
-    expect(bob.all('USER_CONNECTION_MESSAGE').filter((f) => isDisconnect(f, ID.alice))).toEqual([]);
+    expect(bob.all('USER_CONNECTION_MESSAGE').filter(isDisconnect(ID.alice))).toEqual([]);
   });
 
   it('an existing connection that stopped answering pings is replaced within DUPLICATE_PROBE_MS + 1 s, with DISCONNECT then CONNECT', async () => {
     const dep = await scope.deployment(engine, { DUPLICATE_PROBE_MS: String(PROBE_MS) });
-    const { client: stale } = await scope.login(dep.wsUrl(0), T.alice);
-    const { client: bob } = await scope.login(dep.wsUrl(NEWCOMER_NODE), T.bob);
-    await stale.next((f) => isConnect(f, ID.bob));
+    const stale = await scope.login(dep.wsUrl(0), T.alice);
+    const bob = await scope.login(dep.wsUrl(NEWCOMER_NODE), T.bob);
+    await stale.next(isConnect(ID.bob));
     // The phone changed networks: the old socket is still open, but nothing reads it any more.
     stale.socket.pause();
 
     const started = Date.now();
-    const { client: fresh, auth } = await scope.login(dep.wsUrl(NEWCOMER_NODE), T.alice);
+    const { client: fresh, auth } = await scope.loginWithAuth(dep.wsUrl(NEWCOMER_NODE), T.alice);
     const took = Date.now() - started;
     expect(took).toBeGreaterThanOrEqual(PROBE_MS - 50);
     expect(took).toBeLessThan(PROBE_MS + 1000);
     expect(auth.serverData.userList.filter((u: { userId: string }) => u.userId === ID.alice)).toHaveLength(1);
 
     // Everyone else saw the old connection leave, then the new one arrive.
-    const disconnect = await bob.next((f) => isDisconnect(f, ID.alice));
-    const connect = await bob.next((f) => isConnect(f, ID.alice));
+    const disconnect = await bob.next(isDisconnect(ID.alice));
+    const connect = await bob.next(isConnect(ID.alice));
     expect(bob.frames.indexOf(disconnect)).toBeLessThan(bob.frames.indexOf(connect));
     await expectChatWorks(fresh, ID.alice, [bob]);
 
@@ -65,9 +67,9 @@ describe.each(ENGINES)('duplicate login (%s engine)', (engine) => {
 
   it('of several newcomers racing to replace an unresponsive connection, exactly one wins', async () => {
     const dep = await scope.deployment(engine, { DUPLICATE_PROBE_MS: String(PROBE_MS) });
-    const { client: stale } = await scope.login(dep.wsUrl(0), T.alice);
-    const { client: bob } = await scope.login(dep.wsUrl(NEWCOMER_NODE), T.bob);
-    await stale.next((f) => isConnect(f, ID.bob));
+    const stale = await scope.login(dep.wsUrl(0), T.alice);
+    const bob = await scope.login(dep.wsUrl(NEWCOMER_NODE), T.bob);
+    await stale.next(isConnect(ID.bob));
     stale.socket.pause();
 
     const newcomers = await Promise.all(Array.from({ length: 4 }, (_, i) => scope.connect(dep.wsUrl(i), { token: T.alice })));
@@ -78,10 +80,10 @@ describe.each(ENGINES)('duplicate login (%s engine)', (engine) => {
     for (const loser of losers) expect((await loser.closed).code).toBe(4409);
 
     // One DISCONNECT for the old connection and one CONNECT for the winner, no more.
-    await eventually(() => bob.all('USER_CONNECTION_MESSAGE').filter((f) => isConnect(f, ID.alice)).length === 1, 3000, 'the CONNECT');
+    await eventually(() => bob.all('USER_CONNECTION_MESSAGE').filter(isConnect(ID.alice)).length === 1, 3000, 'the CONNECT');
     await sleep(300);
-    expect(bob.all('USER_CONNECTION_MESSAGE').filter((f) => isDisconnect(f, ID.alice))).toHaveLength(1);
-    expect(bob.all('USER_CONNECTION_MESSAGE').filter((f) => isConnect(f, ID.alice))).toHaveLength(1);
+    expect(bob.all('USER_CONNECTION_MESSAGE').filter(isDisconnect(ID.alice))).toHaveLength(1);
+    expect(bob.all('USER_CONNECTION_MESSAGE').filter(isConnect(ID.alice))).toHaveLength(1);
     const winner = newcomers[answers.findIndex((a) => a.status === 'SUCCESS')];
     await expectChatWorks(winner, ID.alice, [bob]);
   });

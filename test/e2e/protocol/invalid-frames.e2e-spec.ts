@@ -4,13 +4,16 @@
  * fields are ignored; frames over MAX_FRAME_BYTES close the connection with 1009.
  */
 import { ENGINES } from '../../support/deployment';
-import { eventually, type Frame } from '../../support/ws-client';
-import { expectChatWorks, frameError, ID, isDisconnect, Scope, T } from './harness';
+import { chat, frameError, isDisconnect } from '../../support/frames';
+import { eventually } from '../../support/time';
+import type { Frame } from '../../support/ws-client';
+import { expectChatWorks, ID, protocolScope, T } from './harness';
 
 jest.setTimeout(15_000);
 
 describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
 
   async function twoUsers(env: Record<string, string> = {}) {
     const dep = await scope.deployment(engine, env);
@@ -103,9 +106,9 @@ describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
     alice.send('nope');
     alice.send('[]');
     alice.send({ type: 'NOPE' });
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: '' } });
+    alice.send(chat(''));
     alice.send({ type: 'DIALOG_MESSAGE', clientData: 1, serverData: {} });
-    alice.send({ type: 'CHAT_MESSAGE', serverData: { message: 'finally' } });
+    alice.send(chat('finally'));
     expect((await bob.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('finally');
     await eventually(() => alice.all('ERROR_MESSAGE').length >= 5, 3000, 'five errors');
     expect(alice.all('ERROR_MESSAGE').map((f) => [f.error.errorCode, f.requestType])).toEqual([
@@ -134,10 +137,10 @@ describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
       alice.send(over);
       const { code } = await alice.closed;
       expect(code).toBe(1009);
-      expect(await bob.next((f) => isDisconnect(f, ID.alice))).toBeDefined();
+      expect(await bob.next(isDisconnect(ID.alice))).toBeDefined();
       expect(bob.all('CHAT_MESSAGE')).toHaveLength(1);
       // alice may come back.
-      const { auth } = await scope.login(alice.socket.url.replace(/\?.*$/, ''), T.alice);
+      const { auth } = await scope.loginWithAuth(alice.socket.url.replace(/\?.*$/, ''), T.alice);
       expect(auth.serverData.userId).toBe(ID.alice);
     });
 
@@ -148,7 +151,7 @@ describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
       expect(frame.length).toBeLessThan(2048);
       alice.send(frame);
       expect((await alice.closed).code).toBe(1009);
-      await bob.next((f) => isDisconnect(f, ID.alice));
+      await bob.next(isDisconnect(ID.alice));
     });
 
     it('applies before authentication too', async () => {

@@ -9,21 +9,23 @@
  * reason.
  */
 import { randomBytes } from 'node:crypto';
-import type { DemoUser } from '../../../src/auth-server/users';
 import { ENGINES, type Deployment } from '../../support/deployment';
+import { makeUser } from '../../support/factories';
 import type { FakeAuthMode } from '../../support/fake-auth-server';
-import { TestClient } from '../../support/ws-client';
-import { authFailure, Scope, SHORT_AUTH_TIMEOUT, tokenSubprotocol } from './harness';
+import { authWith, chat } from '../../support/frames';
+import { jsonLines, logLines } from '../../support/logs';
+import { sleep } from '../../support/time';
+import { TestClient, tokenSubprotocol } from '../../support/ws-client';
+import { authFailure, protocolScope, SHORT_AUTH_TIMEOUT } from './harness';
 
 jest.setTimeout(30_000);
 
 const run = randomBytes(6).toString('hex');
 const secret = (name: string) => `S3CRET-${name}-${run}`;
 
-const SECRET_USERS: DemoUser[] = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', 'u9', 'u10', 'u11', 'u12', 'u13', 'u14', 'u15'].map((name, i) => ({
-  token: secret(name),
-  profile: { userId: String(100 + i), nickname: name, avatar: '', language: 'en', status: '', lastOnline: '', registerDate: '' },
-}));
+const SECRET_USERS = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', 'u9', 'u10', 'u11', 'u12', 'u13', 'u14', 'u15'].map((name, i) =>
+  makeUser(name, { token: secret(name), userId: String(100 + i), nickname: name }),
+);
 
 /** Every form in which a secret could leak. */
 function forms(token: string): string[] {
@@ -33,7 +35,8 @@ function forms(token: string): string[] {
 }
 
 describe.each(ENGINES)('no token in logs, frames or close reasons (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
   // nestjs-pino's logger and Nest's static Logger are process-wide: with several apps alive at
   // once, a line of any of them may land in the log array (and at the LOG_LEVEL) of the newest one
   // (see test/support/gateway.ts). The checks below read the union of all the test's deployments,
@@ -59,10 +62,10 @@ describe.each(ENGINES)('no token in logs, frames or close reasons (%s engine)', 
     const protocol = await track(scope.connect(url(1), { protocols: ['mpgp.v1', tokenSubprotocol(secret('u2'))] }));
     const query = await track(scope.connect(url(2), { query: `?authToken=${encodeURIComponent(secret('u3'))}&x=1` }));
     const frame = await track(scope.connect(url(3)));
-    frame.send({ type: 'AUTH_MESSAGE', serverData: { authToken: secret('u4') } });
+    frame.send(authWith(secret('u4')));
     for (const c of [header, protocol, query, frame]) expect((await c.nextOfType('AUTH_MESSAGE')).status).toBe('SUCCESS');
     // After auth: frames that carry a token string get answers that must not quote it.
-    header.send({ type: 'AUTH_MESSAGE', serverData: { authToken: secret('u1') } });
+    header.send(authWith(secret('u1')));
     header.send(`not json ${secret('u1')}`);
     header.send({ type: 'CHAT_MESSAGE', serverData: { message: 1, authToken: secret('u1') } });
     header.send({ type: 'DIALOG_MESSAGE', clientData: 1, serverData: { receiver: '101', messageId: `${secret('u1')}!` } });
@@ -79,8 +82,8 @@ describe.each(ENGINES)('no token in logs, frames or close reasons (%s engine)', 
     refused.push(await track(scope.connect(url(10), { query: `?authToken=${secret('unknown-query')}` })));
     const badFrame = await track(scope.connect(url(11)));
     badFrame.send(`garbage before the token ${secret('garbage-frame')}`);
-    badFrame.send({ type: 'CHAT_MESSAGE', serverData: { message: secret('chat-before-auth') } });
-    badFrame.send({ type: 'AUTH_MESSAGE', serverData: { authToken: secret('unknown-frame') } });
+    badFrame.send(chat(secret('chat-before-auth')));
+    badFrame.send(authWith(secret('unknown-frame')));
     refused.push(badFrame);
     const numericFrame = await track(scope.connect(url(12)));
     numericFrame.send({ type: 'AUTH_MESSAGE', authToken: secret('misplaced-frame'), serverData: { token: secret('misplaced-frame') } });
@@ -99,13 +102,13 @@ describe.each(ENGINES)('no token in logs, frames or close reasons (%s engine)', 
       await fake.setMode(mode);
       const c = await track(scope.connect(faulty.wsUrl(i), { token: secret(`fault-${mode}`) }));
       await authFailure(c);
-      await new Promise((r) => setTimeout(r, 120)); // let the breaker's cooldown pass: each fault reaches the server
+      await sleep(120); // let the breaker's cooldown pass: each fault reaches the server
     }
     await fake.setMode('slow', { delayMs: 50 });
     const slow = await track(scope.connect(faulty.wsUrl(0), { token: secret('u5') }));
     await slow.nextOfType('AUTH_MESSAGE'); // SUCCESS, or "3" on a machine too busy to answer in 300 ms
     await fake.setMode('normal');
-    await new Promise((r) => setTimeout(r, 120)); // past a breaker cooldown, should the slow one have failed
+    await sleep(120); // past a breaker cooldown, should the slow one have failed
     const viaFake = await track(scope.connect(faulty.wsUrl(1), { protocols: ['mpgp.v1', tokenSubprotocol(secret('u6'))] }));
     await viaFake.nextOfType('AUTH_MESSAGE'); // the breaker's probe: SUCCESS unless the machine is very busy
 
@@ -151,21 +154,15 @@ describe.each(ENGINES)('no token in logs, frames or close reasons (%s engine)', 
     const bad = await scope.connect(dep.wsUrl(1), { token: secret('nobody') });
     await authFailure(bad);
     await ok.close();
-    await new Promise((r) => setTimeout(r, 100));
-    const lines = dep.logs().flatMap((chunk) => chunk.split('\n')).filter((l) => l.trim() !== '');
+    await sleep(100);
+    const lines = logLines(dep.logs());
     expect(lines.length).toBeGreaterThan(3);
-    for (const line of lines) {
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        throw new Error(`not a JSON line: ${line}`);
-      }
-      expect(typeof parsed).toBe('object');
-      expect(parsed).toEqual(expect.objectContaining({ time: expect.anything(), level: expect.any(String), msg: expect.any(String) }));
-      expect(line).not.toContain(run);
+    for (const line of lines) expect(line).not.toContain(run);
+    const parsed = jsonLines(lines);
+    for (const line of parsed) {
+      expect(line).toEqual(expect.objectContaining({ time: expect.anything(), level: expect.any(String), msg: expect.any(String) }));
     }
-    const aboutConnections = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => /authenticat|closed/.test(String(l.msg)));
+    const aboutConnections = parsed.filter((l) => /authenticat|closed/.test(String(l.msg)));
     expect(aboutConnections.length).toBeGreaterThanOrEqual(2);
     for (const line of aboutConnections) expect(line).toHaveProperty('connId', expect.any(String));
   });

@@ -4,26 +4,28 @@
  * ends for any reason; the userList of a later login reflects who is online.
  */
 import { ENGINES } from '../../support/deployment';
-import { eventually } from '../../support/ws-client';
-import { authFailure, ID, isConnect, isDisconnect, profileOf, QUIET_MS, Scope, T } from './harness';
+import { isConnect, isDisconnect, isType } from '../../support/frames';
+import { eventually } from '../../support/time';
+import { authFailure, ID, profileOf, protocolScope, QUIET_MS, T } from './harness';
 
 jest.setTimeout(15_000);
 
-const isPresence = (f: { type?: string }) => f.type === 'USER_CONNECTION_MESSAGE';
+const isPresence = isType('USER_CONNECTION_MESSAGE');
 
 describe.each(ENGINES)('presence (%s engine)', (engine) => {
-  const scope = new Scope();
+  const scope = protocolScope();
+  afterEach(() => scope.closeAll());
 
   it('CONNECT goes to everyone else with all seven profile fields; never to the user itself', async () => {
     const dep = await scope.deployment(engine);
     const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
-    const { client: frank } = await scope.login(dep.wsUrl(2), T.frank);
+    const frank = await scope.login(dep.wsUrl(2), T.frank);
     for (const client of [alice, bob]) {
-      const frame = await client.next((f) => isConnect(f, ID.frank));
+      const frame = await client.next(isConnect(ID.frank));
       expect(frame).toEqual({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'CONNECT', ...profileOf(ID.frank) } });
     }
     // alice was told about bob with bob's profile.
-    expect(alice.frames.find((f) => isConnect(f, ID.bob))).toEqual({
+    expect(alice.frames.find(isConnect(ID.bob))).toEqual({
       type: 'USER_CONNECTION_MESSAGE',
       serverData: { connectionStatus: 'CONNECT', ...profileOf(ID.bob) },
     });
@@ -32,7 +34,7 @@ describe.each(ENGINES)('presence (%s engine)', (engine) => {
     expect(alice.all('USER_CONNECTION_MESSAGE').filter((f) => f.serverData.userId === ID.alice)).toEqual([]);
     expect(bob.all('USER_CONNECTION_MESSAGE').filter((f) => f.serverData.userId === ID.bob)).toEqual([]);
     // Exactly one CONNECT per login.
-    expect(alice.all('USER_CONNECTION_MESSAGE').filter((f) => isConnect(f, ID.frank))).toHaveLength(1);
+    expect(alice.all('USER_CONNECTION_MESSAGE').filter(isConnect(ID.frank))).toHaveLength(1);
   });
 
   it('DISCONNECT (only connectionStatus and userId) goes to everyone else when a user closes', async () => {
@@ -40,34 +42,34 @@ describe.each(ENGINES)('presence (%s engine)', (engine) => {
     const [alice, bob, carol] = await scope.loginAll(dep, [T.alice, T.bob, T.carol]);
     await bob.close();
     for (const client of [alice, carol]) {
-      const frame = await client.next((f) => isDisconnect(f, ID.bob));
+      const frame = await client.next(isDisconnect(ID.bob));
       expect(frame).toEqual({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'DISCONNECT', userId: ID.bob } });
     }
     await alice.expectSilence(QUIET_MS, isPresence);
-    expect(alice.all('USER_CONNECTION_MESSAGE').filter((f) => isDisconnect(f, ID.bob))).toHaveLength(1);
+    expect(alice.all('USER_CONNECTION_MESSAGE').filter(isDisconnect(ID.bob))).toHaveLength(1);
   });
 
   it('DISCONNECT goes out when a socket is terminated without a close handshake', async () => {
     const dep = await scope.deployment(engine);
     const [alice, bob] = await scope.loginAll(dep, [T.alice, T.bob]);
     bob.terminate();
-    const frame = await alice.next((f) => isDisconnect(f, ID.bob));
+    const frame = await alice.next(isDisconnect(ID.bob));
     expect(frame).toEqual({ type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'DISCONNECT', userId: ID.bob } });
     // bob is really gone: he can log in again, and a dialog to him meanwhile failed.
     alice.send({ type: 'DIALOG_MESSAGE', clientData: 'x', serverData: { receiver: ID.bob, messageId: 'to-gone-bob' } });
     expect(await alice.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'ERROR' });
-    const { auth } = await scope.login(dep.wsUrl(1), T.bob);
+    const { auth } = await scope.loginWithAuth(dep.wsUrl(1), T.bob);
     expect(auth.serverData.userList.map((u: { userId: string }) => u.userId).sort()).toEqual([ID.alice, ID.bob]);
-    expect(await alice.next((f) => isConnect(f, ID.bob))).toBeDefined();
+    expect(await alice.next(isConnect(ID.bob))).toBeDefined();
   });
 
   it('the userList of a later login reflects exactly who is online', async () => {
     const dep = await scope.deployment(engine);
     const [alice, bob, carol] = await scope.loginAll(dep, [T.alice, T.bob, T.carol]);
     await bob.close();
-    await alice.next((f) => isDisconnect(f, ID.bob));
-    await carol.next((f) => isDisconnect(f, ID.bob));
-    const { auth } = await scope.login(dep.wsUrl(3), T.dave);
+    await alice.next(isDisconnect(ID.bob));
+    await carol.next(isDisconnect(ID.bob));
+    const { auth } = await scope.loginWithAuth(dep.wsUrl(3), T.dave);
     const list = auth.serverData.userList as { userId: string }[];
     expect(list.map((u) => u.userId).sort()).toEqual([ID.alice, ID.carol, ID.dave]);
     expect(list.find((u) => u.userId === ID.carol)).toEqual(profileOf(ID.carol));
@@ -77,7 +79,7 @@ describe.each(ENGINES)('presence (%s engine)', (engine) => {
 
   it('the first login of a deployment sees only itself', async () => {
     const dep = await scope.deployment(engine);
-    const { auth } = await scope.login(dep.wsUrl(0), T.alice);
+    const { auth } = await scope.loginWithAuth(dep.wsUrl(0), T.alice);
     expect(auth.serverData.userList).toEqual([profileOf(ID.alice)]);
   });
 
@@ -92,7 +94,7 @@ describe.each(ENGINES)('presence (%s engine)', (engine) => {
     expect((await authFailure(duplicate)).code).toBe(4409);
     await alice.expectSilence(QUIET_MS, isPresence);
     expect(alice.all('USER_CONNECTION_MESSAGE')).toEqual([]);
-    const { auth } = await scope.login(dep.wsUrl(4), T.bob);
+    const { auth } = await scope.loginWithAuth(dep.wsUrl(4), T.bob);
     expect(auth.serverData.userList.map((u: { userId: string }) => u.userId).sort()).toEqual([ID.alice, ID.bob]);
   });
 
