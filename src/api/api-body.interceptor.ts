@@ -35,27 +35,36 @@ export class ApiBodyInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const req = context.switchToHttp().getRequest<ParsedRequest>();
-    req.body = this.parse(req);
+    const { body, rawClientData } = parseApiBody(apiBodyOf(req), req.headers['content-type'], this.options.maxJsonDepth);
+    req.body = body;
+    if (rawClientData !== undefined) req[RAW_CLIENT_DATA] = rawClientData;
     return next.handle();
   }
+}
 
-  private parse(req: ParsedRequest): Record<string, unknown> {
-    const bytes = apiBodyOf(req);
-    if (bytes.length === 0) return {};
-    const type = req.headers['content-type'] ?? '';
-    if (!JSON_TYPE.test(type)) throw unsupportedMediaType('the body must be JSON (Content-Type: application/json)');
-    const charset = CHARSET.exec(type)?.[1].toLowerCase();
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw unsupportedMediaType('the body must be UTF-8');
-    const scan = scanFrame(bytes, this.options.maxJsonDepth);
-    if (scan.tooDeep) throw badRequest(`the body is nested deeper than ${this.options.maxJsonDepth} levels`);
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      throw badRequest('the body is not valid JSON');
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('the body must be a JSON object');
-    if (scan.clientDataStart >= 0 && !scan.escapedKey) req[RAW_CLIENT_DATA] = compactJsonText(bytes, scan.clientDataStart, scan.clientDataEnd);
-    return value as Record<string, unknown>;
+export interface ParsedBody {
+  body: Record<string, unknown>;
+  /** The top-level clientData as written (whitespace between tokens removed), when it could be located. */
+  rawClientData?: string;
+}
+
+/** The rules of ApiBodyInterceptor on a body's bytes and its Content-Type; throws the 400 or 415. */
+export function parseApiBody(bytes: Buffer, contentType: string | undefined, maxJsonDepth: number): ParsedBody {
+  if (bytes.length === 0) return { body: {} };
+  const type = contentType ?? '';
+  if (!JSON_TYPE.test(type)) throw unsupportedMediaType('the body must be JSON (Content-Type: application/json)');
+  const charset = CHARSET.exec(type)?.[1].toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw unsupportedMediaType('the body must be UTF-8');
+  const scan = scanFrame(bytes, maxJsonDepth);
+  if (scan.tooDeep) throw badRequest(`the body is nested deeper than ${maxJsonDepth} levels`);
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw badRequest('the body is not valid JSON');
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('the body must be a JSON object');
+  const body = value as Record<string, unknown>;
+  if (scan.clientDataStart < 0 || scan.escapedKey) return { body };
+  return { body, rawClientData: compactJsonText(bytes, scan.clientDataStart, scan.clientDataEnd) };
 }

@@ -1,0 +1,112 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { UnauthorizedException } from '@nestjs/common';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
+import { ApiKeyGuard, ApiKeyRing, bearerKey } from './api-key.guard';
+
+const KEY_A = 'first-api-key-0123456789';
+const KEY_B = 'second-key-abcdefghijklmnopqrstuvwxyz';
+const KEY_C = 'third-key-ZYXWVUTSRQPO';
+
+/** A timingSafeEqual that records what it was asked to compare. */
+function recordingEqual() {
+  const calls: [Buffer, Buffer][] = [];
+  const equal = jest.fn((a: Buffer, b: Buffer) => {
+    calls.push([a, b]);
+    return timingSafeEqual(a, b);
+  });
+  return { equal, calls };
+}
+
+function httpContext(headers: Record<string, string>): ExecutionContextHost {
+  const req = { headers } as unknown as IncomingMessage;
+  const host = new ExecutionContextHost([req, {}, () => undefined]);
+  host.setType('http');
+  return host;
+}
+
+describe('ApiKeyRing', () => {
+  it('accepts every key and nothing else', () => {
+    const ring = new ApiKeyRing([KEY_A, KEY_B, KEY_C]);
+    for (const key of [KEY_A, KEY_B, KEY_C]) expect(ring.accepts(key)).toBe(true);
+    for (const other of [undefined, '', KEY_A.slice(0, -1), `${KEY_A}x`, KEY_A.toUpperCase(), ` ${KEY_A}`, 'x'.repeat(10_000), `${KEY_A},${KEY_B}`]) {
+      expect(ring.accepts(other)).toBe(false);
+    }
+  });
+
+  it.each([
+    ['no key', undefined],
+    ['an empty key', ''],
+    ['a short wrong key', 'abc'],
+    ['a long wrong key', 'k'.repeat(4096)],
+    ['a wrong key of the same length as a key', KEY_B.replace(/.$/, '!')],
+    ['the first key', KEY_A],
+    ['the last key', KEY_C],
+  ])('%s: one constant-time comparison of 32-byte digests per key, every key, whatever matched', (_what, presented) => {
+    const { equal, calls } = recordingEqual();
+    const ring = new ApiKeyRing([KEY_A, KEY_B, KEY_C], equal);
+    ring.accepts(presented);
+    expect(equal).toHaveBeenCalledTimes(3);
+    for (const [a, b] of calls) {
+      expect(a).toHaveLength(32);
+      expect(b).toHaveLength(32);
+    }
+    // The same candidate digest against each key's digest, in order: no key is skipped.
+    expect(new Set(calls.map(([a]) => a.toString('hex'))).size).toBe(1);
+    expect(calls.map(([, b]) => b.toString('hex'))).toEqual(
+      [KEY_A, KEY_B, KEY_C].map((k) => createHash('sha256').update(k).digest('hex')),
+    );
+  });
+
+  it('the key presented never reaches the comparison itself, only its digest', () => {
+    const { calls, equal } = recordingEqual();
+    new ApiKeyRing([KEY_A], equal).accepts(KEY_A);
+    expect(calls[0][0].includes(Buffer.from(KEY_A))).toBe(false);
+    expect(calls[0][1].includes(Buffer.from(KEY_A))).toBe(false);
+  });
+
+  it('refuses to exist without a key', () => {
+    expect(() => new ApiKeyRing([])).toThrow('at least one key');
+  });
+});
+
+describe('bearerKey', () => {
+  it.each([
+    [`Bearer ${KEY_A}`, KEY_A],
+    [`bearer ${KEY_A}`, KEY_A],
+    [`BEARER   ${KEY_A}   `, KEY_A],
+    [undefined, undefined],
+    ['', undefined],
+    ['Bearer', undefined],
+    ['Bearer ', undefined],
+    [KEY_A, undefined],
+    [`Basic ${KEY_A}`, undefined],
+    [`Bearer ${KEY_A} extra`, undefined],
+    [`Bearer\t${KEY_A}`, undefined],
+  ])('%j -> %j', (header, key) => {
+    expect(bearerKey(header)).toBe(key);
+  });
+
+  it('reads an 8 KiB header of spaces in linear time', () => {
+    const started = performance.now();
+    expect(bearerKey(`Bearer ${' '.repeat(8192)}x ${' '.repeat(8192)}y`)).toBeUndefined();
+    expect(performance.now() - started).toBeLessThan(50);
+  });
+});
+
+describe('ApiKeyGuard', () => {
+  const guard = new ApiKeyGuard({ keys: [KEY_A, KEY_B] });
+
+  it('lets a request with `Authorization: Bearer <key>` through', () => {
+    expect(guard.canActivate(httpContext({ authorization: `Bearer ${KEY_B}` }))).toBe(true);
+  });
+
+  it.each([
+    ['no Authorization header', {}],
+    ['an unknown key', { authorization: `Bearer ${KEY_C}` }],
+    ['another scheme', { authorization: `Basic ${Buffer.from(`u:${KEY_A}`).toString('base64')}` }],
+    ['the key in another header', { authtoken: KEY_A }],
+  ])('%s: UnauthorizedException', (_what, headers) => {
+    expect(() => guard.canActivate(httpContext(headers))).toThrow(UnauthorizedException);
+  });
+});
