@@ -15,6 +15,12 @@ export interface RedisPresenceOptions {
   tombstoneMs?: number;
   /** How long a claim waits for a connection being (re)established (default 500 ms). */
   connectWaitMs?: number;
+  /**
+   * After a reconnection (not the first connection), how long this node does not sweep (default
+   * min(ttl, 2000) ms): the other nodes lost Redis at the same moment and need as long to come
+   * back and renew leases that expired meanwhile (a failover to a replica, a restart).
+   */
+  sweepGraceMs?: number;
 }
 
 /**
@@ -26,7 +32,9 @@ export interface RedisPresenceOptions {
  *   users are in `node-users:<nodeId>`. A session is only ever written under a live lease.
  * - Sweep: every node, every second, runs one script that removes the sessions of every node
  *   whose lease expired; the node whose script removed them reports them to onExpired (so their
- *   DISCONNECT is broadcast exactly once) and leaves a tombstone `swept:<nodeId>`.
+ *   DISCONNECT is broadcast exactly once) and leaves a tombstone `swept:<nodeId>`. After a
+ *   reconnection a node waits `sweepGraceMs` before sweeping: leases that expired while Redis
+ *   was away (or were lost in a failover) get their owners' next beat first.
  * - Recovery: this node keeps its own sessions in memory. When its lease was gone at a
  *   heartbeat (Redis restarted empty, or the node was cut off longer than the ttl), after any
  *   Redis failure, and on every reconnection (a Sentinel failover to a replica that missed the
@@ -55,6 +63,10 @@ export class RedisPresenceRegistry implements PresenceRegistry {
   private readonly sweepMs: number;
   private readonly tombstoneMs: number;
   private readonly connectWaitMs: number;
+  private readonly sweepGraceMs: number;
+  /** Registered at least once: a ready connection is a reconnection. */
+  private everRegistered = false;
+  private sweepPausedUntil = 0;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -65,11 +77,15 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     this.sweepMs = options.sweepMs ?? Math.max(100, Math.min(1000, Math.floor(options.ttlMs / 3)));
     this.tombstoneMs = options.tombstoneMs ?? 3_600_000;
     this.connectWaitMs = options.connectWaitMs ?? 500;
+    this.sweepGraceMs = options.sweepGraceMs ?? Math.min(options.ttlMs, 2000);
     connection.addHealthCheck(() => this.registered);
     connection.onReady(() => {
       // A new connection may be to a new server (a restart, a Sentinel failover) that lost some
       // of our writes: not registered (not ready) until reconciled there.
       this.registered = false;
+      // The other nodes reconnect about now too: their leases that expired during the outage are
+      // renewed by their next beat. Sweeping them first would announce their users gone and back.
+      if (this.everRegistered) this.sweepPausedUntil = Date.now() + this.sweepGraceMs;
       this.needsReconcile = true;
       void this.beat();
     });
@@ -200,7 +216,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
 
   /** Runs one sweep of dead nodes now (never rejects). */
   async sweep(): Promise<void> {
-    if (this.closed || this.connection.commands.status !== 'ready') return;
+    if (this.closed || this.connection.commands.status !== 'ready' || Date.now() < this.sweepPausedUntil) return;
     try {
       const gone = asStrings(
         await SWEEP.run(this.connection.commands, [this.keys.nodes, this.keys.sessions], [this.keys.prefix, this.tombstoneMs, this.nodeId]),
@@ -258,6 +274,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
         await this.reconcile(swept === 1);
       }
       this.registered = true;
+      this.everRegistered = true;
     } catch (err) {
       this.logger.debug(`heartbeat failed: ${String(err)}`);
       this.markDown();

@@ -163,12 +163,12 @@ describe('Redis engine in Sentinel mode', () => {
       await rs?.close();
     });
 
-    const connect = async (prefix = `t${randomUUID().slice(0, 8)}:`): Promise<RedisConnection> => {
+    const connect = async (prefix = `t${randomUUID().slice(0, 8)}:`, maxReconnectDelayMs = 200): Promise<RedisConnection> => {
       const connection = new RedisConnection({
         sentinel: { sentinels: rs.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: rs.name },
         prefix,
         commandTimeoutMs: 500,
-        maxReconnectDelayMs: 200,
+        maxReconnectDelayMs,
       });
       open.push(connection);
       connection.subscribe(`${prefix}ch`, () => undefined);
@@ -214,21 +214,43 @@ describe('Redis engine in Sentinel mode', () => {
       expect(remotePort(connection)).not.toBe(old.port);
     }, 30_000);
 
+    /** A presence registry on its own connection (one node of the deployment), with what it reported. */
+    const presenceNode = async (ttlMs: number, maxReconnectDelayMs?: number) => {
+      const connection = await connect('presence:', maxReconnectDelayMs);
+      const nodeId = randomUUID();
+      const registry = new RedisPresenceRegistry(connection, nodeId, { ttlMs, connectWaitMs: 200 });
+      registries.push(registry);
+      const events = { expired: [] as string[], restored: [] as string[], lost: [] as string[] };
+      registry.onExpired((ids) => events.expired.push(...ids));
+      registry.onSessionsRestored((s) => events.restored.push(...s.map((x) => x.userId)));
+      registry.onSessionLost((s) => events.lost.push(s.userId));
+      registry.start();
+      await eventually(() => registry.isRegistered, 3000, 'registered');
+      return { nodeId, registry, events, session: (userId: string): Session => ({ userId, nodeId, connId: randomUUID(), profile: makeProfile(userId) }) };
+    };
+
+    it('leases that expired during the failover are renewed before anyone sweeps: no user announced gone and back', async () => {
+      // Renewed every 500 ms, a lease outlives its last renewal by 1 s: less than the failover
+      // takes. b comes back up to 1 s after a (its reconnection backoff); a sweeps every 500 ms.
+      const TTL = 1500;
+      const a = await presenceNode(TTL, 100);
+      const b = await presenceNode(TTL, 1000);
+      await a.registry.claim(a.session('ua'));
+      await b.registry.claim(b.session('ub'));
+      const old = await rs.primary();
+      await rs.waitReplicated(old, rs.other(old));
+      await old.signal('SIGKILL');
+      await rs.waitForFailover(old);
+      await eventually(async () => a.registry.isRegistered && b.registry.isRegistered && (await a.registry.list()).length === 2, 5000, 're-registered');
+      await new Promise((resolve) => setTimeout(resolve, 2500)); // past the grace: sweeps run again
+      expect([...a.events.expired, ...b.events.expired]).toEqual([]);
+      expect([...a.events.restored, ...b.events.restored]).toEqual([]);
+      expect((await b.registry.list()).map((p) => p.userId).sort()).toEqual(['ua', 'ub']);
+    }, 30_000);
+
     it('a failover to a replica that missed the last writes: each node restores its sessions, drops its stale ones, re-registers its lease', async () => {
       const TTL = 4000;
-      const node = async () => {
-        const connection = await connect('lost:');
-        const nodeId = randomUUID();
-        const registry = new RedisPresenceRegistry(connection, nodeId, { ttlMs: TTL, connectWaitMs: 200 });
-        registries.push(registry);
-        const events = { expired: [] as string[], restored: [] as string[], lost: [] as string[] };
-        registry.onExpired((ids) => events.expired.push(...ids));
-        registry.onSessionsRestored((s) => events.restored.push(...s.map((x) => x.userId)));
-        registry.onSessionLost((s) => events.lost.push(s.userId));
-        registry.start();
-        await eventually(() => registry.isRegistered, 3000, 'registered');
-        return { nodeId, registry, events, session: (userId: string): Session => ({ userId, nodeId, connId: randomUUID(), profile: makeProfile(userId) }) };
-      };
+      const node = () => presenceNode(TTL);
       const a = await node();
       const b = await node();
       const leaving = b.session('leaving');
@@ -240,7 +262,7 @@ describe('Redis engine in Sentinel mode', () => {
 
       // The replica stops receiving: everything below reaches the primary only.
       await rs.starveReplica(primary, replica);
-      let c: Awaited<ReturnType<typeof node>>;
+      let c: Awaited<ReturnType<typeof presenceNode>>;
       try {
         await a.registry.claim(a.session('a-new'));
         await b.registry.claim(b.session('b-new'));
