@@ -15,6 +15,7 @@ import {
   type SaveAvatarErrorFrame,
   type SaveAvatarSuccessFrame,
   type ServerFrame,
+  type TokenRefreshErrorCode,
   type UserConnectionFrame,
   type UserProfile,
   type UserUpdateFrame,
@@ -85,6 +86,13 @@ export interface ChatClientOptions {
   dialogTimeoutMs?: number;
   /** How long `saveAvatar()` waits for its answer (default 30000). */
   avatarTimeoutMs?: number;
+  /** How long `refreshToken()` waits for its answer (default 15000). */
+  refreshTimeoutMs?: number;
+  /**
+   * `tokenExpiring` is emitted this long before the token's expiry (default 30000; at once when
+   * less time is left), so that the app gets a new token and calls `refreshToken()` in time.
+   */
+  refreshBeforeMs?: number;
   /** Random source in [0, 1) for the jitter (tests). */
   random?: () => number;
 }
@@ -101,6 +109,11 @@ export type ChatClientErrorCode =
   | 'TIMEOUT'
   /** SAVE_AVATAR ERROR: `errorCode` "1" too large, "2" not an image, "3" not stored. */
   | 'AVATAR_REJECTED'
+  /**
+   * TOKEN_REFRESH_MESSAGE ERROR: `errorCode` "2" the new token was refused (the gateway then closes
+   * with 4401), "3" the authorization server could not answer (the connection keeps its old token).
+   */
+  | 'TOKEN_REJECTED'
   /** ERROR_MESSAGE answered the request (`errorCode` INVALID_MESSAGE, RATE_LIMITED, ...). */
   | 'REQUEST_REJECTED'
   /** The arguments cannot make a valid frame; nothing was sent. */
@@ -110,7 +123,7 @@ export class ChatClientError extends Error {
   constructor(
     readonly code: ChatClientErrorCode,
     message: string,
-    readonly details: { closeCode?: number; errorCode?: AuthErrorCode | AvatarErrorCode | FrameErrorCode | string } = {},
+    readonly details: { closeCode?: number; errorCode?: AuthErrorCode | AvatarErrorCode | FrameErrorCode | TokenRefreshErrorCode | string } = {},
   ) {
     super(message);
     this.name = 'ChatClientError';
@@ -122,6 +135,8 @@ export interface AuthResult {
   userId: string;
   /** Everyone online at login, this user included. */
   userList: UserProfile[];
+  /** When the login's token expires (Unix ms), if the gateway said (extension). */
+  expiresAt?: number;
 }
 
 export interface DialogMessage<T = unknown> {
@@ -165,6 +180,13 @@ export interface ChatClientEvents {
   unknownFrame: { type: string; [key: string]: unknown };
   close: CloseInfo;
   reconnecting: { attempt: number; delayMs: number; closeCode: number };
+  /**
+   * The token expires in `inMs` (`refreshBeforeMs` ahead, or less when less was left): get a new
+   * token and call `refreshToken()`, or the gateway closes with 4401 `token expired`.
+   */
+  tokenExpiring: { expiresAt: number; inMs: number };
+  /** A `refreshToken()` succeeded: the connection holds the new token; its expiry (none when undefined). */
+  tokenRefreshed: { expiresAt?: number };
 }
 
 interface PendingDialog {
@@ -188,6 +210,20 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+interface PendingRefresh {
+  token: string;
+  /** Undefined once it timed out: the slot stays so that later answers match their requests. */
+  settle?: { resolve(expiresAt: number | undefined): void; reject(err: Error): void };
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** Unix ms as a decimal string (the gateway's `expiresAt`), or undefined. */
+function readExpiresAt(value: unknown): number | undefined {
+  if (typeof value !== 'string' || !/^[0-9]{1,16}$/.test(value)) return undefined;
+  const ms = Number(value);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
 const OPEN = 1;
 
 /**
@@ -205,6 +241,11 @@ const OPEN = 1;
  * (which it generates unless given one), and reconnects with exponential backoff and full jitter
  * where the close code says so; dialogs still unanswered when the connection drops are sent again
  * after the next login with the same messageId, which the gateway deduplicates.
+ *
+ * Tokens that expire: the client learns the expiry from AUTH SUCCESS and from each refresh,
+ * emits `tokenExpiring` `refreshBeforeMs` ahead of it, and `refreshToken(newToken)` hands the
+ * gateway a new token without reconnecting (later reconnects use the newest token). The token is
+ * kept in memory only.
  */
 export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private readonly Ctor: WebSocketConstructorLike;
@@ -226,6 +267,11 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private lastAuthError?: WireError<AuthErrorCode>;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private authTimer?: ReturnType<typeof setTimeout>;
+  /** The token the next connection offers: the given one, then the last one refreshed. */
+  private token: string;
+  private expiresAt?: number;
+  private expiryTimer?: ReturnType<typeof setTimeout>;
+  private readonly refreshes: PendingRefresh[] = [];
 
   constructor(private readonly options: ChatClientOptions) {
     super();
@@ -234,6 +280,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     const Ctor = injected ?? global;
     if (!Ctor) throw new TypeError('ChatClient: no WebSocket constructor: pass options.WebSocket (in Node: the `ws` package)');
     if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError('ChatClient: token must be a non-empty string');
+    this.token = options.token;
     this.Ctor = Ctor;
     this.authMode = options.auth ?? (injected ? 'header' : 'subprotocol');
     const reconnect = options.reconnect ?? true;
@@ -253,6 +300,11 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   /** Everyone online, as last known (this user included). */
   get online(): readonly UserProfile[] {
     return [...this.users.values()];
+  }
+
+  /** When the current token expires (Unix ms), as the gateway said; undefined when it does not, or before login. */
+  get tokenExpiresAt(): number | undefined {
+    return this.expiresAt;
   }
 
   /** A user's profile if online. */
@@ -356,6 +408,34 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     });
   }
 
+  /**
+   * Hands the gateway a new token for this connection (TOKEN_REFRESH_MESSAGE), without reconnecting;
+   * resolves with its expiry (Unix ms; undefined when it does not expire). Rejects with
+   * `TOKEN_REJECTED` (details.errorCode "2": refused, the gateway closes with 4401 and the client
+   * does not reconnect; "3": the authorization server could not answer, the old token still
+   * holds: try again), `REQUEST_REJECTED`, `DISCONNECTED`, `TIMEOUT` or `NOT_CONNECTED`.
+   * The new token is also the one later reconnects offer.
+   */
+  refreshToken(token: string): Promise<number | undefined> {
+    if (typeof token !== 'string' || token.length === 0) {
+      return Promise.reject(new ChatClientError('INVALID_ARGUMENT', 'token must be a non-empty string'));
+    }
+    try {
+      this.sendNow({ type: 'TOKEN_REFRESH_MESSAGE', serverData: { authToken: token } });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return new Promise<number | undefined>((resolve, reject) => {
+      const timeoutMs = this.options.refreshTimeoutMs ?? 15_000;
+      const slot: PendingRefresh = { token, settle: { resolve, reject } };
+      slot.timer = setTimeout(() => {
+        slot.settle = undefined;
+        reject(new ChatClientError('TIMEOUT', `no TOKEN_REFRESH_MESSAGE answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.refreshes.push(slot);
+    });
+  }
+
   /** Sends any client frame as is (for tools and tests); throws when not logged in. */
   send(frame: ClientFrame): void {
     this.sendNow(frame);
@@ -389,7 +469,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.reconnectTimer = undefined;
     this.authTimedOut = false;
     this.lastAuthError = undefined;
-    const token = this.options.token;
+    const token = this.token;
     const protocols = this.authMode === 'subprotocol' ? [SUBPROTOCOL, tokenSubprotocol(token)] : [SUBPROTOCOL];
     const headers = this.authMode === 'header' ? { authToken: token } : undefined;
     this.setState('connecting');
@@ -430,6 +510,9 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     const authError = this.lastAuthError;
     this.lastAuthError = undefined;
     this.failAvatars(new ChatClientError('DISCONNECTED', `connection closed (${code}) before the avatar was answered`, { closeCode: code }));
+    this.failRefreshes(new ChatClientError('DISCONNECTED', `connection closed (${code}) before the token refresh was answered`, { closeCode: code }));
+    // The expiry belonged to this connection's token; the next login tells its own.
+    this.setExpiry(undefined);
     // A close we asked for because no AUTH came counts as a lost connection.
     const effective = this.authTimedOut ? CloseCodes.ABNORMAL : code;
     const maxAttempts = this.backoff?.maxAttempts ?? Infinity;
@@ -492,7 +575,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     switch (f.type) {
       case 'AUTH_MESSAGE':
         this.emit('frame', f);
-        if (f.status === 'SUCCESS') this.onAuthSuccess(f.serverData.userId, f.serverData.userList);
+        if (f.status === 'SUCCESS') this.onAuthSuccess(f.serverData.userId, f.serverData.userList, readExpiresAt(f.serverData.expiresAt));
         else {
           this.lastAuthError = f.error;
           this.emit('authError', f.error);
@@ -546,11 +629,26 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
         this.emit('saveAvatar', f);
         return;
       }
+      case 'TOKEN_REFRESH_MESSAGE': {
+        this.emit('frame', f);
+        const slot = this.refreshes.shift();
+        if (slot?.timer !== undefined) clearTimeout(slot.timer);
+        if (f.status === 'SUCCESS') {
+          const expiresAt = readExpiresAt(f.serverData.expiresAt);
+          if (slot) this.token = slot.token;
+          this.setExpiry(expiresAt);
+          slot?.settle?.resolve(expiresAt);
+          this.emit('tokenRefreshed', expiresAt === undefined ? {} : { expiresAt });
+        } else {
+          slot?.settle?.reject(new ChatClientError('TOKEN_REJECTED', f.error.message, { errorCode: f.error.errorCode }));
+        }
+        return;
+      }
       case 'ERROR_MESSAGE':
         this.emit('frame', f);
-        if (f.requestType === 'SAVE_AVATAR') {
-          // Frames are answered in order: this refusal belongs to the oldest upload in flight.
-          const slot = this.avatars.shift();
+        if (f.requestType === 'SAVE_AVATAR' || f.requestType === 'TOKEN_REFRESH_MESSAGE') {
+          // Frames are answered in order: this refusal belongs to the oldest request of its type in flight.
+          const slot = f.requestType === 'SAVE_AVATAR' ? this.avatars.shift() : this.refreshes.shift();
           if (slot?.timer !== undefined) clearTimeout(slot.timer);
           slot?.settle?.reject(new ChatClientError('REQUEST_REJECTED', f.error.message, { errorCode: f.error.errorCode }));
         }
@@ -561,16 +659,17 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     }
   }
 
-  private onAuthSuccess(userId: string, userList: UserProfile[]): void {
+  private onAuthSuccess(userId: string, userList: UserProfile[], expiresAt: number | undefined): void {
     if (this.authTimer !== undefined) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     this.myId = userId;
+    this.setExpiry(expiresAt);
     this.attempt = 0;
     this.generation += 1;
     this.users.clear();
     for (const profile of userList) this.users.set(profile.userId, { ...profile });
     this.setState('open');
-    const result: AuthResult = { userId, userList: userList.map((p) => ({ ...p })) };
+    const result: AuthResult = { userId, userList: userList.map((p) => ({ ...p })), ...(expiresAt === undefined ? {} : { expiresAt }) };
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.resolve(result);
@@ -625,6 +724,28 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     if (!socket || socket.readyState !== OPEN) return; // sent after the next login
     pending.sentOn = this.generation;
     socket.send(pending.data);
+  }
+
+  /** The token's expiry changed: `tokenExpiring` is due `refreshBeforeMs` ahead of the new one. */
+  private setExpiry(expiresAt: number | undefined): void {
+    this.expiresAt = expiresAt;
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (expiresAt === undefined) return;
+    const before = this.options.refreshBeforeMs ?? 30_000;
+    const delay = Math.max(0, Math.min(2 ** 31 - 1, expiresAt - before - Date.now()));
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      if (this.expiresAt !== expiresAt || this.currentState !== 'open') return;
+      this.emit('tokenExpiring', { expiresAt, inMs: Math.max(0, expiresAt - Date.now()) });
+    }, delay);
+  }
+
+  private failRefreshes(err: ChatClientError): void {
+    for (const slot of this.refreshes.splice(0)) {
+      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      slot.settle?.reject(err);
+    }
   }
 
   private failAvatars(err: ChatClientError): void {

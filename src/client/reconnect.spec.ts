@@ -5,7 +5,7 @@ describe('reconnect policy', () => {
     expect(shouldReconnect(code)).toBe(true);
   });
 
-  it.each([1000, 1009, 4401, 4409])('never reconnects after %i', (code) => {
+  it.each([1000, 1009, 4401, 4403, 4409])('never reconnects after %i', (code) => {
     expect(shouldReconnect(code)).toBe(false);
     expect(NO_RECONNECT_CLOSE_CODES.has(code)).toBe(true);
   });
