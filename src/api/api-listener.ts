@@ -103,6 +103,9 @@ export class ApiListener implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    if (this.options.port !== 0 && this.options.port === this.options.publicPort) {
+      throw new Error(`API_PORT (${this.options.port}) must differ from PORT: the Server API has a listener of its own`);
+    }
     const app = this.adapterHost.httpAdapter.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const server = createServer(httpServerOptions(this.options), (req, res) => {
       (req as ApiRequest)[VIA_API] = true;

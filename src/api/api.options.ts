@@ -7,6 +7,8 @@ export interface ApiOptions {
   readonly keys: readonly string[];
   readonly port: number;
   readonly host: string;
+  /** PORT, which API_PORT may not be. */
+  readonly publicPort: number;
   /** HEADERS_TIMEOUT_MS, as on the public listener. */
   readonly headersTimeoutMs: number;
   /**
@@ -27,6 +29,7 @@ export function apiOptionsOf(config: GatewayConfig): ApiOptions {
     keys: config.apiKeys ?? [],
     port: config.apiPort,
     host: config.apiHost,
+    publicPort: config.port,
     headersTimeoutMs: config.headersTimeoutMs,
     bodyMaxBytes: config.maxMessageFrameBytes + config.dialogMaxBytes,
     maxJsonDepth: config.maxJsonDepth,
