@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { ClusterBus } from '../engine/engine.ports';
 import { ActivityFeed, type Activity } from '../messaging/activity';
 import { MetricsService } from '../observability/metrics.service';
@@ -47,7 +48,8 @@ function setup(options: Partial<EventsOptions> = {}) {
   const link = new FakeLink();
   const metrics = new MetricsService();
   const bus = strictMock<ClusterBus>({ nodeId: 'node-a' }, 'bus');
-  const publisher = new EventPublisher(feed, bus, { natsUrls: ['nats://x:4222'], subjectPrefix: 'mpgp.events', jetStream: false, bufferMax: 100, ...options }, link, metrics);
+  // flushIntervalMs 0: a flush on the next turn, which flushPromises() waits for (batching has a test of its own).
+  const publisher = new EventPublisher(feed, bus, { natsUrls: ['nats://x:4222'], subjectPrefix: 'mpgp.events', jetStream: false, bufferMax: 100, flushIntervalMs: 0, ...options }, link, metrics);
   publisher.onModuleInit();
   const counted = async (name: string, labels: Record<string, string> = {}) => {
     const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
@@ -59,6 +61,9 @@ function setup(options: Partial<EventsOptions> = {}) {
 const messages = (link: FakeLink) => link.published.map((p) => (JSON.parse(p.data) as { message: string }).message);
 
 describe('EventPublisher', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']));
+
   it('listens to the feed from module init on', () => {
     const { feed } = setup();
     expect(feed.active).toBe(true);
@@ -75,6 +80,19 @@ describe('EventPublisher', () => {
     expect(link.published).toHaveLength(0);
     // Measured 0.7 us per report (Date.now() included) on the 2-core VM; the bound leaves room for a loaded machine.
     expect(perReportUs).toBeLessThan(5);
+  });
+
+  it('publishes the facts of FLUSH_INTERVAL_MS in one batch, not one by one', async () => {
+    const { feed, link } = setup({ flushIntervalMs: 30 });
+    link.setUp(true);
+    await flushPromises();
+    feed.report(chatFact('a'));
+    await flushPromises();
+    feed.report(chatFact('b'));
+    await flushPromises();
+    expect(link.published).toHaveLength(0);
+    await sleep(60);
+    expect(messages(link)).toEqual(['a', 'b']);
   });
 
   it('publishes each fact once, in order, on <prefix>.<kind>, and counts it by kind', async () => {

@@ -34,8 +34,9 @@ const ERROR_EVERY_MS = 10_000;
  * Publishes every fact of the ActivityFeed on NATS (docs/protocol.md, "Events"): one message per
  * fact, plain JSON, on `<prefix>.<kind>`.
  *
- * Off the frame path: reporting a fact only appends it to a bounded buffer (and schedules one
- * flush per event-loop turn); ids, encoding and publishing happen in that flush. While NATS is
+ * Off the frame path: reporting a fact only appends it to a bounded buffer (and arms one flush
+ * timer, FLUSH_INTERVAL_MS); ids, encoding and publishing happen in that flush, one batch and so
+ * one socket write to NATS for all the facts of those milliseconds. While NATS is
  * unreachable the buffer keeps the newest EVENTS_BUFFER_MAX events, dropping (and counting) the
  * oldest. Core mode publishes at most once; JetStream mode publishes with the event id as
  * `Nats-Msg-Id` and puts back every publish that was not acknowledged, to be retried (at least
@@ -51,6 +52,7 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
   private inFlight = 0;
   private seq = 0;
   private scheduled = false;
+  private flushTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private lastError = 0;
   private suppressed = 0;
@@ -71,7 +73,7 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
 
   onModuleInit(): void {
     this.unlisten = this.feed.listen(this.onActivity);
-    this.link.start(() => this.schedule());
+    this.link.start(() => this.schedule(true));
     this.logger.log(
       { subjects: `${this.options.subjectPrefix}.>`, jetStream: this.options.jetStream, bufferMax: this.options.bufferMax },
       `events: publishing facts on NATS (${this.options.jetStream ? 'JetStream, at least once' : 'core NATS, at most once'})`,
@@ -89,14 +91,18 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
     if (!this.scheduled) this.schedule();
   };
 
-  private schedule(): void {
+  /** Arms the next flush: after FLUSH_INTERVAL_MS, or `soon` (the next turn: a backlog to drain). */
+  private schedule(soon = false): void {
     if (this.scheduled || !this.link.up) return;
     this.scheduled = true;
-    setImmediate(this.flush);
+    if (soon || this.options.flushIntervalMs === 0) setImmediate(this.flush);
+    else this.flushTimer = setTimeout(this.flush, this.options.flushIntervalMs);
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     if (!this.link.up) return;
     if (this.options.jetStream) this.flushAcked();
     else this.flushCore(this.stopping ? Infinity : CORE_BATCH);
@@ -116,7 +122,7 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
       }
       this.metrics.countEventPublished(event.activity.kind);
     }
-    if (this.buffer.length > 0) this.schedule();
+    if (this.buffer.length > 0) this.schedule(true);
   }
 
   private flushAcked(): void {
@@ -156,7 +162,7 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
     if (!this.retryTimer) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
-        this.schedule();
+        this.schedule(true);
       }, pauseMs);
     }
     const now = Date.now();
@@ -199,6 +205,9 @@ export class EventPublisher implements OnModuleInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
     this.unlisten?.();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.scheduled = false;
     const deadline = Date.now() + SHUTDOWN_FLUSH_MS;
     if (this.link.up) {
       if (this.options.jetStream) {

@@ -63,6 +63,9 @@ describe.each(ENGINES)('events on NATS (%s)', (engine) => {
     const clientData = '{"n":1e400,"s":"\\u0041\\"","deep":[{"x":null},true]}';
     e.send(`{"type":"DIALOG_MESSAGE","clientData":${clientData},"serverData":{"receiver":"${ID.finn}","messageId":"ev-ok"}}`);
     expect(await e.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'ev-ok' } });
+    // A retry of a delivered dialog is answered from the dedup memory: no second delivery, no second fact.
+    e.send(`{"type":"DIALOG_MESSAGE","clientData":${clientData},"serverData":{"receiver":"${ID.finn}","messageId":"ev-ok"}}`);
+    expect(await e.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'ev-ok' } });
     // dialog ERROR: nobody of that id is online
     e.send({ type: 'DIALOG_MESSAGE', clientData: { m: 'later' }, serverData: { receiver: 'nobody-online', messageId: 'ev-err' } });
     expect(await e.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'ERROR', serverData: { messageId: 'ev-err' } });
