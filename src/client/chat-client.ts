@@ -89,8 +89,9 @@ export interface ChatClientOptions {
   /** How long `refreshToken()` waits for its answer (default 15000). */
   refreshTimeoutMs?: number;
   /**
-   * `tokenExpiring` is emitted this long before the token's expiry (default 30000; at once when
-   * less time is left), so that the app gets a new token and calls `refreshToken()` in time.
+   * `tokenExpiring` is emitted this long before the token's expiry (default 30000; halfway through
+   * the time left when less than twice this is left), so that the app gets a new token and calls
+   * `refreshToken()` in time.
    */
   refreshBeforeMs?: number;
   /** Random source in [0, 1) for the jitter (tests). */
@@ -181,8 +182,8 @@ export interface ChatClientEvents {
   close: CloseInfo;
   reconnecting: { attempt: number; delayMs: number; closeCode: number };
   /**
-   * The token expires in `inMs` (`refreshBeforeMs` ahead, or less when less was left): get a new
-   * token and call `refreshToken()`, or the gateway closes with 4401 `token expired`.
+   * The token expires in `inMs` (`refreshBeforeMs` ahead, or halfway through a shorter lifetime):
+   * get a new token and call `refreshToken()`, or the gateway closes with 4401 `token expired`.
    */
   tokenExpiring: { expiresAt: number; inMs: number };
   /** A `refreshToken()` succeeded: the connection holds the new token; its expiry (none when undefined). */
@@ -726,14 +727,19 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     socket.send(pending.data);
   }
 
-  /** The token's expiry changed: `tokenExpiring` is due `refreshBeforeMs` ahead of the new one. */
+  /**
+   * The token's expiry changed: `tokenExpiring` is due `refreshBeforeMs` ahead of the new one, or
+   * halfway through the time left when that is less than twice `refreshBeforeMs` (a token that
+   * lives shorter than `refreshBeforeMs` is not refreshed in a loop).
+   */
   private setExpiry(expiresAt: number | undefined): void {
     this.expiresAt = expiresAt;
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     if (expiresAt === undefined) return;
-    const before = this.options.refreshBeforeMs ?? 30_000;
-    const delay = Math.max(0, Math.min(2 ** 31 - 1, expiresAt - before - Date.now()));
+    const left = expiresAt - Date.now();
+    const before = Math.min(this.options.refreshBeforeMs ?? 30_000, left / 2);
+    const delay = Math.max(0, Math.min(2 ** 31 - 1, Math.floor(left - before)));
     this.expiryTimer = setTimeout(() => {
       this.expiryTimer = undefined;
       if (this.expiresAt !== expiresAt || this.currentState !== 'open') return;

@@ -98,10 +98,37 @@ describe('ChatClient: tokens that expire', () => {
     const event = await expiring;
     const firedAt = Date.now();
     expect(event.expiresAt).toBe(expiresAt);
+    // 1000 ms ahead, or halfway through the time left at login (about 1450 ms): about 725 ms ahead.
     expect(firedAt).toBeGreaterThanOrEqual(expiresAt - 1000 - 20);
     expect(firedAt).toBeLessThan(expiresAt - 500);
     expect(event.inMs).toBeGreaterThan(500);
     expect(event.inMs).toBeLessThanOrEqual(1000);
+  });
+
+  it('emits tokenExpiring refreshBeforeMs ahead when the lifetime allows it', async () => {
+    const expiresAt = Date.now() + 2000;
+    const alice = client(auth.issue(ALICE, expiresAt), { refreshBeforeMs: 500 });
+    const expiring = next(alice, 'tokenExpiring');
+    await alice.connect();
+    const event = await expiring;
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt - 500 - 20);
+    expect(event.inMs).toBeLessThanOrEqual(500);
+    expect(event.inMs).toBeGreaterThan(100); // (a busy machine may fire the timer a little late)
+  });
+
+  it('a token shorter-lived than refreshBeforeMs is not refreshed in a loop: one tokenExpiring per token, halfway', async () => {
+    const alice = client(auth.issue(ALICE, Date.now() + 1200), { refreshBeforeMs: 30_000 });
+    const events: ChatClientEvents['tokenExpiring'][] = [];
+    alice.on('tokenExpiring', (e) => {
+      events.push(e);
+      void alice.refreshToken(auth.issue(ALICE, Date.now() + 1200));
+    });
+    await alice.connect();
+    await sleep(1000);
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    expect(events.length).toBeLessThanOrEqual(2);
+    expect(events[0].inMs).toBeGreaterThan(400);
+    expect(alice.state).toBe('open');
   });
 
   it('refreshToken() resolves with the new expiry; the connection outlives the old one, and tokenExpiring follows the new one', async () => {

@@ -32,6 +32,10 @@ const ui = {
   dialogLog: $<HTMLOListElement>('dialog-log'),
   dialogForm: $<HTMLFormElement>('dialog-form'),
   dialogInput: $<HTMLInputElement>('dialog-input'),
+  tokenExpiry: $<HTMLParagraphElement>('token-expiry'),
+  tokenNote: $<HTMLParagraphElement>('token-note'),
+  autoRefresh: $<HTMLInputElement>('auto-refresh'),
+  refreshNow: $<HTMLButtonElement>('refresh-now'),
 };
 
 const AUTH_ERRORS: Record<string, string> = {
@@ -47,6 +51,80 @@ const AVATAR_ERRORS: Record<string, string> = {
 };
 
 let client: ChatClient | undefined;
+/**
+ * The base of the current time-windowed token (`<base>~<issuedAt>`, README "Token lifetimes"):
+ * a fresh token is `<base>~<now>`. Undefined when the token is not windowed (no refresh possible).
+ */
+let tokenBase: string | undefined;
+let countdown: ReturnType<typeof setInterval> | undefined;
+
+/** A demo user's token issued now: valid for the user's tokenTtlMs (two minutes for the demo users). */
+function windowed(base: string): string {
+  return `${base}~${Date.now()}`;
+}
+
+/** The base of a time-windowed token, if it is one. */
+function windowBase(token: string): string | undefined {
+  return /^(.+)~[0-9]{1,16}$/.exec(token)?.[1];
+}
+
+function clockTime(unixMs: number): string {
+  return new Date(unixMs).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** Why a connection ended for good, in words (docs/protocol.md, "Close codes"). */
+function closeReason(code: number, reason: string): { text: string; state: string } {
+  if (code === 4401 && reason === 'token expired') return { text: 'Your token expired (4401): log out and in again.', state: 'expired' };
+  if (code === 4401 && reason === 'token revoked') return { text: 'Your token was revoked (4401).', state: 'expired' };
+  if (code === 4401) return { text: 'Your token was refused (4401).', state: 'expired' };
+  if (code === 4403) {
+    return { text: `Disconnected by the application's backend (4403${reason ? `: ${reason}` : ''}). Not reconnecting.`, state: 'kicked' };
+  }
+  return { text: `Disconnected (${code}${reason ? `: ${reason}` : ''})`, state: 'closed' };
+}
+
+/** The token box: when the token expires, counted down each second. */
+function renderTokenExpiry(): void {
+  const c = client;
+  if (!c || c.state !== 'open') return;
+  const expiresAt = c.tokenExpiresAt;
+  if (expiresAt === undefined) {
+    ui.tokenExpiry.textContent = 'It does not expire.';
+  } else {
+    const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
+    ui.tokenExpiry.textContent = `It expires at ${clockTime(expiresAt)}, in ${left} s.`;
+  }
+  ui.refreshNow.disabled = tokenBase === undefined;
+}
+
+function stopCountdown(): void {
+  if (countdown !== undefined) clearInterval(countdown);
+  countdown = undefined;
+}
+
+function refreshToken(c: ChatClient): void {
+  if (tokenBase === undefined) {
+    ui.tokenNote.textContent = 'This token cannot be refreshed here: log in again with a new one.';
+    return;
+  }
+  ui.tokenNote.textContent = 'Refreshing the token\u2026';
+  c.refreshToken(windowed(tokenBase)).then(
+    (expiresAt) => {
+      if (client !== c) return;
+      ui.tokenNote.textContent =
+        expiresAt === undefined ? 'Token refreshed: it does not expire.' : `Token refreshed at ${clockTime(Date.now())}: valid until ${clockTime(expiresAt)}.`;
+      renderTokenExpiry();
+    },
+    (err: unknown) => {
+      if (client !== c) return;
+      const code = err instanceof ChatClientError ? String(err.details.errorCode ?? '') : '';
+      ui.tokenNote.textContent =
+        code === '3'
+          ? 'Token not refreshed: the authorization server is unavailable; the current token still holds.'
+          : `Token not refreshed: ${err instanceof Error ? err.message : String(err)}`;
+    },
+  );
+}
 
 function avatarMaxBytes(): number {
   const meta = document.querySelector<HTMLMetaElement>('meta[name="chat-avatar-max-bytes"]');
@@ -195,17 +273,26 @@ function setTick(li: HTMLLIElement, state: 'pending' | 'SUCCESS' | 'ERROR'): voi
   tick.append(hidden);
 }
 
-function login(token: string): void {
+function login(token: string, base: string | undefined): void {
   ui.loginError.hidden = true;
   client?.close().catch(() => undefined);
+  stopCountdown();
   const c = new ChatClient({ url: wsUrl(), token });
   client = c;
+  tokenBase = base;
+  ui.tokenNote.textContent = '';
+  ui.tokenExpiry.textContent = '';
   setStatus('Connecting\u2026', 'connecting');
   c.on('online', renderOnline);
   c.on('chat', (m) => addChat(m.sender, m.message, m.sendTime));
   c.on('dialog', (d) => addDialog('in', d.sender, textOf(d.clientData), d.messageId));
   c.on('state', (state) => {
     if (state === 'open') setStatus(`Connected as ${nameOf(c.userId ?? '')}`, 'open');
+  });
+  c.on('tokenExpiring', ({ inMs }) => {
+    if (client !== c) return;
+    if (ui.autoRefresh.checked && tokenBase !== undefined) refreshToken(c);
+    else ui.tokenNote.textContent = `Your token expires in ${Math.round(inMs / 1000)} s: refresh it, or the gateway closes the connection.`;
   });
   c.on('close', (info) => {
     if (client !== c) return;
@@ -215,7 +302,11 @@ function login(token: string): void {
     } else if (ui.app.hidden) {
       setStatus('Not connected', 'idle');
     } else {
-      setStatus(`Disconnected (${info.code}${info.reason ? `: ${info.reason}` : ''})`, 'closed');
+      stopCountdown();
+      const { text, state } = closeReason(info.code, info.reason);
+      setStatus(text, state);
+      ui.tokenExpiry.textContent = '';
+      ui.refreshNow.disabled = true;
     }
   });
   c.connect().then(
@@ -225,6 +316,9 @@ function login(token: string): void {
       ui.app.hidden = false;
       ui.logout.hidden = false;
       setStatus(`Connected as ${nameOf(auth.userId)}`, 'open');
+      renderTokenExpiry();
+      stopCountdown();
+      countdown = setInterval(renderTokenExpiry, 1000);
       ui.chatInput.focus();
     },
     (err: unknown) => {
@@ -249,6 +343,10 @@ function login(token: string): void {
 function logout(): void {
   const c = client;
   client = undefined;
+  tokenBase = undefined;
+  stopCountdown();
+  ui.tokenNote.textContent = '';
+  ui.tokenExpiry.textContent = '';
   void c?.close();
   ui.app.hidden = true;
   ui.login.hidden = false;
@@ -271,13 +369,18 @@ function readAsDataUrl(file: File): Promise<string> {
 
 ui.demoForm.addEventListener('submit', (event) => {
   event.preventDefault();
-  login(ui.demoUser.value);
+  // A demo user logs in with a time-windowed token: it expires, and the page refreshes it.
+  login(windowed(ui.demoUser.value), ui.demoUser.value);
 });
 
 ui.tokenForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const token = ui.token.value.trim();
-  if (token) login(token);
+  if (token) login(token, windowBase(token));
+});
+
+ui.refreshNow.addEventListener('click', () => {
+  if (client) refreshToken(client);
 });
 
 ui.logout.addEventListener('click', logout);
