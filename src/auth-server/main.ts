@@ -3,7 +3,8 @@
  *
  *   AUTH_PORT   port to listen on (default 8081; 0 picks a free one)
  *   AUTH_HOST   address to bind (default 127.0.0.1; 0.0.0.0 in a container)
- *   USERS_FILE  JSON users file (default: the bundled demo users)
+ *   USERS_FILE  JSON users file (default: the bundled demo users); an entry's optional
+ *               "tokenTtlMs" gives its user time-windowed tokens that expire (src/demo-users/users.ts)
  *
  * Logs JSON lines (one on start, one on shutdown); never a token.
  */
