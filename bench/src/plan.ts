@@ -132,11 +132,28 @@ export function hostilePlan(o: Options): HostilePlan | undefined {
   };
 }
 
+/**
+ * The events scenario (issue 12): our gateway with EVENTS_NATS_URL set (core NATS, the default
+ * mode), publishing one event per connect and per dialog to a nats-server the bench starts; its
+ * dialog CPU per round trip at 5000/s is compared with raw ws's in the same repetition (target
+ * ≤ 1.4x). Runs in every repetition, right after the main servers.
+ */
+export function eventsPlan(o: Options): Step[] {
+  if (!o.events) return [];
+  const n = Math.min(1000, o.maxN ?? 1000);
+  return [
+    { kind: 'connect', to: n, measure: false },
+    o.quick ? { kind: 'dialog', rate: 5000, ms: 3000, warmupMs: 500 } : { kind: 'dialog', rate: 5000, ms: 10_000, warmupMs: 1000 },
+  ];
+}
+
 /** What one invocation runs, and the sizes that follow from it. */
 export interface SuitePlan {
   steps: Step[];
   /** The cluster scenario's steps ([] when it does not run). */
   clusterSteps: Step[];
+  /** The events scenario's steps ([] when it does not run). */
+  eventsSteps: Step[];
   /** Most connections any server holds (the churn users come on top). */
   maxN: number;
   churnSize: number;
@@ -152,12 +169,13 @@ export function suitePlan(o: Options): SuitePlan {
   const steps = o.hostileOnly ? [] : from(capped(plan(o), o.maxN), o.fromN);
   const hostile = hostilePlan(o);
   const cluster = o.cluster && !o.hostileOnly;
-  const maxN = Math.max(...steps.map((s) => (s.kind === 'connect' ? s.to : 0)), ...(cluster ? clusterPlan(o).map((s) => (s.kind === 'connect' ? s.to : 0)) : [0]), hostile?.online ?? 0);
+  const maxN = Math.max(...steps.map((s) => (s.kind === 'connect' ? s.to : 0)), ...(cluster ? clusterPlan(o).map((s) => (s.kind === 'connect' ? s.to : 0)) : [0]), ...eventsPlan(o).map((s) => (s.kind === 'connect' ? s.to : 0)), hostile?.online ?? 0);
   const churnSize = Math.max(0, ...steps.map((s) => (s.kind === 'churn' ? s.size : 0)));
   const mode = o.profile ? 'profile' : o.quick ? 'quick' : o.fromN !== undefined ? `full from N=${o.fromN}` : 'full';
   return {
     steps,
     clusterSteps: cluster ? capped(clusterPlan(o), o.maxN) : [],
+    eventsSteps: eventsPlan(o),
     maxN,
     churnSize,
     totalUsers: maxN + churnSize + (hostile?.joined ?? 0),

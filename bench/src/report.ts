@@ -1,6 +1,7 @@
 /** The markdown table of a suite result: medians [min–max] and per-repetition ratios. */
 import { spread } from './common/stats';
 import { byRep, cell, fmt, ratioCell, ratios } from './report/format';
+import { renderEvents } from './report/events';
 import { renderHostile } from './report/hostile';
 
 export { fmt } from './report/format';
@@ -29,6 +30,8 @@ export interface SuiteResult {
   plan: unknown[];
   clusterPlan: unknown[];
   clusterNote?: string;
+  /** The events scenario's steps (issue 12; absent in older results). */
+  eventsPlan?: unknown[];
   /** RAW_WS_* experiment switches the raw baseline ran with. */
   rawVariants: Record<string, string>;
   gateway: { commit: string; srcDirty: boolean; startProdFlags: string[]; flagsOverridden?: boolean; build: string };
@@ -47,8 +50,8 @@ export interface SuiteResult {
   hostile?: { plan: Record<string, unknown>; limits: Record<string, number>; limitsSource: string };
 }
 
-/** A run of the main table: one server, not the cluster, not a scenario of its own. */
-const isMain = (r: RunRecord) => r.server !== 'cluster' && r.scenario === undefined;
+/** A run of the main table: one server, not the cluster or the events run, not a scenario of its own. */
+const isMain = (r: RunRecord) => r.server !== 'cluster' && r.server !== 'events' && r.scenario === undefined;
 
 interface MetricInfo {
   label: string;
@@ -122,6 +125,7 @@ function reproduce(result: SuiteResult): string {
   if (result.mode.includes('hostile clients only')) args.push('--hostile-only');
   if (result.reps !== (quick ? 1 : 5)) args.push('--reps', String(result.reps));
   if (result.clusterPlan.length === 0 && !result.mode.includes('hostile clients only') && result.mode !== 'profile') args.push('--no-cluster');
+  if ((result.eventsPlan ?? []).length === 0 && !fromN && !result.mode.includes('hostile clients only') && result.mode !== 'profile') args.push('--no-events');
   if (result.servers.join(',') !== 'gateway,ws,sio' && !result.mode.includes('hostile clients only')) args.push('--servers', result.servers.join(','));
   return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
 }
@@ -219,6 +223,7 @@ export function renderMarkdown(result: SuiteResult, source?: string): string {
     }
     lines.push(`| ${row.join(' | ')} |`);
   }
+  lines.push(...renderEvents(result));
   lines.push(...renderHostile(result));
   lines.push('');
   lines.push('## Cluster mode (two gateway nodes on one Redis; CPU is both nodes)');

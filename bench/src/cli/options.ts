@@ -3,7 +3,7 @@
  *
  *   --quick, --profile, --reps K, --max-n K, --from-n K, --servers gateway,ws,sio, --no-cluster,
  *   --no-build, --keep-logs, --render <result.json>,
- *   --no-hostile, --hostile-only, --hostile-servers gateway,ws
+ *   --no-hostile, --hostile-only, --hostile-servers gateway,ws, --no-events
  */
 export type ServerName = 'gateway' | 'ws' | 'sio';
 
@@ -27,6 +27,11 @@ export interface Options {
   hostileOnly: boolean;
   /** --hostile-servers: whom it attacks (gateway by default; raw ws, which has no defences, for information). */
   hostileServers: ServerName[];
+  /**
+   * The events scenario (issue 12): dialogs at 5000/s on our gateway with events on, published to
+   * a nats-server the bench starts; on unless --no-events, --profile, --hostile-only or --from-n.
+   */
+  events: boolean;
 }
 
 export function parseOptions(args: readonly string[]): Options {
@@ -53,9 +58,16 @@ export function parseOptions(args: readonly string[]): Options {
     hostile: hostileOnly || (!flag('--no-hostile') && !profile && number('--from-n') === undefined),
     hostileOnly,
     hostileServers: (option('--hostile-servers') ?? 'gateway').split(',') as ServerName[],
+    events: !flag('--no-events') && !profile && !hostileOnly && number('--from-n') === undefined,
   };
 }
 
 export const options: Options = parseOptions(process.argv.slice(2));
 
-export const SERVER_LABEL: Record<ServerName | 'cluster', string> = { gateway: 'ours', ws: 'raw ws', sio: 'Socket.IO', cluster: 'ours, 2 nodes + Redis' };
+export const SERVER_LABEL: Record<ServerName | 'cluster' | 'events', string> = {
+  gateway: 'ours',
+  ws: 'raw ws',
+  sio: 'Socket.IO',
+  cluster: 'ours, 2 nodes + Redis',
+  events: 'ours, events on NATS',
+};

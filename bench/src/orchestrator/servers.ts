@@ -1,5 +1,5 @@
-/** Starting and stopping the servers under test: ours (one node or a cluster on Redis), raw ws, Socket.IO. */
-import { readFileSync } from 'node:fs';
+/** Starting and stopping the servers under test: ours (one node, a cluster on Redis, or with events on NATS), raw ws, Socket.IO. */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClientKind } from '../common/messages';
 import { options, type ServerName } from '../cli/options';
@@ -9,11 +9,16 @@ import { startProdFlags } from './build';
 import { GATEWAY_BUILD, HOOK, ROOT, RUN_TMP, script } from './paths';
 
 export interface Server {
-  name: ServerName | 'cluster';
+  name: ServerName | 'cluster' | 'events';
   nodes: Child[];
   urls: string[];
   kind: ClientKind;
+  /** Other processes of the deployment (redis-server, nats-server): their CPU is recorded apart. */
   extra: Child[];
+  /** What `extra` is, for the metric names: `<phase>.<extraName>CpuPct` (default 'redis'). */
+  extraName?: string;
+  /** The nats-server's monitoring URL (events scenario): /varz counts the messages it received. */
+  natsMonitorUrl?: string;
 }
 
 export const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG });
@@ -113,4 +118,49 @@ export async function startCluster(authUrl: string, tag: string): Promise<Server
     throw failed.reason;
   }
   return { name: 'cluster', nodes, urls: ports.map((p) => `ws://127.0.0.1:${p}/ws`), kind: 'ws', extra: [redis] };
+}
+
+/** Debian's nats-server (NATS_SERVER_BIN to use another), as the tests use it. */
+function natsBinary(): string {
+  const candidates = [process.env.NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server'].filter((c): c is string => !!c);
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error('nats-server not found (apt-get install nats-server, or set NATS_SERVER_BIN)');
+  return found;
+}
+
+/** A fresh nats-server on free ports (client and monitoring), loopback only, core NATS (no JetStream). */
+async function startNats(tag: string): Promise<{ nats: Child; url: string; monitorUrl: string }> {
+  const [port, monitor] = [await freePort(), await freePort()];
+  const nats = startProcess(natsBinary(), ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitor)], { logFile: join(RUN_TMP, `${tag}-nats.log`), cwd: RUN_TMP });
+  const monitorUrl = `http://127.0.0.1:${monitor}`;
+  if (!(await waitHttpOk(`${monitorUrl}/healthz`, 10_000, nats))) {
+    await kill(nats);
+    throw new Error(`nats-server did not start within 10 s:\n${tail(nats.logFile)}`);
+  }
+  return { nats, url: `nats://127.0.0.1:${port}`, monitorUrl };
+}
+
+/**
+ * The events scenario (issue 12): our gateway with events on (EVENTS_NATS_URL, core NATS: the
+ * default mode), publishing to a fresh nats-server of its own. Nothing subscribes: what the
+ * gateway pays for an event does not depend on who listens; the server's /varz says how many
+ * messages it received.
+ */
+export async function startEventsGateway(authUrl: string, tag: string): Promise<Server> {
+  const { nats, url, monitorUrl } = await startNats(tag);
+  const port = await freePort();
+  try {
+    const node = await startGatewayNode(port, authUrl, { EVENTS_NATS_URL: url }, tag);
+    return { name: 'events', nodes: [node], urls: [`ws://127.0.0.1:${port}/ws`], kind: 'ws', extra: [nats], extraName: 'nats', natsMonitorUrl: monitorUrl };
+  } catch (err) {
+    await kill(nats);
+    throw err;
+  }
+}
+
+/** Messages the nats-server of the events scenario has received so far (its /varz in_msgs). */
+export async function natsInMsgs(monitorUrl: string): Promise<number> {
+  const res = await fetch(`${monitorUrl}/varz`);
+  if (!res.ok) throw new Error(`nats /varz answered ${res.status}`);
+  return ((await res.json()) as { in_msgs: number }).in_msgs;
 }

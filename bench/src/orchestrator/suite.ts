@@ -1,6 +1,6 @@
 /**
  * The whole suite: the auth server, every server of every repetition (order rotating) followed by
- * the hostile-clients scenario of that repetition, the cluster scenario; then bench/results/<stamp>.json and latest.md (or profile-latest.md).
+ * the events scenario and the hostile-clients scenario of that repetition, the cluster scenario; then bench/results/<stamp>.json and latest.md (or profile-latest.md).
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -13,6 +13,7 @@ import { SUITE } from '../plan';
 import { kill, startNode, waitMessage } from '../procs';
 import { renderMarkdown, type RunRecord, type SuiteResult } from '../report';
 import { probeCluster } from '../runner/cluster-probe';
+import { runEvents } from '../runner/events';
 import { runHostile } from '../runner/hostile';
 import { runServer, type RunContext } from '../runner/server-run';
 import { buildGateway, gatewayDefaults, startProdFlags } from './build';
@@ -50,6 +51,8 @@ export async function runSuite(): Promise<void> {
       for (const name of order) {
         runs.push(await runServer(name, rep, ctx, SUITE.steps, () => startServer(name, authUrl, `rep${rep}-${name}`)));
       }
+      // Right after the main servers, so that its ratio to raw ws comes from the same repetition.
+      if (SUITE.eventsSteps.length > 0) runs.push(await runEvents(rep, ctx, SUITE.eventsSteps));
       if (hostile && defaults) {
         for (const name of hostile.servers) {
           if (name === 'sio') log('hostile clients: not run against Socket.IO (the attackers speak plain WebSocket, not engine.io)');
@@ -82,6 +85,7 @@ export async function runSuite(): Promise<void> {
     labels: SERVER_LABEL,
     plan: SUITE.steps,
     clusterPlan: SUITE.clusterSteps,
+    eventsPlan: SUITE.eventsSteps,
     clusterNote,
     rawVariants: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('RAW_WS_'))) as Record<string, string>,
     gateway: { commit: git.commit, srcDirty: git.dirty, startProdFlags: startProdFlags(), flagsOverridden: process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined, build: 'nest build -p bench/tsconfig.gateway.json' },

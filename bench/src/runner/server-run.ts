@@ -30,7 +30,7 @@ export class ServerRun {
   private profileSeq = 0;
 
   constructor(
-    readonly name: ServerName | 'cluster',
+    readonly name: ServerName | 'cluster' | 'events',
     readonly rep: number,
     readonly tag: string,
     readonly srv: Server,
@@ -80,7 +80,7 @@ export class ServerRun {
     m[`${key}.serverKernelPct`] = d.serverCpu > 0 ? (d.serverSystemCpu / d.serverCpu) * 100 : NaN;
     m[`${key}.foreignCores`] = d.foreignCores;
     m[`${key}.gcMs`] = d.gcMs;
-    if (this.srv.extra.length) m[`${key}.redisCpuPct`] = (d.extraCpu / d.seconds) * 100;
+    if (this.srv.extra.length) m[`${key}.${this.srv.extraName ?? 'redis'}CpuPct`] = (d.extraCpu / d.seconds) * 100;
   }
 }
 
@@ -99,7 +99,15 @@ async function runStep(run: ServerRun, step: Step): Promise<void> {
   }
 }
 
-export async function runServer(name: ServerName | 'cluster', rep: number, ctx: RunContext, steps: Step[], serverFactory: () => Promise<Server>): Promise<RunRecord> {
+/** `afterSteps`: checks of a scenario of its own, on the server before it is stopped (events: what NATS received). */
+export async function runServer(
+  name: ServerName | 'cluster' | 'events',
+  rep: number,
+  ctx: RunContext,
+  steps: Step[],
+  serverFactory: () => Promise<Server>,
+  afterSteps?: (run: ServerRun) => Promise<void>,
+): Promise<RunRecord> {
   const tag = `rep${rep}-${name}`;
   const record: RunRecord = { rep, server: name, metrics: {}, phases: {}, failures: [], lost: 0 };
   let server: Server | undefined;
@@ -114,6 +122,7 @@ export async function runServer(name: ServerName | 'cluster', rep: number, ctx: 
     record.metrics['base.heapMiB'] = base.heapUsed / 2 ** 20;
     const run = new ServerRun(name, rep, tag, server, loadgen, [ctx.auth], record, base);
     for (const step of steps) await runStep(run, step);
+    await afterSteps?.(run);
   } catch (err) {
     record.failures.push(`aborted: ${err instanceof Error ? err.message : String(err)}`);
     record.aborted = true;
