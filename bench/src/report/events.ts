@@ -11,7 +11,8 @@ export function renderEvents(result: SuiteResult): string[] {
   if (runs.length === 0) return [];
   const phase = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))]
     .map((k) => k.slice(0, k.lastIndexOf('.')))
-    .find((p) => p.startsWith('dialog@'));
+    .filter((p) => p.startsWith('dialog@'))
+    .sort((a, b) => Number(/\/(\d+)$/.exec(b)?.[1] ?? 0) - Number(/\/(\d+)$/.exec(a)?.[1] ?? 0))[0];
   const main = result.runs.filter((r) => r.scenario === undefined && r.server !== 'cluster' && r.server !== 'events');
   const lines: string[] = ['', '## Events on NATS (issue 12): ours with `EVENTS_NATS_URL` set', ''];
   lines.push(
