@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { CLUSTER_BUS, type ClusterBus } from '../../../src/engine/engine.ports';
 import { ENGINES, type Deployment } from '../../support/deployment';
 import { makeUser } from '../../support/factories';
-import { chat, isChat } from '../../support/frames';
+import { CLUSTER_PRESENCE_TTL_MS, type ClusterDeployment } from '../../support/cluster';
+import { chat, isChat, isConnect, isDisconnect } from '../../support/frames';
 import { EventSink } from '../../support/nats-events';
 import { startNatsServer, type NatsServer } from '../../support/nats-server';
 import { metricValue, scrape } from '../../support/metrics';
@@ -164,6 +165,28 @@ describe.each(ENGINES)('events on NATS (%s)', (engine) => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of dep.logs()) for (const user of USERS) expect(line).not.toContain(user.token);
   });
+
+  if (engine === 'redis') {
+    it('reports the users of a node that died (SIGKILL) once, from the node whose sweep removed them, code 1006', async () => {
+      const { dep, sink, prefix } = await start();
+      const victimNode = await (dep as ClusterDeployment).addProcessNode({ EVENTS_NATS_URL: nats.url, EVENTS_SUBJECT_PREFIX: prefix });
+      const observer = await scope.login(dep.wsUrl(0), erin.token);
+      await scope.login(victimNode.wsUrl, finn.token);
+      await observer.next(isConnect(ID.finn));
+      // Its connect event came from the process node itself.
+      const connect = await sink.waitFor((ev) => ev.kind === 'connect' && ev.body.userId === ID.finn);
+      expect(dep.nodes.map((_, i) => nodeIdOf(dep, i))).not.toContain(connect.body.node);
+
+      await victimNode.kill('SIGKILL');
+      await observer.next(isDisconnect(ID.finn), CLUSTER_PRESENCE_TTL_MS + 3000);
+      await sink.waitFor((ev) => ev.kind === 'disconnect' && ev.body.userId === ID.finn);
+      await sleep(QUIET_MS);
+      const disconnects = sink.ofKind('disconnect');
+      expect(disconnects).toHaveLength(1);
+      expect(disconnects[0].body).toMatchObject({ userId: ID.finn, code: 1006 });
+      expect(dep.nodes.map((_, i) => nodeIdOf(dep, i))).toContain(disconnects[0].body.node);
+    });
+  }
 
   it('publishes nothing and changes nothing with EVENTS_NATS_URL unset', async () => {
     const sink = scope.track(await EventSink.subscribe(nats.url, 'mpgp.events'));
