@@ -6,6 +6,7 @@ import { FrameError } from '../protocol/errors';
 import type { ServerFrame } from '../protocol/frames';
 import { FrameErrorCode, MessageType } from '../protocol/protocol';
 import type { ChatOptions } from './chat.options';
+import { ActivityFeed, type Activity } from '../messaging/activity';
 import { ChatService } from './chat.service';
 import type { ChatMessageDto } from './dto/chat-message.dto';
 
@@ -29,15 +30,39 @@ describe('ChatService', () => {
     return (typeof frame === 'string' ? JSON.parse(frame) : JSON.parse(JSON.stringify(frame))) as { type: string; serverData: Record<string, string> };
   };
 
+  let feed: ActivityFeed;
+
   beforeEach(() => {
     jest.useFakeTimers({ now: NOW });
     broadcast = jest.fn();
     const messenger = strictMock<Messenger>({ broadcast }, 'messenger');
-    service = new ChatService(messenger, strictMock<ChatOptions>({ chatMaxLength: MAX }, 'options'));
+    feed = new ActivityFeed();
+    service = new ChatService(messenger, feed, strictMock<ChatOptions>({ chatMaxLength: MAX }, 'options'));
     alice = joinedClient('alice');
   });
 
   afterEach(() => jest.useRealTimers());
+
+  describe('the chat fact (for events)', () => {
+    it('reports each chat once, with message, sender and sendTime, when someone listens', () => {
+      const facts: Activity[] = [];
+      feed.listen((a) => facts.push(a));
+      service.chat(alice.client, chat('noted'));
+      expect(facts).toEqual([{ kind: 'chat', message: 'noted', sender: 'alice', sendTime: String(NOW) }]);
+    });
+
+    it('reports nothing for a refused chat', () => {
+      const facts: Activity[] = [];
+      feed.listen((a) => facts.push(a));
+      expect(() => service.chat(alice.client, chat('x'.repeat(MAX + 1)))).toThrow();
+      expect(facts).toEqual([]);
+    });
+
+    it('posts for a sender that is not online (the Server API), returning the sendTime', () => {
+      expect(service.post('backend-bot', 'at noon')).toBe(String(NOW));
+      expect(broadcastFrame()).toEqual({ type: 'CHAT_MESSAGE', serverData: { message: 'at noon', sender: 'backend-bot', sendTime: String(NOW) } });
+    });
+  });
 
   it('broadcasts to everyone, the sender included, with sender and sendTime (and nothing of the unknown fields)', () => {
     service.chat(alice.client, chat('hi "x"', { messageType: 'legacy' }));
@@ -90,7 +115,7 @@ describe('ChatService', () => {
     });
 
     it('reads the limit from its config slice', () => {
-      const wide = new ChatService(strictMock<Messenger>({ broadcast }, 'messenger'), strictMock<ChatOptions>({ chatMaxLength: MAX * 2 }, 'options'));
+      const wide = new ChatService(strictMock<Messenger>({ broadcast }, 'messenger'), feed, strictMock<ChatOptions>({ chatMaxLength: MAX * 2 }, 'options'));
       wide.chat(alice.client, chat('😀'.repeat(MAX * 2)));
       expect(broadcast).toHaveBeenCalledTimes(1);
     });

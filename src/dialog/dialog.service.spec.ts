@@ -10,6 +10,7 @@ import { FrameError } from '../protocol/errors';
 import { RAW_CLIENT_DATA } from '../protocol/inbound';
 import { FrameErrorCode, MessageType, Status, type DeliveryStatus } from '../protocol/protocol';
 import type { DialogOptions } from './dialog.options';
+import { ActivityFeed, type Activity } from '../messaging/activity';
 import { DialogService } from './dialog.service';
 import type { DialogMessageDto } from './dto/dialog-message.dto';
 
@@ -40,13 +41,15 @@ describe('DialogService', () => {
   let alice: FakeConnection;
   let client: FakeConnection['client'];
   let log: string[];
+  let feed: ActivityFeed;
+  let facts: Activity[];
 
   function create(): DialogService {
     const messenger = strictMock<Messenger>({ deliver }, 'messenger');
     const dedup = strictMock<DedupStore>(dedupStubs, 'dedup');
     const config = strictMock<DialogOptions>({ dialogMaxBytes: MAX_BYTES, deliveryTimeoutMs: TIMEOUT }, 'options');
     const metrics = strictMock<MetricsService>({ observeDialogDelivery }, 'metrics');
-    return new DialogService(messenger, dedup, config, metrics);
+    return new DialogService(messenger, dedup, config, metrics, feed);
   }
 
   /** The next deliver call reports `status` later (as a socket write callback would). */
@@ -70,6 +73,9 @@ describe('DialogService', () => {
   beforeEach(() => {
     jest.useFakeTimers({ now: NOW });
     log = [];
+    feed = new ActivityFeed();
+    facts = [];
+    feed.listen((a) => facts.push(a));
     deliver = jest.fn();
     dedupStubs = {};
     observeDialogDelivery = jest.fn();
@@ -290,6 +296,39 @@ describe('DialogService', () => {
     });
   });
 
+  describe('the dialog fact (for events)', () => {
+    it('is reported once the outcome is known, with the clientData as forwarded', () => {
+      service.dialog(client, dialog({ receiver: 'bob' }, { text: 'hi' }));
+      expect(facts).toEqual([]);
+      doneOf()(Status.ERROR);
+      expect(facts).toEqual([
+        {
+          kind: 'dialog',
+          messageId: outbound().serverData.messageId,
+          sender: 'alice',
+          receiver: 'bob',
+          clientDataJson: '{"text":"hi"}',
+          sendTime: String(NOW),
+          status: Status.ERROR,
+        },
+      ]);
+    });
+
+    it('is not reported for a refused dialog', () => {
+      expect(() => service.dialog(client, dialog({ receiver: 'bob' }, 'x'.repeat(MAX_BYTES)))).toThrow();
+      expect(facts).toEqual([]);
+    });
+
+    it('send: the Server API\'s dialog, from a sender that is no connection, reports its outcome to its callback', () => {
+      const outcomes: DeliveryStatus[] = [];
+      expect(service.send('backend', 'bob', '[1,2]', 'api-1', false, (status) => outcomes.push(status))).toBeUndefined();
+      expect(outbound()).toEqual({ type: 'DIALOG_MESSAGE', clientData: [1, 2], serverData: { messageId: 'api-1', sender: 'backend', sendTime: String(NOW) } });
+      doneOf()(Status.SUCCESS);
+      expect(outcomes).toEqual([Status.SUCCESS]);
+      expect(facts).toMatchObject([{ kind: 'dialog', sender: 'backend', messageId: 'api-1', status: Status.SUCCESS }]);
+    });
+  });
+
   describe('with a client messageId (dedup)', () => {
     let reserve: jest.Mock<Promise<DedupState>, [string, string]>;
     let settle: jest.Mock<Promise<void>, [string, string, DeliveryStatus]>;
@@ -330,12 +369,13 @@ describe('DialogService', () => {
       expect(alice.transport.frames).toEqual([delivery(Status.ERROR, 'm1')]);
     });
 
-    it('DELIVERED: answers SUCCESS without delivering again', async () => {
+    it('DELIVERED: answers SUCCESS without delivering again (and reports no second fact)', async () => {
       reserve.mockResolvedValueOnce(DedupState.DELIVERED);
       await service.dialog(client, dialog({ receiver: 'bob', messageId: 'm1' }));
       await flushPromises();
       expect(deliver).not.toHaveBeenCalled();
       expect(settle).not.toHaveBeenCalled();
+      expect(facts).toEqual([]);
       expect(alice.transport.frames).toEqual([delivery(Status.SUCCESS, 'm1')]);
     });
 

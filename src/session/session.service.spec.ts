@@ -3,7 +3,8 @@ import { makeProfile } from '../../test/support/factories';
 import { joinedClient, openClient, verifiedClient, type FakeConnection } from '../../test/support/fake-client';
 import { callLogger, strictMock } from '../../test/support/strict-mock';
 import { flushPromises } from '../../test/support/time';
-import { ProbeOutcome, type AvatarIndex, type ClusterBus, type PresenceRegistry, type ProbeRequest, type Session } from '../engine/engine.ports';
+import { CommandOutcome, ProbeOutcome, type AvatarIndex, type ClusterBus, type NodeCommand, type PresenceRegistry, type Session } from '../engine/engine.ports';
+import { ActivityFeed, type Activity } from '../messaging/activity';
 import { ClientState, type ChatClient } from '../messaging/chat-client';
 import type { ConnectionRegistry } from '../messaging/connection-registry';
 import type { Messenger } from '../messaging/messenger';
@@ -30,8 +31,10 @@ describe('SessionService', () => {
   let onSessionLost: jest.Mock<void, [(session: Session) => void]>;
   let onSessionsRestored: jest.Mock<void, [(sessions: Session[]) => void]>;
   let locate: jest.Mock<Promise<Session | undefined>, [string]>;
-  let busProbe: jest.Mock<Promise<ProbeOutcome>, [string, ProbeRequest, number]>;
-  let onProbe: jest.Mock<void, [(request: ProbeRequest, timeoutMs: number) => Promise<ProbeOutcome>]>;
+  let busCommand: jest.Mock<Promise<string | undefined>, [string, NodeCommand, number]>;
+  let onCommand: jest.Mock<void, [(command: NodeCommand) => Promise<string>]>;
+  let feed: ActivityFeed;
+  let facts: Activity[];
   let avatarGet: jest.Mock<Promise<string | undefined>, [string]>;
   let register: jest.Mock<void, [ChatClient]>;
   let unregister: jest.Mock<void, [ChatClient]>;
@@ -73,8 +76,11 @@ describe('SessionService', () => {
     onSessionLost = jest.fn();
     onSessionsRestored = jest.fn();
     locate = logged<PresenceRegistry['locate']>('locate', async () => undefined);
-    busProbe = logged<ClusterBus['probe']>('bus.probe', async () => ProbeOutcome.ALIVE);
-    onProbe = jest.fn();
+    busCommand = logged<ClusterBus['command']>('bus.command', async () => ProbeOutcome.ALIVE);
+    onCommand = jest.fn();
+    feed = new ActivityFeed();
+    facts = [];
+    feed.listen((a) => facts.push(a));
     avatarGet = logged<AvatarIndex['get']>('avatars.get', async () => undefined);
     register = logged<ConnectionRegistry['register']>('register', () => undefined);
     unregister = logged<ConnectionRegistry['unregister']>('unregister', () => undefined);
@@ -82,13 +88,15 @@ describe('SessionService', () => {
     broadcast = logged<Messenger['broadcast']>('broadcast', () => undefined);
     service = new SessionService(
       strictMock<PresenceRegistry>(
-        { claim, release, list, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
+        // No listJson: the online list is serialized from list() (the Redis registry's way).
+        { claim, release, list, listJson: undefined, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
         'registry',
       ),
       strictMock<AvatarIndex>({ get: avatarGet }, 'avatars'),
-      strictMock<ClusterBus>({ nodeId: NODE, probe: busProbe, onProbe }, 'bus'),
+      strictMock<ClusterBus>({ nodeId: NODE, command: busCommand, onCommand }, 'bus'),
       strictMock<ConnectionRegistry>({ register, unregister, get: connectionsGet }, 'connections'),
       strictMock<Messenger>({ broadcast }, 'messenger'),
+      feed,
       strictMock<SessionOptions>({ duplicateProbeMs: PROBE_MS }, 'options'),
     );
     alice = verifiedClient(makeProfile('alice'));
@@ -187,7 +195,7 @@ describe('SessionService', () => {
       claim.mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
       await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
-      expect(busProbe).toHaveBeenCalledWith('node-b', { userId: 'alice', connId: 'old' }, PROBE_MS);
+      expect(busCommand).toHaveBeenCalledWith('node-b', { kind: 'probe', userId: 'alice', connId: 'old', timeoutMs: PROBE_MS }, 0);
       expect(service.sessionOf(client)).toBeUndefined();
       expect(register).not.toHaveBeenCalled();
       expect(alice.transport.writes).toEqual([]);
@@ -199,7 +207,7 @@ describe('SessionService', () => {
     it.each([ProbeOutcome.ALIVE, ProbeOutcome.UNREACHABLE])('refuses when the other node says %s', async (outcome) => {
       claim.mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
-      busProbe.mockResolvedValueOnce(outcome);
+      busCommand.mockResolvedValueOnce(outcome);
       await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
       expect(claim).toHaveBeenCalledTimes(1);
     });
@@ -207,20 +215,20 @@ describe('SessionService', () => {
     it('claims again when the other node dropped the unresponsive connection (GONE), and joins', async () => {
       claim.mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
-      busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
+      busCommand.mockResolvedValueOnce(ProbeOutcome.GONE);
       await expect(service.join(client)).resolves.toBe(JoinOutcome.JOINED);
       expect(claim).toHaveBeenCalledTimes(2);
       const [first, second] = claim.mock.invocationCallOrder;
       expect(first).toBeLessThan(locate.mock.invocationCallOrder[0]);
-      expect(locate.mock.invocationCallOrder[0]).toBeLessThan(busProbe.mock.invocationCallOrder[0]);
-      expect(busProbe.mock.invocationCallOrder[0]).toBeLessThan(second);
+      expect(locate.mock.invocationCallOrder[0]).toBeLessThan(busCommand.mock.invocationCallOrder[0]);
+      expect(busCommand.mock.invocationCallOrder[0]).toBeLessThan(second);
       expect(client.state).toBe(ClientState.JOINED);
     });
 
     it('refuses when the second claim loses to a racing newcomer', async () => {
       claim.mockResolvedValueOnce(false).mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
-      busProbe.mockResolvedValueOnce(ProbeOutcome.GONE);
+      busCommand.mockResolvedValueOnce(ProbeOutcome.GONE);
       await expect(service.join(client)).resolves.toBe(JoinOutcome.ALREADY_CONNECTED);
       expect(register).not.toHaveBeenCalled();
       expect(service.sessionOf(client)).toBeUndefined();
@@ -229,14 +237,14 @@ describe('SessionService', () => {
     it('claims again at once when the session vanished before it could be located', async () => {
       claim.mockResolvedValueOnce(false);
       await expect(service.join(client)).resolves.toBe(JoinOutcome.JOINED);
-      expect(busProbe).not.toHaveBeenCalled();
+      expect(busCommand).not.toHaveBeenCalled();
       expect(claim).toHaveBeenCalledTimes(2);
     });
 
     it('does not claim again for a newcomer that closed while the old connection was probed', async () => {
       claim.mockResolvedValueOnce(false);
       locate.mockResolvedValueOnce({ userId: 'alice', nodeId: 'node-b', connId: 'old', profile: makeProfile('alice') });
-      busProbe.mockImplementationOnce(async () => {
+      busCommand.mockImplementationOnce(async () => {
         client.closed();
         return ProbeOutcome.GONE;
       });
@@ -264,7 +272,7 @@ describe('SessionService', () => {
         expect(old.transport.dropped).toBe(false);
         expect(old.client.state).toBe(ClientState.JOINED);
         expect(service.sessionOf(old.client)).toBeDefined();
-        expect(busProbe).not.toHaveBeenCalled();
+        expect(busCommand).not.toHaveBeenCalled();
         expect(broadcast).not.toHaveBeenCalled();
       });
 
@@ -286,30 +294,30 @@ describe('SessionService', () => {
 
     it('answers probes from other nodes about its connections', async () => {
       service.onModuleInit();
-      const handler = onProbe.mock.calls[0][0];
+      const handler = onCommand.mock.calls[0][0];
       const old = verifiedClient('alice');
       await service.join(old.client);
-      await expect(handler({ userId: 'alice', connId: old.client.id }, 1000)).resolves.toBe(ProbeOutcome.ALIVE);
+      await expect(handler({ kind: 'probe', userId: 'alice', connId: old.client.id, timeoutMs: 1000 })).resolves.toBe(ProbeOutcome.ALIVE);
       expect(old.transport.probes).toEqual([1000]);
       old.transport.answersProbe = false;
-      await expect(handler({ userId: 'alice', connId: old.client.id }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      await expect(handler({ kind: 'probe', userId: 'alice', connId: old.client.id, timeoutMs: 1000 })).resolves.toBe(ProbeOutcome.GONE);
       expect(old.transport.dropped).toBe(true);
       expect(release).toHaveBeenCalledTimes(1);
       expect(broadcasts().map((b) => b.frame)).toContainEqual(disconnect('alice'));
       // Unknown here (already gone): GONE, and a stale session of this node is released.
       locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-x', profile: makeProfile('bob') });
-      await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      await expect(handler({ kind: 'probe', userId: 'bob', connId: 'conn-x', timeoutMs: 1000 })).resolves.toBe(ProbeOutcome.GONE);
       expect(release).toHaveBeenCalledTimes(2);
     });
 
     it('a probe naming a connection of this node that holds another user\'s session: GONE, that connection untouched', async () => {
       service.onModuleInit();
-      const handler = onProbe.mock.calls[0][0];
+      const handler = onCommand.mock.calls[0][0];
       const bob = verifiedClient('bob');
       await service.join(bob.client);
       release.mockClear();
       locate.mockResolvedValueOnce(undefined); // alice has no session (bob's connection holds bob's)
-      await expect(handler({ userId: 'alice', connId: bob.client.id }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      await expect(handler({ kind: 'probe', userId: 'alice', connId: bob.client.id, timeoutMs: 1000 })).resolves.toBe(ProbeOutcome.GONE);
       expect(locate).toHaveBeenLastCalledWith('alice');
       expect(bob.transport.probes).toEqual([]);
       expect(bob.transport.dropped).toBe(false);
@@ -318,11 +326,11 @@ describe('SessionService', () => {
 
     it('a probe for a stale session that is another node\'s, or another connection\'s, releases nothing', async () => {
       service.onModuleInit();
-      const handler = onProbe.mock.calls[0][0];
+      const handler = onCommand.mock.calls[0][0];
       locate.mockResolvedValueOnce({ userId: 'bob', nodeId: 'node-b', connId: 'conn-x', profile: makeProfile('bob') });
-      await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      await expect(handler({ kind: 'probe', userId: 'bob', connId: 'conn-x', timeoutMs: 1000 })).resolves.toBe(ProbeOutcome.GONE);
       locate.mockResolvedValueOnce({ userId: 'bob', nodeId: NODE, connId: 'conn-y', profile: makeProfile('bob') });
-      await expect(handler({ userId: 'bob', connId: 'conn-x' }, 1000)).resolves.toBe(ProbeOutcome.GONE);
+      await expect(handler({ kind: 'probe', userId: 'bob', connId: 'conn-x', timeoutMs: 1000 })).resolves.toBe(ProbeOutcome.GONE);
       expect(release).not.toHaveBeenCalled();
     });
 
@@ -562,6 +570,99 @@ describe('SessionService', () => {
       finish();
       await update;
       expect(broadcast).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('facts (for events)', () => {
+    it('reports connect on join, disconnect with the close code on leave, and a profile change with the changed fields', async () => {
+      await service.join(client);
+      await service.updateProfile('alice', { nickname: 'Al', userId: 'ignored' } as never);
+      await service.leave(client, 4401);
+      expect(facts).toEqual([
+        { kind: 'connect', userId: 'alice' },
+        { kind: 'profile', userId: 'alice', changed: { nickname: 'Al' } },
+        { kind: 'disconnect', userId: 'alice', code: 4401 },
+      ]);
+    });
+
+    it('reports a disconnect with 1006 for every user of a dead node, once, on the node whose sweep found them', () => {
+      service.onModuleInit();
+      onExpired.mock.calls[0][0](['u1', 'u2']);
+      expect(facts).toEqual([
+        { kind: 'disconnect', userId: 'u1', code: 1006 },
+        { kind: 'disconnect', userId: 'u2', code: 1006 },
+      ]);
+    });
+  });
+
+  describe('the online list of AUTH SUCCESS', () => {
+    it('is the registry\'s own JSON text when it keeps one (no serialization per login)', async () => {
+      const listJson = jest.fn(async () => '{"userId":"zed"}');
+      const cached = new SessionService(
+        strictMock<PresenceRegistry>({ claim, release, list, listJson, locate, updateProfile: registryUpdate }, 'registry'),
+        strictMock<AvatarIndex>({ get: avatarGet }, 'avatars'),
+        strictMock<ClusterBus>({ nodeId: NODE, command: busCommand, onCommand }, 'bus'),
+        strictMock<ConnectionRegistry>({ register, unregister, get: connectionsGet }, 'connections'),
+        strictMock<Messenger>({ broadcast }, 'messenger'),
+        feed,
+        strictMock<SessionOptions>({ duplicateProbeMs: PROBE_MS }, 'options'),
+      );
+      const zed = verifiedClient(makeProfile('zed'));
+      await expect(cached.join(zed.client)).resolves.toBe(JoinOutcome.JOINED);
+      expect(list).not.toHaveBeenCalled();
+      expect(zed.transport.frames[0]).toEqual({ type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'zed', userList: [{ userId: 'zed' }] } });
+    });
+  });
+
+  describe('the Server API\'s kick and profile change, on whichever node the user is', () => {
+    beforeEach(() => service.onModuleInit());
+
+    it('kicks a user of this node: closed with 4403, DISCONNECT, a disconnect fact with 4403', async () => {
+      await service.join(client);
+      locate.mockResolvedValueOnce(service.sessionOf(client));
+      connectionsGet.mockReturnValue(client);
+      await expect(service.kick('alice', 'banned', 1000)).resolves.toBe(true);
+      expect(alice.transport.closes).toEqual([{ code: 4403, reason: 'banned' }]);
+      expect(broadcasts().map((b) => b.frame)).toContainEqual(disconnect('alice'));
+      expect(facts).toContainEqual({ kind: 'disconnect', userId: 'alice', code: 4403 });
+      expect(busCommand).not.toHaveBeenCalled();
+    });
+
+    it('asks the user\'s node to kick a user of another node, and says false when that node has no such connection or does not answer', async () => {
+      locate.mockResolvedValue({ userId: 'bob', nodeId: 'node-b', connId: 'c1', profile: makeProfile('bob') });
+      busCommand.mockResolvedValueOnce(CommandOutcome.DONE).mockResolvedValueOnce(CommandOutcome.ABSENT).mockResolvedValueOnce(undefined);
+      await expect(service.kick('bob', 'bye', 1000)).resolves.toBe(true);
+      expect(busCommand).toHaveBeenCalledWith('node-b', { kind: 'kick', userId: 'bob', reason: 'bye' }, 1000);
+      await expect(service.kick('bob', 'bye', 1000)).resolves.toBe(false);
+      await expect(service.kick('bob', 'bye', 1000)).resolves.toBe(false);
+    });
+
+    it('says false for a user who is not online', async () => {
+      await expect(service.kick('nobody', 'x', 1000)).resolves.toBe(false);
+      await expect(service.changeProfile('nobody', { nickname: 'x' }, 1000)).resolves.toBeUndefined();
+    });
+
+    it('changes the profile of a user of another node there, then reads the new profile', async () => {
+      const after = { ...makeProfile('bob'), nickname: 'Bobby' };
+      locate
+        .mockResolvedValueOnce({ userId: 'bob', nodeId: 'node-b', connId: 'c1', profile: makeProfile('bob') })
+        .mockResolvedValueOnce({ userId: 'bob', nodeId: 'node-b', connId: 'c1', profile: after });
+      busCommand.mockResolvedValueOnce(CommandOutcome.DONE);
+      await expect(service.changeProfile('bob', { nickname: 'Bobby' }, 1000)).resolves.toEqual(after);
+      expect(busCommand).toHaveBeenCalledWith('node-b', { kind: 'profile', userId: 'bob', patch: { nickname: 'Bobby' } }, 1000);
+    });
+
+    it('carries out commands of other nodes: kick and profile on its own connections, ABSENT otherwise', async () => {
+      const handler = onCommand.mock.calls[0][0];
+      connectionsGet.mockReturnValue(undefined);
+      await expect(handler({ kind: 'kick', userId: 'ghost', reason: '' })).resolves.toBe(CommandOutcome.ABSENT);
+      await expect(handler({ kind: 'profile', userId: 'ghost', patch: { status: 'x' } })).resolves.toBe(CommandOutcome.ABSENT);
+      await service.join(client);
+      connectionsGet.mockReturnValue(client);
+      await expect(handler({ kind: 'profile', userId: 'alice', patch: { status: 'away' } })).resolves.toBe(CommandOutcome.DONE);
+      expect(registryUpdate).toHaveBeenCalledWith('alice', { status: 'away' });
+      await expect(handler({ kind: 'kick', userId: 'alice', reason: 'done' })).resolves.toBe(CommandOutcome.DONE);
+      expect(alice.transport.closes).toEqual([{ code: 4403, reason: 'done' }]);
     });
   });
 });

@@ -87,4 +87,27 @@ describe('MemoryPresenceRegistry', () => {
     await expect(registry.locate('u1')).resolves.toEqual({ userId: 'u1', nodeId: 'node-b', connId: 'c9', profile: makeProfile('u1') });
     await expect(registry.locate('u2')).resolves.toBeUndefined();
   });
+
+  describe('the online list as JSON text (what an AUTH SUCCESS carries)', () => {
+    const listed = async () => JSON.parse(`[${await registry.listJson()}]`) as unknown[];
+
+    it('is empty with nobody online, then grows with each claim in login order', async () => {
+      await expect(registry.listJson()).resolves.toBe('');
+      for (const id of ['u1', 'u2', 'u3']) await registry.claim({ userId: id, nodeId: 'n', connId: `c-${id}`, profile: makeProfile(id) });
+      await expect(listed()).resolves.toEqual([makeProfile('u1'), makeProfile('u2'), makeProfile('u3')]);
+    });
+
+    it('follows leaves and profile changes, and stays equal to list()', async () => {
+      for (const id of ['u1', 'u2', 'u3']) await registry.claim({ userId: id, nodeId: 'n', connId: `c-${id}`, profile: makeProfile(id) });
+      await registry.release({ userId: 'u2', nodeId: 'n', connId: 'c-u2', profile: makeProfile('u2') });
+      await registry.updateProfile('u3', { avatar: 'http://new.example/a.webp' });
+      await registry.claim({ userId: 'u4', nodeId: 'n', connId: 'c-u4', profile: makeProfile('u4') });
+      await expect(listed()).resolves.toEqual(await registry.list());
+      expect((await listed()).map((p) => (p as { userId: string }).userId)).toEqual(['u1', 'u3', 'u4']);
+      // A refused claim or release changes nothing.
+      await registry.claim({ userId: 'u1', nodeId: 'n', connId: 'other', profile: makeProfile('u1') });
+      await registry.release({ userId: 'u1', nodeId: 'n', connId: 'other', profile: makeProfile('u1') });
+      await expect(listed()).resolves.toEqual(await registry.list());
+    });
+  });
 });

@@ -1,7 +1,7 @@
 import { useRedisEngine } from '../../../test/support/redis-engine';
 import { eventually, sleep } from '../../../test/support/time';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import { ProbeOutcome, type BroadcastEvent, type DeliveryRequest, type ProbeRequest } from '../engine.ports';
+import { CommandOutcome, ProbeOutcome, type BroadcastEvent, type DeliveryRequest, type NodeCommand } from '../engine.ports';
 import { RedisClusterBus } from './redis-cluster-bus';
 
 describe('RedisClusterBus (real redis-server)', () => {
@@ -60,36 +60,41 @@ describe('RedisClusterBus (real redis-server)', () => {
     expect(a.pendingDeliveries).toBe(0);
   });
 
-  describe('probes of a duplicate login', () => {
-    it('asks the node of the connection and reports its answer, with the probe time', async () => {
+  describe('node commands (a duplicate login\'s probe, the Server API\'s kick and profile change)', () => {
+    it('carries a command to the node and reports its answer', async () => {
       const [a, b] = [await bus(), await bus()];
-      const seen: [ProbeRequest, number][] = [];
-      b.onProbe(async (request, timeoutMs) => {
-        seen.push([request, timeoutMs]);
-        return request.connId === 'live' ? ProbeOutcome.ALIVE : ProbeOutcome.GONE;
+      const seen: NodeCommand[] = [];
+      b.onCommand(async (command) => {
+        seen.push(command);
+        if (command.kind === 'probe') return command.connId === 'live' ? ProbeOutcome.ALIVE : ProbeOutcome.GONE;
+        return CommandOutcome.DONE;
       });
-      await expect(a.probe(b.nodeId, { userId: 'u\n1', connId: 'live' }, 300)).resolves.toBe(ProbeOutcome.ALIVE);
-      await expect(a.probe(b.nodeId, { userId: 'u2', connId: 'dead' }, 300)).resolves.toBe(ProbeOutcome.GONE);
+      await expect(a.command(b.nodeId, { kind: 'probe', userId: 'u\n1', connId: 'live', timeoutMs: 300 }, 0)).resolves.toBe(ProbeOutcome.ALIVE);
+      await expect(a.command(b.nodeId, { kind: 'probe', userId: 'u2', connId: 'dead', timeoutMs: 300 }, 0)).resolves.toBe(ProbeOutcome.GONE);
+      await expect(a.command(b.nodeId, { kind: 'kick', userId: 'u3', reason: 'banned "x"' }, 1000)).resolves.toBe(CommandOutcome.DONE);
+      await expect(a.command(b.nodeId, { kind: 'profile', userId: 'u4', patch: { nickname: 'ñ' } }, 1000)).resolves.toBe(CommandOutcome.DONE);
       expect(seen).toEqual([
-        [{ userId: 'u\n1', connId: 'live' }, 300],
-        [{ userId: 'u2', connId: 'dead' }, 300],
+        { kind: 'probe', userId: 'u\n1', connId: 'live', timeoutMs: 300 },
+        { kind: 'probe', userId: 'u2', connId: 'dead', timeoutMs: 300 },
+        { kind: 'kick', userId: 'u3', reason: 'banned "x"' },
+        { kind: 'profile', userId: 'u4', patch: { nickname: 'ñ' } },
       ]);
       expect(a.pendingDeliveries).toBe(0);
     });
 
-    it('waits for a node that takes its whole probe time to answer', async () => {
+    it('waits for a probe as long as the probe itself takes on that node', async () => {
       const [a, b] = [await bus(), await bus()];
-      b.onProbe(() => new Promise((resolve) => setTimeout(() => resolve(ProbeOutcome.GONE), 400)));
-      await expect(a.probe(b.nodeId, { userId: 'u', connId: 'c' }, 400)).resolves.toBe(ProbeOutcome.GONE);
+      b.onCommand(() => new Promise((resolve) => setTimeout(() => resolve(ProbeOutcome.GONE), 400)));
+      await expect(a.command(b.nodeId, { kind: 'probe', userId: 'u', connId: 'c', timeoutMs: 400 }, 0)).resolves.toBe(ProbeOutcome.GONE);
     });
 
-    it('is UNREACHABLE when nobody listens for the node, or its handler fails', async () => {
+    it('resolves undefined (nothing known) when nobody listens for the node, or its handler fails', async () => {
       const [a, b] = [await bus(), await bus()];
       const started = Date.now();
-      await expect(a.probe('no-such-node', { userId: 'u', connId: 'c' }, 5000)).resolves.toBe(ProbeOutcome.UNREACHABLE);
+      await expect(a.command('no-such-node', { kind: 'kick', userId: 'u', reason: '' }, 5000)).resolves.toBeUndefined();
       expect(Date.now() - started).toBeLessThan(1000);
-      b.onProbe(() => Promise.reject(new Error('boom')));
-      await expect(a.probe(b.nodeId, { userId: 'u', connId: 'c' }, 300)).resolves.toBe(ProbeOutcome.UNREACHABLE);
+      b.onCommand(() => Promise.reject(new Error('boom')));
+      await expect(a.command(b.nodeId, { kind: 'kick', userId: 'u', reason: '' }, 300)).resolves.toBeUndefined();
     });
   });
 
