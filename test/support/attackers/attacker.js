@@ -8,7 +8,8 @@
 //   joined   with a token; alternates 64 KB frames nested deep, 64 KB frames of many small values
 //            (the most parsing per byte), 1.4 MB SAVE_AVATAR frames of escaped quotes (the most
 //            scanning per byte) and 1.4 MB frames of '['
-//   queue    with a token; one real avatar (argv[6] = path of a PNG), then 1.4 MB frames behind it
+//   queue    with a token; after its AUTH SUCCESS one real avatar (argv[6] = path of a PNG), then 1.4 MB
+//            frames behind it
 /* eslint-disable @typescript-eslint/no-require-imports -- a plain CommonJS script run by node directly */
 'use strict';
 const fs = require('node:fs');
@@ -62,13 +63,21 @@ function connect() {
     if (ws.readyState === WebSocket.OPEN && Date.now() < deadline) setTimeout(pump, 5);
     else if (Date.now() >= deadline) ws.terminate();
   };
-  ws.on('open', () => {
+  // 'queue' waits for its AUTH SUCCESS: a frame over PRE_AUTH_MAX_FRAME_BYTES before it is closed with 1009,
+  // which is not what that attack is about. The others start on open, as an attacker would.
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
     if (mode === 'queue' && imagePath) {
       ws.send(JSON.stringify({ type: 'SAVE_AVATAR', serverData: { imageBase64: fs.readFileSync(imagePath).toString('base64') } }));
     }
     pump();
+  };
+  ws.on('open', () => {
+    if (mode !== 'queue') start();
   });
-  ws.on('message', () => undefined);
+  ws.on('message', () => start());
   ws.on('error', () => undefined);
   ws.on('unexpected-response', (_req, res) => {
     stats.closes[`http${res.statusCode}`] = (stats.closes[`http${res.statusCode}`] || 0) + 1;
