@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Catch, HttpException, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { NodeUnreachableError } from '../session/node-unreachable.error';
 import type { ApiErrorBody } from './api-errors';
 import { viaApiListener } from './api-listener';
 
 /**
  * Every error of a Server API call as JSON `{"error": "..."}` (with `fields` on a 400), whatever
  * threw it: the guard (401, with `WWW-Authenticate: Bearer`), the body parser and the
- * ValidationPipe (400, 415), the handlers (404). Anything else is logged and answered 500 without
+ * ValidationPipe (400, 415), the handlers (404; 503 when the user's node does not answer). Anything else is logged and answered 500 without
  * its details.
  */
 @Catch()
@@ -31,6 +32,12 @@ export class ApiExceptionFilter implements ExceptionFilter {
           ? (answer as ApiErrorBody)
           : { error: exception.message };
       if (status === HttpStatus.BAD_REQUEST && body.fields === undefined) body = { ...body, fields: [] };
+    } else if (exception instanceof NodeUnreachableError) {
+      // Nothing is known of what happened there: the caller may retry (the node comes back, or
+      // its users are swept within PRESENCE_TTL_MS and the user is then not online).
+      status = HttpStatus.SERVICE_UNAVAILABLE;
+      body = { error: exception.message };
+      if (!res.headersSent) res.setHeader('Retry-After', '1');
     } else {
       this.logger.error(`server API call failed: ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`);
     }

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Inject, NotFoundException, Param, Patch, Post } from '@nestjs/common';
-import { ApiBody, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { UserProfile } from '../protocol/protocol';
 import { SessionService } from '../session/session.service';
 import { badRequest } from './api-errors';
@@ -42,7 +42,8 @@ export class UsersController {
   @ApiOperation({ summary: "Closes the user's connection, wherever it is, with 4403; its DISCONNECT is broadcast" })
   @ApiParam({ name: 'userId', description: 'The userId' })
   @ApiBody({ type: DisconnectDto, required: false })
-  @ApiOkResponse({ type: DisconnectedDto, description: 'Whether a connection was closed' })
+  @ApiOkResponse({ type: DisconnectedDto, description: 'Whether a connection was closed (false: the user is not online)' })
+  @ApiServiceUnavailableResponse({ description: "The user's node did not answer in time: nothing is known, retry", type: ApiErrorDto })
   @TakesJsonBody()
   async disconnect(@Param('userId') userId: string, @Body() body: DisconnectDto): Promise<DisconnectedDto> {
     const disconnected = await this.sessions.kick(userId, body.reason ?? DEFAULT_KICK_REASON, this.options.commandTimeoutMs);
@@ -55,6 +56,7 @@ export class UsersController {
   @ApiOkResponse({ type: UserProfileDto, description: 'The new profile' })
   @TakesJsonBody()
   @ApiNotFoundResponse({ description: 'Not online', type: ApiErrorDto })
+  @ApiServiceUnavailableResponse({ description: "The user's node did not answer in time: nothing is known, retry", type: ApiErrorDto })
   async changeProfile(@Param('userId') userId: string, @Body() body: ProfilePatchDto): Promise<UserProfile> {
     const patch: Partial<UserProfile> = {};
     for (const field of PROFILE_PATCH_FIELDS) if (body[field] !== undefined) patch[field] = body[field];

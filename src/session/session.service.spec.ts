@@ -10,6 +10,7 @@ import type { ConnectionRegistry } from '../messaging/connection-registry';
 import type { Messenger } from '../messaging/messenger';
 import type { ServerFrame } from '../protocol/frames';
 import type { UserProfile } from '../protocol/protocol';
+import { NodeUnreachableError } from './node-unreachable.error';
 import type { SessionOptions } from './session.options';
 import { JoinOutcome, SessionService } from './session.service';
 
@@ -628,13 +629,20 @@ describe('SessionService', () => {
       expect(busCommand).not.toHaveBeenCalled();
     });
 
-    it('asks the user\'s node to kick a user of another node, and says false when that node has no such connection or does not answer', async () => {
+    it('asks the user\'s node to kick a user of another node, and says false when that node has no such connection', async () => {
       locate.mockResolvedValue({ userId: 'bob', nodeId: 'node-b', connId: 'c1', profile: makeProfile('bob') });
-      busCommand.mockResolvedValueOnce(CommandOutcome.DONE).mockResolvedValueOnce(CommandOutcome.ABSENT).mockResolvedValueOnce(undefined);
+      busCommand.mockResolvedValueOnce(CommandOutcome.DONE).mockResolvedValueOnce(CommandOutcome.ABSENT);
       await expect(service.kick('bob', 'bye', 1000)).resolves.toBe(true);
       expect(busCommand).toHaveBeenCalledWith('node-b', { kind: 'kick', userId: 'bob', reason: 'bye' }, 1000);
       await expect(service.kick('bob', 'bye', 1000)).resolves.toBe(false);
-      await expect(service.kick('bob', 'bye', 1000)).resolves.toBe(false);
+    });
+
+    it.each([undefined, CommandOutcome.UNREACHABLE])('throws NodeUnreachableError when the user\'s node answers %s (kick and profile)', async (answer) => {
+      locate.mockResolvedValue({ userId: 'bob', nodeId: 'node-b', connId: 'c1', profile: makeProfile('bob') });
+      busCommand.mockResolvedValue(answer);
+      await expect(service.kick('bob', 'bye', 1000)).rejects.toBeInstanceOf(NodeUnreachableError);
+      await expect(service.changeProfile('bob', { nickname: 'B' }, 1000)).rejects.toBeInstanceOf(NodeUnreachableError);
+      expect(busCommand).toHaveBeenCalledTimes(2);
     });
 
     it('says false for a user who is not online', async () => {

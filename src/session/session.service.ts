@@ -18,6 +18,7 @@ import { ConnectionRegistry } from '../messaging/connection-registry';
 import { Messenger } from '../messaging/messenger';
 import type { AuthSuccessFrame, UserConnectionFrame, UserUpdateFrame } from '../protocol/frames';
 import { ABNORMAL_CLOSURE, CloseCode, ConnectionStatus, MessageType, Status, type UserProfile } from '../protocol/protocol';
+import { NodeUnreachableError } from './node-unreachable.error';
 import { SESSION_OPTIONS, type SessionOptions } from './session.options';
 
 export enum JoinOutcome {
@@ -187,25 +188,27 @@ export class SessionService implements OnModuleInit {
 
   /**
    * Closes a user's connection wherever it is, with 4403 (the application's backend disconnected
-   * it): its DISCONNECT goes out from its node. True when a connection was closed.
+   * it): its DISCONNECT goes out from its node. True when a connection was closed, false when the
+   * user is not online; NodeUnreachableError when its node does not answer within `timeoutMs`.
    */
   async kick(userId: string, reason: string, timeoutMs: number): Promise<boolean> {
     const session = await this.registry.locate(userId);
     if (!session) return false;
     const command: NodeCommand = { kind: 'kick', userId, reason };
-    const answer = session.nodeId === this.bus.nodeId ? await this.commandHere(command) : await this.bus.command(session.nodeId, command, timeoutMs);
+    const answer = await this.commandOnNode(session.nodeId, command, timeoutMs);
     return answer === CommandOutcome.DONE;
   }
 
   /**
    * Changes an online user's profile wherever the user is (its node applies it and tells everyone);
-   * resolves with the new profile, or undefined when the user is not online.
+   * resolves with the new profile, or undefined when the user is not online; NodeUnreachableError
+   * when its node does not answer within `timeoutMs`.
    */
   async changeProfile(userId: string, patch: Partial<UserProfile>, timeoutMs: number): Promise<UserProfile | undefined> {
     const session = await this.registry.locate(userId);
     if (!session) return undefined;
     const command: NodeCommand = { kind: 'profile', userId, patch };
-    const answer = session.nodeId === this.bus.nodeId ? await this.commandHere(command) : await this.bus.command(session.nodeId, command, timeoutMs);
+    const answer = await this.commandOnNode(session.nodeId, command, timeoutMs);
     if (answer !== CommandOutcome.DONE) return undefined;
     return this.find(userId);
   }
@@ -227,6 +230,16 @@ export class SessionService implements OnModuleInit {
       this.messenger.broadcast(update, userId);
       this.activity.report({ kind: 'profile', userId, changed });
     }
+  }
+
+  /**
+   * Carries out a command on the node holding the user's connection (this one or another) and
+   * resolves with its answer; throws NodeUnreachableError when that node does not answer in time.
+   */
+  private async commandOnNode(nodeId: string, command: NodeCommand, timeoutMs: number): Promise<string> {
+    const answer = nodeId === this.bus.nodeId ? await this.commandHere(command) : await this.bus.command(nodeId, command, timeoutMs);
+    if (answer === undefined || answer === CommandOutcome.UNREACHABLE) throw new NodeUnreachableError();
+    return answer;
   }
 
   /** A command from another node (or this one) about a connection of this node. */

@@ -88,6 +88,40 @@ describe('RedisClusterBus (real redis-server)', () => {
       await expect(a.command(b.nodeId, { kind: 'probe', userId: 'u', connId: 'c', timeoutMs: 400 }, 0)).resolves.toBe(ProbeOutcome.GONE);
     });
 
+    it('does not carry out a command that arrives after its deadline (a stalled node): no late kick', async () => {
+      const [a, b] = [await bus(), await bus()];
+      const seen: NodeCommand[] = [];
+      b.onCommand(async (command) => {
+        seen.push(command);
+        return CommandOutcome.DONE;
+      });
+      const outcome = a.command(b.nodeId, { kind: 'kick', userId: 'u', reason: 'late' }, 30);
+      const until = Date.now() + 100;
+      while (Date.now() < until) {
+        // busy: nothing else runs, as in a stopped node
+      }
+      await expect(outcome).resolves.toBeUndefined();
+      await sleep(100);
+      expect(seen).toEqual([]);
+      // In time, it is.
+      await expect(a.command(b.nodeId, { kind: 'kick', userId: 'u', reason: 'on time' }, 1000)).resolves.toBe(CommandOutcome.DONE);
+      expect(seen).toEqual([{ kind: 'kick', userId: 'u', reason: 'on time' }]);
+    });
+
+    it('carries out a command from an older node whose header has no deadline', async () => {
+      const b = await bus();
+      const seen: NodeCommand[] = [];
+      b.onCommand(async (command) => {
+        seen.push(command);
+        return CommandOutcome.DONE;
+      });
+      const old = env.pool.create();
+      old.start();
+      await eventually(() => old.connected, 5000, 'connected');
+      await old.commands.publish(old.keys.nodeChannel(b.nodeId), `${JSON.stringify(['C', 'old-node', 'r1'])}\n${JSON.stringify({ kind: 'kick', userId: 'u', reason: '' })}`);
+      await eventually(() => seen.length === 1, 2000, 'the command carried out');
+    });
+
     it('resolves undefined (nothing known) when nobody listens for the node, or its handler fails', async () => {
       const [a, b] = [await bus(), await bus()];
       const started = Date.now();

@@ -10,12 +10,12 @@ import type { RedisConnection } from './redis-connection';
  *
  *   broadcast channel   ["B", originNodeId, exceptUserId | null] \n frame
  *   node channel        ["D", fromNodeId, requestId, userId, deadlineUnixMs] \n frame
- *                       ["C", fromNodeId, requestId] \n command as JSON (NodeCommand)
+ *                       ["C", fromNodeId, requestId, deadlineUnixMs] \n command as JSON (NodeCommand)
  *                       ["R", requestId, "SUCCESS" | "ERROR" | "ALIVE" | "GONE"] \n
  */
 type BroadcastHeader = ['B', string, string | null];
 type DeliverHeader = ['D', string, string, string, number];
-type CommandHeader = ['C', string, string];
+type CommandHeader = ['C', string, string, number];
 type ReplyHeader = ['R', string, string];
 
 /** How long past the command's own time (a probe's) a node may take to carry it out and answer. */
@@ -41,6 +41,10 @@ interface PendingRequest {
  *   node after its deadline (a node that was stalled) is not delivered, so a late delivery after
  *   the sender was told ERROR is unlikely (not impossible: an answer can still be lost on the way
  *   back, after the delivery).
+ * - Commands (probe, kick, profile): the same request and answer, with a deadline by which the
+ *   node must start it; one that arrives later (a node that was stalled) is not carried out, so
+ *   a kick or a profile change the Server API answered 503 does not happen minutes later. (A
+ *   header without a deadline, from an older node, is carried out.)
  * - Order: every PUBLISH of a node goes out on its one command connection, in call order, and a
  *   node handles the messages of its channel in arrival order, handing frames to the local
  *   connection synchronously: one sender's dialogs to one receiver keep their order.
@@ -80,9 +84,10 @@ export class RedisClusterBus implements ClusterBus {
 
   command(nodeId: string, command: NodeCommand, timeoutMs: number): Promise<string | undefined> {
     const requestId = this.nextRequestId();
-    const header: CommandHeader = ['C', this.nodeId, requestId];
-    // A probe takes its own time on that node before it answers.
-    const wait = timeoutMs + (command.kind === 'probe' ? command.timeoutMs + PROBE_ANSWER_MARGIN_MS : 0);
+    // A probe takes its own time on that node before it answers: it must start in time to.
+    const startBy = timeoutMs + (command.kind === 'probe' ? PROBE_ANSWER_MARGIN_MS : 0);
+    const wait = startBy + (command.kind === 'probe' ? command.timeoutMs : 0);
+    const header: CommandHeader = ['C', this.nodeId, requestId, Date.now() + startBy];
     return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${JSON.stringify(command)}`, wait);
   }
 
@@ -178,8 +183,8 @@ export class RedisClusterBus implements ClusterBus {
       return;
     }
     if (header[0] === 'C' && typeof header[1] === 'string' && typeof header[2] === 'string') {
-      const [, from, requestId] = header as CommandHeader;
-      this.handleCommand(from, requestId, parsed.body);
+      const [, from, requestId, deadline] = header as CommandHeader;
+      this.handleCommand(from, requestId, parsed.body, typeof deadline === 'number' ? deadline : Infinity);
       return;
     }
     if (header[0] === 'D' && typeof header[1] === 'string' && typeof header[2] === 'string' && typeof header[3] === 'string') {
@@ -197,7 +202,12 @@ export class RedisClusterBus implements ClusterBus {
     );
   }
 
-  private handleCommand(from: string, requestId: string, body: string): void {
+  private handleCommand(from: string, requestId: string, body: string, deadline: number): void {
+    // Too late: the requester has given up (nothing is known there); not carried out, no answer.
+    if (Date.now() > deadline) {
+      this.logger.warn('a command arrived after its deadline: not carried out');
+      return;
+    }
     let command: NodeCommand;
     try {
       command = JSON.parse(body) as NodeCommand;
