@@ -1,7 +1,7 @@
 /**
  * ChatClient's credential (docs/protocol.md, "Token lifecycle"): the token a connection holds now
  * and its expiry, in memory only (not even a serializer or util.inspect reaches it), renewed by a
- * refresh for the same user only, and the login's expiry in its AUTH SUCCESS (`serverData.expiresAt`).
+ * refresh for the same user only. (The login's expiry in its AUTH SUCCESS is SessionService's.)
  */
 import type { IncomingMessage } from 'node:http';
 import { inspect } from 'node:util';
@@ -74,16 +74,7 @@ describe('ChatClient credential', () => {
     expect(client.user).toBeUndefined();
   });
 
-  it('adds serverData.expiresAt (a decimal string) to its AUTH SUCCESS when its token expires', () => {
-    const t = transport();
-    const client = new ChatClient(t, request);
-    client.authenticate(ALICE, { token: TOKEN, expiresAt: 1736933400000 });
-    client.beginJoin(ALICE);
-    client.completeJoin(AUTH_SUCCESS);
-    expect(JSON.parse(t.written[0])).toEqual({ type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: '1', userList: [ALICE], expiresAt: '1736933400000' } });
-  });
-
-  it('writes the AUTH SUCCESS as given when its token does not expire', () => {
+  it('writes the AUTH SUCCESS as given (SessionService puts the expiry in it)', () => {
     const t = transport();
     const client = new ChatClient(t, request);
     client.authenticate(ALICE, { token: TOKEN });

@@ -139,18 +139,13 @@ export class ChatClient {
     this.held = [];
   }
 
-  /**
-   * Writes the AUTH SUCCESS, then what was held back; the client is JOINED. When its token expires,
-   * `serverData.expiresAt` (extension) is added to the AUTH SUCCESS, whose serialized form ends
-   * with its serverData's userList (`...]}}`, as SessionService writes it).
-   */
+  /** Writes the AUTH SUCCESS, then what was held back; the client is JOINED. */
   completeJoin(authSuccess: string): void {
     if (this.current !== ClientState.JOINING) return;
     const held = this.held ?? [];
     this.held = undefined;
     this.current = ClientState.JOINED;
-    const expiresAt = this.#credential?.expiresAt;
-    this.transport.write(expiresAt === undefined || !authSuccess.endsWith(']}}') ? authSuccess : `${authSuccess.slice(0, -2)},"expiresAt":"${expiresAt}"}}`);
+    this.transport.write(authSuccess);
     for (const { text, done } of held) {
       if (!this.transport.write(text, done)) done?.(new Error('connection closed'));
     }

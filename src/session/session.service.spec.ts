@@ -125,6 +125,20 @@ describe('SessionService', () => {
       expect(broadcasts()).toEqual([{ frame: connect(profile), except: 'alice' }]);
     });
 
+    it("adds the token's expiry to the AUTH SUCCESS (serverData.expiresAt, a decimal string) when it has one", async () => {
+      const expiring = verifiedClient(makeProfile('erin'));
+      expiring.client.authenticate(makeProfile('erin'), { token: 'erin-token', expiresAt: 1736933400000 });
+      logJoinSteps(expiring.client);
+      await service.join(expiring.client);
+      expect(expiring.transport.frames).toEqual([
+        {
+          type: 'AUTH_MESSAGE',
+          status: 'SUCCESS',
+          serverData: { userId: 'erin', userList: [makeProfile('bob'), makeProfile('erin')], expiresAt: '1736933400000' },
+        },
+      ]);
+    });
+
     it('lists every user with all seven fields, the connecting user once', async () => {
       list.mockResolvedValueOnce([makeProfile('bob'), makeProfile('alice'), makeProfile('carol')]);
       await service.join(client);

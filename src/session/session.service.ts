@@ -148,7 +148,7 @@ export class SessionService implements OnModuleInit {
       await this.leave(client);
       return JoinOutcome.CLOSED;
     }
-    client.completeJoin(authSuccessFrame(session.userId, userList));
+    client.completeJoin(authSuccessFrame(session.userId, userList, client.tokenExpiresAt));
     this.messenger.broadcast(connectFrame(session.profile), session.userId);
     this.activity.report({ kind: 'connect', userId: session.userId });
     return JoinOutcome.JOINED;
@@ -316,10 +316,14 @@ function frozen(profile: UserProfile): UserProfile {
   return Object.isFrozen(profile) ? profile : Object.freeze({ ...profile });
 }
 
-/** AUTH SUCCESS around the JSON text of its userList (the shape of AuthSuccessFrame). */
-function authSuccessFrame(userId: string, userListJson: string): string {
+/**
+ * AUTH SUCCESS around the JSON text of its userList (the shape of AuthSuccessFrame), with the
+ * token's expiry (`expiresAt`, Unix ms as a decimal string) when it has one.
+ */
+export function authSuccessFrame(userId: string, userListJson: string, expiresAt?: number): string {
   const head: Omit<AuthSuccessFrame, 'serverData'> = { type: MessageType.AUTH, status: Status.SUCCESS };
-  return `${JSON.stringify(head).slice(0, -1)},"serverData":{"userId":${JSON.stringify(userId)},"userList":[${userListJson}]}}`;
+  const expiry = expiresAt === undefined ? '' : `,"expiresAt":"${expiresAt}"`;
+  return `${JSON.stringify(head).slice(0, -1)},"serverData":{"userId":${JSON.stringify(userId)},"userList":[${userListJson}]${expiry}}}`;
 }
 
 function connectFrame(profile: UserProfile): UserConnectionFrame {
