@@ -77,18 +77,14 @@ describe('scanFrame', () => {
       expect(scanFrame(image, 32, { maxStructureBytes: 65_536, noEscapes: true }).stoppedAt).toBeUndefined();
     });
 
-    it('stays cheap on the worst large frames (escapes, many short strings): a few ms each at most', () => {
-      const worst = [
-        bytes(`{"type":"SAVE_AVATAR","serverData":{"imageBase64":"${'\\"'.repeat(730_000)}"}}`),
-        bytes(`[${'"a",'.repeat(365_000)}"a"]`),
-        bytes(`"${'\\\\'.repeat(365_000)}"`),
-      ];
-      for (const frame of worst) scanFrame(frame, 32, { maxStructureBytes: 65_536, noEscapes: true });
-      const started = process.hrtime.bigint();
-      for (let i = 0; i < 10; i++) for (const frame of worst) scanFrame(frame, 32, { maxStructureBytes: 65_536, noEscapes: true });
-      const msEach = Number(process.hrtime.bigint() - started) / 1e6 / 30;
-      // About 1 ms or less each here; unbounded, the first took ~17 ms (a native search per escaped quote).
-      expect(msEach).toBeLessThan(10);
+    it('stops early on the worst large frames (escapes, many short strings) instead of walking them', () => {
+      // Walked to the end, the first took ~17 ms (a native search per escaped quote); what it costs
+      // now is measured by the bench's hostile-clients scenario, not here.
+      const bounds = { maxStructureBytes: 65_536, noEscapes: true };
+      const escapedQuotes = `{"type":"SAVE_AVATAR","serverData":{"imageBase64":"${'\\"'.repeat(730_000)}"}}`;
+      expect(scanFrame(bytes(escapedQuotes), 32, bounds)).toMatchObject({ type: 'SAVE_AVATAR', stoppedAt: 'escape' });
+      expect(scanFrame(bytes(`[${'"a",'.repeat(365_000)}"a"]`), 32, bounds).stoppedAt).toBe('structure');
+      expect(scanFrame(bytes(`"${'\\\\'.repeat(365_000)}"`), 32, bounds).stoppedAt).toBe('escape');
     });
   });
 

@@ -34,7 +34,8 @@ describe('authorization server as a dependency', () => {
     const result = await attempt(gw.wsUrl, u1.token);
     expect(result).toMatchObject({ status: 'ERROR', errorCode: '3', close: 1013 });
     expect(result.ms).toBeGreaterThanOrEqual(250);
-    expect(result.ms).toBeLessThan(300 + 1200);
+    // Well under the 3000 ms default, with room for a busy machine's handshake.
+    expect(result.ms).toBeLessThan(2500);
     expect(auth.requests).toBe(1);
   });
 
