@@ -48,7 +48,7 @@ async function handle(command: LoadgenCommand): Promise<unknown> {
     case 'broadcast':
       return broadcast(command.messages, command.window, command.timeoutMs, mark);
     case 'dialog':
-      return runDialogs(command.rate, command.durationMs, command.warmupMs, command.drainMs, command.seed, mark, command.samples);
+      return runDialogs(command.rate, command.durationMs, command.warmupMs, command.drainMs, command.seed, mark, command.samples, command.crossNode);
     case 'churn':
       return churn(command.from, command.size, command.storms, command.concurrency, command.timeoutMs);
     case 'idle': {

@@ -5,6 +5,7 @@
  *   npm run bench                 full: 5 repetitions, N up to 10000, cluster scenario
  *   npm run bench -- --quick      quick: 1 repetition, N up to 1000 (< 3 minutes)
  *   npm run bench -- --profile    CPU profiles and GC traces of our gateway (see README)
+ *   npm run bench -- --cluster    ours on 2 nodes + Redis vs Socket.IO with its Redis adapter (latest-cluster.md)
  *
  * Options: --reps K, --max-n K, --from-n K, --servers gateway,ws,sio, --no-cluster, --no-build, --keep-logs,
  * --render <result.json> (write latest.md again from a result file); see cli/options.ts.
@@ -19,11 +20,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { options } from './cli/options';
 import { RESULTS } from './orchestrator/paths';
+import { renderClusterFile } from './report/cluster';
 import { runSuite } from './orchestrator/suite';
 import { renderMarkdown, type SuiteResult } from './report';
 
 /** --render <result.json>: writes bench/results/latest.md again from a result file. */
 function render(file: string): void {
+  if (renderClusterFile(file)) return; // a --cluster result: latest-cluster.md
   const result = JSON.parse(readFileSync(file, 'utf8')) as SuiteResult;
   const md = renderMarkdown(result, basename(file));
   writeFileSync(join(RESULTS, 'latest.md'), md);

@@ -1,5 +1,5 @@
 /** The scenario plan: steps run in order on one server process, connections accumulating. */
-import { options, type Options } from './cli/options';
+import { options, type Options, type RunName } from './cli/options';
 
 export type Step =
   | { kind: 'connect'; to: number; measure: boolean }
@@ -67,6 +67,30 @@ export function clusterPlan(o: Options): Step[] {
     { kind: 'dialog', rate: 1000, ms: o.quick ? 2000 : 10_000, warmupMs: 500 },
     ...(o.quick ? [] : [{ kind: 'dialog', rate: 5000, ms: 10_000, warmupMs: 1000 } as Step]),
   ];
+}
+
+/**
+ * --cluster (issue 13): the steps every deployment of the cluster comparison runs (ours on one
+ * node, ours on two nodes, Socket.IO on two nodes), the same N and rates for all three: the
+ * clients alternate between the nodes, every dialog of a two-node deployment crosses nodes.
+ */
+export const CLUSTER_MODE_N = { quick: 1000, full: 2000 };
+
+export function clusterModePlan(o: Options): Step[] {
+  const n = o.quick ? CLUSTER_MODE_N.quick : CLUSTER_MODE_N.full;
+  const ms = o.quick ? 3000 : 10_000;
+  const warmupMs = o.quick ? 500 : 1000;
+  return [
+    { kind: 'connect', to: n, measure: true },
+    { kind: 'broadcast', messages: msgsFor(n, o.quick ? 100_000 : 1_000_000, 20, 2000), window: BROADCAST_WINDOW },
+    { kind: 'dialog', rate: 1000, ms, warmupMs },
+    { kind: 'dialog', rate: 5000, ms, warmupMs },
+  ];
+}
+
+/** The deployments of the cluster comparison, in the order of the first repetition (it rotates). */
+export function clusterModeRuns(o: Options): RunName[] {
+  return ['gateway', 'cluster', ...(o.servers.includes('sio') ? (['sio-cluster'] as const) : [])];
 }
 
 /** --max-n K: the plan up to K connections (the steps after a larger connect are dropped). */
@@ -157,8 +181,10 @@ export function eventsPlan(o: Options): Step[] {
 /** What one invocation runs, and the sizes that follow from it. */
 export interface SuitePlan {
   steps: Step[];
-  /** The cluster scenario's steps ([] when it does not run). */
+  /** The cluster scenario's steps ([] when it does not run); with --cluster, the cluster comparison's. */
   clusterSteps: Step[];
+  /** --cluster: the deployments compared (ours on one node, ours and Socket.IO on two); [] otherwise. */
+  clusterRuns: RunName[];
   /** The events scenario's steps ([] when it does not run). */
   eventsSteps: Step[];
   /** Most connections any server holds (the churn users come on top). */
@@ -173,6 +199,21 @@ export interface SuitePlan {
 }
 
 export function suitePlan(o: Options): SuitePlan {
+  if (o.clusterMode) {
+    const clusterSteps = capped(clusterModePlan(o), o.maxN);
+    const maxN = Math.max(0, ...clusterSteps.map((s) => (s.kind === 'connect' ? s.to : 0)));
+    return {
+      steps: [],
+      clusterSteps,
+      clusterRuns: clusterModeRuns(o),
+      eventsSteps: [],
+      maxN,
+      churnSize: 0,
+      totalUsers: maxN,
+      mode: o.quick ? 'cluster, quick' : 'cluster',
+      attackerBase: maxN,
+    };
+  }
   const steps = o.hostileOnly ? [] : from(capped(plan(o), o.maxN), o.fromN);
   const hostile = hostilePlan(o);
   const cluster = o.cluster && !o.hostileOnly;
@@ -182,6 +223,7 @@ export function suitePlan(o: Options): SuitePlan {
   return {
     steps,
     clusterSteps: cluster ? capped(clusterPlan(o), o.maxN) : [],
+    clusterRuns: [],
     eventsSteps: eventsPlan(o),
     maxN,
     churnSize,

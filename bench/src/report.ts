@@ -17,8 +17,8 @@ export interface RunRecord {
   lost: number;
   aborted?: boolean;
   seconds?: number;
-  /** Set for the runs of a scenario with a section of its own (not the main table): 'hostile'. */
-  scenario?: 'hostile';
+  /** Set for the runs of a scenario with a section or a file of its own (not the main table): 'hostile'; 'cluster' (--cluster, latest-cluster.md). */
+  scenario?: 'hostile' | 'cluster';
 }
 
 export interface SuiteResult {
@@ -30,6 +30,9 @@ export interface SuiteResult {
   plan: unknown[];
   clusterPlan: unknown[];
   clusterNote?: string;
+  /** --cluster: the deployments compared, and why any of them was skipped (its probe failed). */
+  clusterRuns?: string[];
+  clusterNotes?: Record<string, string>;
   /** The events scenario's steps (issue 12; absent in older results). */
   eventsPlan?: unknown[];
   /** RAW_WS_* experiment switches the raw baseline ran with. */

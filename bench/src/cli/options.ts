@@ -3,9 +3,11 @@
  *
  *   --quick, --profile, --reps K, --max-n K, --from-n K, --servers gateway,ws,sio, --no-cluster,
  *   --no-build, --keep-logs, --render <result.json>,
- *   --no-hostile, --hostile-only, --hostile-servers gateway,ws, --no-events
+ *   --no-hostile, --hostile-only, --hostile-servers gateway,ws, --no-events, --cluster
  */
 export type ServerName = 'gateway' | 'ws' | 'sio';
+/** What one run of the suite runs: a server of the main table, or a deployment of a scenario of its own. */
+export type RunName = ServerName | 'cluster' | 'sio-cluster' | 'events';
 
 export interface Options {
   quick: boolean;
@@ -33,6 +35,12 @@ export interface Options {
    * --profile, its dialog phase is profiled too).
    */
   events: boolean;
+  /**
+   * --cluster (issue 13): the cluster comparison alone: ours on one node, ours on two nodes on one
+   * Redis, Socket.IO on two nodes with @socket.io/redis-adapter (without 'sio' in --servers: ours
+   * only); no main table, events or hostile clients. Writes latest-cluster.md.
+   */
+  clusterMode: boolean;
 }
 
 export function parseOptions(args: readonly string[]): Options {
@@ -45,10 +53,12 @@ export function parseOptions(args: readonly string[]): Options {
   const quick = flag('--quick');
   const profile = flag('--profile');
   const hostileOnly = flag('--hostile-only');
+  const clusterMode = flag('--cluster') && !profile && !hostileOnly;
   return {
     quick,
     profile,
-    reps: Number(option('--reps') ?? (quick || profile ? 1 : 5)),
+    // --cluster: 3 repetitions by default (about 9 minutes on this 2-core VM; see bench/README.md).
+    reps: Number(option('--reps') ?? (quick || profile ? 1 : clusterMode ? 3 : 5)),
     servers: (option('--servers') ?? (profile ? 'gateway' : 'gateway,ws,sio')).split(',') as ServerName[],
     cluster: !flag('--no-cluster') && !profile,
     build: !flag('--no-build'),
@@ -56,19 +66,21 @@ export function parseOptions(args: readonly string[]): Options {
     maxN: number('--max-n'),
     fromN: number('--from-n'),
     render: option('--render'),
-    hostile: hostileOnly || (!flag('--no-hostile') && !profile && number('--from-n') === undefined),
+    hostile: hostileOnly || (!flag('--no-hostile') && !profile && !clusterMode && number('--from-n') === undefined),
     hostileOnly,
     hostileServers: (option('--hostile-servers') ?? 'gateway').split(',') as ServerName[],
-    events: !flag('--no-events') && !hostileOnly && number('--from-n') === undefined,
+    events: !flag('--no-events') && !hostileOnly && !clusterMode && number('--from-n') === undefined,
+    clusterMode,
   };
 }
 
 export const options: Options = parseOptions(process.argv.slice(2));
 
-export const SERVER_LABEL: Record<ServerName | 'cluster' | 'events', string> = {
+export const SERVER_LABEL: Record<RunName, string> = {
   gateway: 'ours',
   ws: 'raw ws',
   sio: 'Socket.IO',
   cluster: 'ours, 2 nodes + Redis',
+  'sio-cluster': 'Socket.IO, 2 nodes + Redis adapter',
   events: 'ours, events on NATS',
 };

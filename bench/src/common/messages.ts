@@ -20,7 +20,17 @@ export type LoadgenCommand =
   /** CHAT broadcast: `messages` messages, `window` in flight, each one complete when all online clients got it. */
   | { cmd: 'broadcast'; messages: number; window: number; timeoutMs: number }
   /** Open-loop dialogs between random pairs of the online clients. */
-  | { cmd: 'dialog'; rate: number; durationMs: number; warmupMs: number; drainMs: number; seed: number; samples?: boolean }
+  | {
+      cmd: 'dialog';
+      rate: number;
+      durationMs: number;
+      warmupMs: number;
+      drainMs: number;
+      seed: number;
+      samples?: boolean;
+      /** Every dialog crosses nodes: the receiver is connected to another node than the sender (random among those). */
+      crossNode?: boolean;
+    }
   /** Presence churn: `storms` times, `size` extra users [from, from+size) connect then disconnect. */
   | { cmd: 'churn'; from: number; size: number; storms: number; concurrency: number; timeoutMs: number }
   /** Idle: nothing sent for durationMs; checks nothing arrives. */
@@ -57,6 +67,8 @@ export interface BroadcastResult {
 export interface DialogResult {
   online: number;
   rate: number;
+  /** Dialogs whose receiver was on another node than the sender (every one with crossNode). */
+  crossNode: number;
   sent: number;
   /** Achieved send rate over the sending window. */
   sentPerSec: number;

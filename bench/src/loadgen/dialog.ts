@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { DialogResult } from '../common/messages';
 import { percentile, rng, sortNumbers } from '../common/stats';
 import type { Obj } from './frames';
-import { counters, fail, online, sleep, takeFailures, type Client } from './state';
+import { counters, fail, online, session, sleep, takeFailures, type Client } from './state';
 
 interface DialogRun {
   senderOf: Int32Array;
@@ -78,8 +78,23 @@ function succeed(d: DialogRun, s: number, sender: number, at: number): void {
   if (s >= d.firstMeasured) d.rtt.push(at - d.sentAt[s]);
 }
 
-export async function runDialogs(rate: number, durationMs: number, warmupMs: number, drainMs: number, seed: number, mark: () => Promise<void>, samples = false): Promise<DialogResult> {
+/** The node a client is connected to: client i connects to urls[i % urls.length] (loadgen/connect.ts). */
+const nodeOf = (c: Client) => c.idx % session.init.urls.length;
+
+export async function runDialogs(
+  rate: number,
+  durationMs: number,
+  warmupMs: number,
+  drainMs: number,
+  seed: number,
+  mark: () => Promise<void>,
+  samples = false,
+  crossNode = false,
+): Promise<DialogResult> {
   const n = online.length;
+  const byNode: Client[][] = Array.from({ length: session.init.urls.length }, () => []);
+  for (const c of online) byNode[nodeOf(c)].push(c);
+  if (crossNode && byNode.filter((g) => g.length > 0).length < 2) throw new Error('cross-node dialogs need clients on two nodes');
   const total = Math.round((rate * (warmupMs + durationMs)) / 1000);
   const random = rng(seed);
   const d: DialogRun = {
@@ -97,13 +112,30 @@ export async function runDialogs(rate: number, durationMs: number, warmupMs: num
     resolved: 0,
   };
   const senders: Client[] = new Array<Client>(total);
+  let crossed = 0;
   for (let s = 0; s < total; s++) {
     const a = Math.floor(random() * n);
-    let b = Math.floor(random() * (n - 1));
-    if (b >= a) b++;
+    let receiver: Client;
+    if (crossNode) {
+      // Uniform among the clients of the other nodes.
+      const home = nodeOf(online[a]);
+      let r = Math.floor(random() * (n - byNode[home].length));
+      let node = 0;
+      for (; ; node++) {
+        if (node === home) continue;
+        if (r < byNode[node].length) break;
+        r -= byNode[node].length;
+      }
+      receiver = byNode[node][r];
+    } else {
+      let b = Math.floor(random() * (n - 1));
+      if (b >= a) b++;
+      receiver = online[b];
+    }
+    if (nodeOf(receiver) !== nodeOf(online[a])) crossed++;
     senders[s] = online[a];
     d.senderOf[s] = online[a].idx;
-    d.receiverOf[s] = online[b].idx;
+    d.receiverOf[s] = receiver.idx;
   }
   dialog = d;
   let sent = 0;
@@ -153,6 +185,7 @@ export async function runDialogs(rate: number, durationMs: number, warmupMs: num
   return {
     online: n,
     rate,
+    crossNode: crossed,
     sent,
     sentPerSec: measuredEnd > measuredStart ? (measuredSent / (measuredEnd - measuredStart)) * 1000 : NaN,
     success: d.success,

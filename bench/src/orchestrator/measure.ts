@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { cpuSeconds, machineCpu, processCpu } from '../common/proc';
 import { hook, type Child } from '../procs';
 import type { Loadgen } from './loadgen-client';
-import type { Server } from './servers';
+import { redisStats, type RedisStats, type Server } from './servers';
 
 export interface Snapshot {
   t: number;
@@ -18,13 +18,17 @@ export interface Snapshot {
   gcCount: number;
   gcMs: number;
   gcMaxMs: number;
+  /** The deployment's redis-server, from its INFO (cluster runs). */
+  redis?: RedisStats;
 }
 
 type GcStats = { count: number; totalMs: number; maxMs: number };
 
 export async function snapshot(server: Server, loadgen: Loadgen, others: Child[]): Promise<Snapshot> {
   const gcs = await Promise.all(server.nodes.map((n) => hook<{ gc: GcStats }>(n, { bench: 'gcstats' }).then((r) => r.gc).catch(() => ({ count: 0, totalMs: 0, maxMs: 0 }))));
+  const redis = server.redisInfo ? await redisStats(server.redisInfo).catch(() => undefined) : undefined;
   return {
+    redis,
     t: performance.now(),
     server: server.nodes.reduce((s, n) => s + cpuSeconds(n.pid), 0),
     serverSystem: server.nodes.reduce((s, n) => s + (processCpu(n.pid)?.system ?? 0), 0),
@@ -48,6 +52,10 @@ export interface Delta {
   foreignCores: number;
   gcCount: number;
   gcMs: number;
+  /** redis-server CPU from its INFO (µs resolution); NaN without one. */
+  redisCpu: number;
+  /** Redis commands called during the phase, by command (INFO commandstats; the INFO calls themselves left out). */
+  redisCalls: Record<string, number>;
 }
 
 export function delta(a: Snapshot, b: Snapshot): Delta {
@@ -62,7 +70,29 @@ export function delta(a: Snapshot, b: Snapshot): Delta {
     foreignCores: Math.max(0, (b.machineBusy - a.machineBusy - ours) / seconds),
     gcCount: b.gcCount - a.gcCount,
     gcMs: b.gcMs - a.gcMs,
+    redisCpu: a.redis && b.redis ? b.redis.cpu - a.redis.cpu : NaN,
+    redisCalls: a.redis && b.redis ? callsBetween(a.redis.calls, b.redis.calls) : {},
   };
+}
+
+function callsBetween(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [cmd, n] of Object.entries(b)) {
+    // INFO is the bench's own reading (the snapshot before counts once: 'a' was taken before it ran).
+    const d = n - (a[cmd] ?? 0) - (cmd === 'info' ? 1 : 0);
+    if (d > 0) out[cmd] = d;
+  }
+  return out;
+}
+
+/** Redis commands of a phase, all commands together. */
+export function redisCallTotal(d: Delta): number {
+  return Object.values(d.redisCalls).reduce((a, b) => a + b, 0);
+}
+
+/** CPU of every process of the deployment: its nodes and its redis-server (INFO's CPU when there is one, /proc otherwise). */
+export function deploymentCpu(d: Delta): number {
+  return d.serverCpu + (Number.isFinite(d.redisCpu) ? d.redisCpu : d.extraCpu);
 }
 
 export async function memory(server: Server): Promise<{ rss: number; heapUsed: number }> {

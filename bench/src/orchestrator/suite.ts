@@ -1,6 +1,7 @@
 /**
  * The whole suite: the auth server, every server of every repetition (order rotating) followed by
  * the events scenario and the hostile-clients scenario of that repetition, the cluster scenario; then bench/results/<stamp>.json and latest.md (or profile-latest.md).
+ * With --cluster, the cluster comparison instead (runner/cluster-mode.ts), into latest-cluster.md.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -12,7 +13,9 @@ import { generateUsers, writeUsersFile } from '../common/users';
 import { SUITE } from '../plan';
 import { kill, startNode, waitMessage } from '../procs';
 import { renderMarkdown, type RunRecord, type SuiteResult } from '../report';
+import { renderCluster } from '../report/cluster';
 import { probeCluster } from '../runner/cluster-probe';
+import { runClusterComparison } from '../runner/cluster-mode';
 import { runEvents } from '../runner/events';
 import { runHostile } from '../runner/hostile';
 import { runServer, type RunContext } from '../runner/server-run';
@@ -44,8 +47,11 @@ export async function runSuite(): Promise<void> {
 
   const runs: RunRecord[] = [];
   let clusterNote: string | undefined;
+  let clusterNotes: Record<string, string> | undefined;
   try {
-    for (let rep = 0; rep < reps; rep++) {
+    // --cluster: the cluster comparison alone (SUITE.steps is empty, no events, no hostile clients).
+    if (options.clusterMode) clusterNotes = await runClusterComparison(ctx, reps, runs);
+    for (let rep = 0; rep < reps && !options.clusterMode; rep++) {
       // Rotate the order so that no server always runs first (or last) in a repetition.
       const order = options.hostileOnly ? [] : servers.map((_, i) => servers[(i + rep) % servers.length]);
       for (const name of order) {
@@ -60,7 +66,7 @@ export async function runSuite(): Promise<void> {
         }
       }
     }
-    if (options.cluster && !options.hostileOnly) {
+    if (options.cluster && !options.hostileOnly && !options.clusterMode) {
       log('cluster: probing two gateway nodes on one Redis');
       clusterNote = await probeCluster(ctx);
       if (clusterNote) {
@@ -87,6 +93,7 @@ export async function runSuite(): Promise<void> {
     clusterPlan: SUITE.clusterSteps,
     eventsPlan: SUITE.eventsSteps,
     clusterNote,
+    ...(options.clusterMode ? { clusterRuns: SUITE.clusterRuns, clusterNotes } : {}),
     rawVariants: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('RAW_WS_'))) as Record<string, string>,
     gateway: { commit: git.commit, srcDirty: git.dirty, startProdFlags: startProdFlags(), flagsOverridden: process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined, build: 'nest build -p bench/tsconfig.gateway.json' },
     machine: {
@@ -111,8 +118,9 @@ export async function runSuite(): Promise<void> {
     writeFileSync(join(RESULTS, 'profile-latest.md'), md);
     log(`profile summary: bench/results/profile-latest.md (profiles in ${RUN_TMP})`);
   } else {
-    const md = renderMarkdown(result, basename(jsonFile));
-    writeFileSync(join(RESULTS, 'latest.md'), md);
+    const clusterMode = options.clusterMode;
+    const md = clusterMode ? renderCluster(result, basename(jsonFile)) : renderMarkdown(result, basename(jsonFile));
+    writeFileSync(join(RESULTS, clusterMode ? 'latest-cluster.md' : 'latest.md'), md);
     process.stdout.write(`\n${md}\n`);
   }
   log(`results: ${jsonFile}`);

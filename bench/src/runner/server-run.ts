@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { LoadgenCommand } from '../common/messages';
-import { options, type ServerName } from '../cli/options';
+import { options, type RunName } from '../cli/options';
 import { Loadgen } from '../orchestrator/loadgen-client';
 import { delta, memory, snapshot, type Delta } from '../orchestrator/measure';
 import { RUN_TMP, log } from '../orchestrator/paths';
@@ -30,7 +30,7 @@ export class ServerRun {
   private profileSeq = 0;
 
   constructor(
-    readonly name: ServerName | 'cluster' | 'events',
+    readonly name: RunName,
     readonly rep: number,
     readonly tag: string,
     readonly srv: Server,
@@ -81,6 +81,8 @@ export class ServerRun {
     m[`${key}.foreignCores`] = d.foreignCores;
     m[`${key}.gcMs`] = d.gcMs;
     if (this.srv.extra.length) m[`${key}.${this.srv.extraName ?? 'redis'}CpuPct`] = (d.extraCpu / d.seconds) * 100;
+    // The same from the redis-server's INFO (µs resolution), beside /proc's 10 ms ticks.
+    if (Number.isFinite(d.redisCpu)) m[`${key}.redisInfoCpuPct`] = (d.redisCpu / d.seconds) * 100;
   }
 }
 
@@ -101,7 +103,7 @@ async function runStep(run: ServerRun, step: Step): Promise<void> {
 
 /** `afterSteps`: checks of a scenario of its own, on the server before it is stopped (events: what NATS received). */
 export async function runServer(
-  name: ServerName | 'cluster' | 'events',
+  name: RunName,
   rep: number,
   ctx: RunContext,
   steps: Step[],
