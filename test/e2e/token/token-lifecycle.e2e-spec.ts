@@ -15,7 +15,7 @@ import { makeProfile } from '../../support/factories';
 import { ENGINES, type Deployment, type EngineKind } from '../../support/deployment';
 import { authError, chat, frameError, isChat, isDisconnect, isType } from '../../support/frames';
 import { Scope } from '../../support/scope';
-import { sleep } from '../../support/time';
+import { eventually, sleep } from '../../support/time';
 import { closedWithin, type Frame, type TestClient } from '../../support/ws-client';
 import { startTokenAuthServer, type TokenAuthServer } from './token-auth-server';
 
@@ -201,6 +201,25 @@ describe.each(ENGINES)('token lifecycle (%s engine)', (engine: EngineKind) => {
     await bob.next(isChat('kept while down'));
     auth.setDown(false);
   });
+
+  it('the re-check checks the token the connection holds now: after a refresh, revoking the old token changes nothing, revoking the new one closes with 4401 "token revoked"', async () => {
+    const dep = await deployment({ AUTH_RECHECK_INTERVAL_MS: '300', AUTH_CACHE_TTL_MS: '0' });
+    const oldToken = auth.issue(ALICE);
+    const [alice, bob] = await scope.loginAll(dep, [oldToken, auth.issue(BOB)]);
+    const newToken = auth.issue(ALICE);
+    alice.send(refresh(newToken));
+    expect(await alice.next(isRefreshAnswer)).toMatchObject({ status: 'SUCCESS' });
+    auth.revoke(oldToken);
+    // Two more checks of the new token: a whole round of the re-check has passed since the revocation.
+    const checked = auth.requestsFor(newToken);
+    await eventually(() => auth.requestsFor(newToken) >= checked + 2, 4000, 'two re-checks of the new token');
+    expect(alice.closeInfo).toBeUndefined();
+    alice.send(chat('held by the new token'));
+    await bob.next(isChat('held by the new token'));
+    auth.revoke(newToken);
+    expect(await closedWithin(alice, 3000)).toEqual({ code: 4401, reason: 'token revoked' });
+    await bob.next(isDisconnect(ALICE.userId), 2000);
+  });
 });
 
 describe('token lifecycle (one node)', () => {
@@ -280,6 +299,57 @@ describe('token lifecycle (one node)', () => {
     }
     alice.send(chat('still open'));
     await alice.next(isChat('still open'));
+  });
+
+  it('a refresh is checked with the rules of a login: a cached answer is reused, a malformed expiresAt is "3" (kept), one already past is "2" (4401)', async () => {
+    const gw = await gateway({ AUTH_CACHE_TTL_MS: '60000' });
+    const loginToken = auth.issue(ALICE);
+    const alice = await scope.login(gw.wsUrl, loginToken);
+    // The token it logged in with: answered from the cache, no second CHECK_TOKEN.
+    alice.send(refresh(loginToken));
+    expect(await alice.next(isRefreshAnswer)).toEqual({ type: 'TOKEN_REFRESH_MESSAGE', status: 'SUCCESS', serverData: {} });
+    expect(auth.requestsFor(loginToken)).toBe(1);
+    // A SUCCESS with a malformed expiresAt is a reply the gateway cannot use: "3", kept.
+    const malformed = auth.issue(ALICE, 'soon');
+    alice.send(refresh(malformed));
+    expect(await alice.next(isRefreshAnswer)).toEqual({
+      type: 'TOKEN_REFRESH_MESSAGE',
+      status: 'ERROR',
+      error: { errorCode: '3', message: expect.any(String) },
+    });
+    alice.send(chat('kept after "3"'));
+    await alice.next(isChat('kept after "3"'));
+    // A SUCCESS whose expiresAt has already passed: the token no longer stands, "2" and 4401.
+    alice.send(refresh(auth.issue(ALICE, Date.now() - 1)));
+    expect(await alice.next(isRefreshAnswer)).toEqual({
+      type: 'TOKEN_REFRESH_MESSAGE',
+      status: 'ERROR',
+      error: { errorCode: '2', message: expect.any(String) },
+    });
+    expect(await closedWithin(alice, 3000)).toEqual({ code: 4401, reason: 'token not found or invalid' });
+  });
+
+  it('a refresh while the circuit breaker is open is "3" at once, without a CHECK_TOKEN, and the connection is kept', async () => {
+    const gw = await gateway({ AUTH_BREAKER_THRESHOLD: '2', AUTH_BREAKER_COOLDOWN_MS: '60000', AUTH_CACHE_TTL_MS: '0' });
+    const alice = await scope.login(gw.wsUrl, auth.issue(ALICE));
+    const bob = await scope.login(gw.wsUrl, auth.issue(BOB));
+    auth.setDown(true);
+    // Two refreshes the authorization server cannot answer: the circuit opens.
+    for (let i = 0; i < 2; i++) {
+      const fresh = auth.issue(ALICE);
+      alice.send(refresh(fresh));
+      expect(await alice.next(isRefreshAnswer)).toMatchObject({ status: 'ERROR', error: { errorCode: '3' } });
+      expect(auth.requestsFor(fresh)).toBe(1);
+    }
+    // The server would answer now, but the open circuit does not ask it.
+    auth.setDown(false);
+    const unasked = auth.issue(ALICE);
+    alice.send(refresh(unasked));
+    expect(await alice.next(isRefreshAnswer)).toMatchObject({ status: 'ERROR', error: { errorCode: '3' } });
+    expect(auth.requestsFor(unasked)).toBe(0);
+    alice.send(chat('kept while the circuit is open'));
+    await bob.next(isChat('kept while the circuit is open'));
+    expect(alice.closeInfo).toBeUndefined();
   });
 
   it('a token over AUTH_TOKEN_MAX_BYTES in a refresh is "2" without a CHECK_TOKEN', async () => {
