@@ -26,6 +26,18 @@ describe('Server API listener', () => {
     expect(gw.app.get(ApiListener).address()).toEqual({ host: '127.0.0.1', port });
   });
 
+  it('API_HOST is the address it binds: on 127.0.0.2, the API answers there and nothing listens on 127.0.0.1 at that port', async () => {
+    const apiPort = await freePort('127.0.0.2');
+    const gw = await scope.gateway({ API_HOST: '127.0.0.2', API_PORT: String(apiPort) });
+    expect(gw.app.get(ApiListener).address()).toEqual({ host: '127.0.0.2', port: apiPort });
+    const alice = await scope.login(gw.wsUrl, T.alice);
+    const users = await call(`http://127.0.0.2:${apiPort}`, 'GET', '/api/v1/users');
+    expect(users.status).toBe(200);
+    expect(users.json).toMatchObject({ count: 1, users: [{ userId: ID.alice }] });
+    expect(await httpStatus(`http://127.0.0.1:${apiPort}/api/v1/openapi.json`)).toBe(0);
+    await alice.close();
+  });
+
   it('the public port does not serve /api: 404 for any spelling, with a key, and nothing is done', async () => {
     const gw = await scope.gateway();
     const alice = await scope.login(gw.wsUrl, T.alice);
