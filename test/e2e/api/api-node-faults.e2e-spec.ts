@@ -60,6 +60,29 @@ describe("Server API when the user's node does not answer", () => {
     expect(await bob.closed).toMatchObject({ code: 4403, reason: 'bye' });
   });
 
+  it('a stopped node: a dialog to its user answers 200 ERROR after DELIVERY_TIMEOUT_MS and is not delivered when the node wakes up; the repeat after that ERROR is delivered', async () => {
+    const bob = await scope.login(proc.wsUrl, T.bob);
+    const body = { sender: 'shop', receiver: ID.bob, clientData: { n: 1 }, messageId: 'to-a-stopped-node' };
+    expect((await apiCall(cluster.nodes[0], 'POST', '/api/v1/dialog', { body: { ...body, messageId: 'warm-up' } })).json.status).toBe('SUCCESS');
+    await bob.next(isType('DIALOG_MESSAGE'));
+    await proc.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const reply = await apiCall(cluster.nodes[1], 'POST', '/api/v1/dialog', { body });
+      expect(reply.status).toBe(200);
+      expect(reply.json).toEqual({ status: 'ERROR', messageId: 'to-a-stopped-node' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(DELIVERY_TIMEOUT_MS - 50);
+    } finally {
+      await proc.kill('SIGCONT');
+    }
+    // The node wakes up well within its lease and drops the request whose deadline passed.
+    await bob.expectSilence(700, isType('DIALOG_MESSAGE'));
+    const retry = await apiCall(cluster.nodes[0], 'POST', '/api/v1/dialog', { body: { ...body, clientData: { n: 2 } } });
+    expect(retry.json).toEqual({ status: 'SUCCESS', messageId: 'to-a-stopped-node' });
+    expect(await bob.next(isType('DIALOG_MESSAGE'))).toMatchObject({ clientData: { n: 2 }, serverData: { messageId: 'to-a-stopped-node' } });
+    expect(bob.all('DIALOG_MESSAGE')).toHaveLength(2);
+  });
+
   it('a killed node: 503 until its users are swept (PRESENCE_TTL_MS), then the user is not online (false, 404)', async () => {
     const observer = await scope.login(cluster.wsUrl(0), T.alice);
     await scope.login(proc.wsUrl, T.bob);

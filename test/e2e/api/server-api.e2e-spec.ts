@@ -7,7 +7,7 @@
  */
 import { loadUsers } from '../../../src/demo-users/users';
 import { ENGINES, type Deployment } from '../../support/deployment';
-import { dialog, isChat, isDisconnect, isType } from '../../support/frames';
+import { dialog, isChat, isConnect, isDisconnect, isType } from '../../support/frames';
 import type { TestGateway } from '../../support/gateway';
 import { closedWithin, received } from '../../support/ws-client';
 import { apiCall, apiScope, ID, T } from './api-harness';
@@ -131,6 +131,21 @@ describe.each(ENGINES)('Server API (%s engine)', (engine) => {
       const reply = await apiCall(node(dep, 1), 'POST', '/api/v1/dialog', { body: { sender: ID.alice, receiver: ID.dave, clientData: 'x', messageId: 'm-err-1' } });
       expect(reply.status).toBe(200);
       expect(reply.json).toEqual({ status: 'ERROR', messageId: 'm-err-1' });
+    });
+
+    it('a repeat after an ERROR is a new attempt: the same (sender, messageId) is delivered once the receiver is online', async () => {
+      const dep = await scope.deployment(engine);
+      const [alice] = await scope.loginAll(dep, [T.alice]);
+      const body = { sender: 'shop', receiver: ID.bob, clientData: { try: 1 }, messageId: 'retry-after-error-1' };
+      expect((await apiCall(node(dep, 0), 'POST', '/api/v1/dialog', { body })).json).toEqual({ status: 'ERROR', messageId: 'retry-after-error-1' });
+      const bob = await scope.login(dep.wsUrl(1), T.bob);
+      await alice.next(isConnect(ID.bob));
+      const retry = await apiCall(node(dep, 1), 'POST', '/api/v1/dialog', { body: { ...body, clientData: { try: 2 } } });
+      expect(retry.json).toEqual({ status: 'SUCCESS', messageId: 'retry-after-error-1' });
+      expect(await bob.next(isDialog)).toMatchObject({ clientData: { try: 2 }, serverData: { messageId: 'retry-after-error-1', sender: 'shop' } });
+      // Delivered now: a further repeat is the dedup's, not delivered again.
+      expect((await apiCall(node(dep, 0), 'POST', '/api/v1/dialog', { body })).json).toEqual({ status: 'SUCCESS', messageId: 'retry-after-error-1' });
+      await bob.expectSilence(QUIET_MS, isDialog);
     });
 
     it('clientData larger than DIALOG_MAX_BYTES: 400 naming clientData, nothing delivered', async () => {
