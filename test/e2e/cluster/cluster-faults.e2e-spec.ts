@@ -101,6 +101,30 @@ describe('cluster faults', () => {
     });
   });
 
+  it('a client refused with 4409 right after its node died logs in when it retries once, PRESENCE_TTL_MS later', async () => {
+    const dying = await cluster.addProcessNode();
+    const observer = await login(cluster.wsUrl(0), 0);
+    const victim = await login(dying.wsUrl, 4);
+    await received(observer, [isConnect(uid(4))]);
+
+    await dying.kill('SIGKILL');
+    // Its node is dead but its lease still runs: the user cannot be told apart from one still connected.
+    const refused = await attempt(cluster.wsUrl(1), 4);
+    expect(refused.auth).toMatchObject({ status: 'ERROR', error: { errorCode: '1' } });
+    expect((await refused.client.closed).code).toBe(4409);
+    const refusedAt = Date.now();
+    expect((await victim.closed).code).toBe(1006);
+
+    await sleep(refusedAt + TTL - Date.now());
+    const retry = await attempt(cluster.wsUrl(1), 4);
+    expect(retry.auth).toMatchObject({ status: 'SUCCESS', serverData: { userId: uid(4) } });
+    // The others saw the dead session go, once, before the new one came.
+    const presence = () => observer.all('USER_CONNECTION_MESSAGE').filter((f) => f.serverData.userId === uid(4)).map((f) => f.serverData.connectionStatus as string);
+    await eventually(() => presence().length === 3, 2000, 'DISCONNECT and CONNECT of the retried user');
+    await sleep(300);
+    expect(presence()).toEqual(['CONNECT', 'DISCONNECT', 'CONNECT']);
+  });
+
   it('a node cut off from Redis longer than its lease is swept, then re-registers its users by itself', async () => {
     const extra = await cluster.addNode();
     const cut = engineOf(extra);
