@@ -215,8 +215,11 @@ describe('cluster faults', () => {
     // The single-session rule holds again for a user of the other node.
     expect((await attempt(n1, 0)).auth).toMatchObject({ status: 'ERROR', error: { errorCode: '1' } });
 
+    // Both nodes subscribe again: chat crosses from node 0 to node 1 and back.
     a.send(chat('after outage'));
     for (const client of [a, b, c, d]) await received(client, [isChat('after outage')]);
+    b.send(chat('after outage, from node 1'));
+    for (const client of [a, b, c, d]) await received(client, [isChat('after outage, from node 1')]);
     a.send({ type: 'DIALOG_MESSAGE', clientData: 'z', serverData: { receiver: uid(1), messageId: 'after-b' } });
     expect(await a.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'after-b' } });
     expect((await b.nextOfType('DIALOG_MESSAGE')).clientData).toBe('z');
