@@ -74,10 +74,18 @@ export function clusterPlan(o: Options): Step[] {
  * node, ours on two nodes, Socket.IO on two nodes), the same N and rates for all three: the
  * clients alternate between the nodes, every dialog of a two-node deployment crosses nodes.
  */
-export const CLUSTER_MODE_N = { quick: 1000, full: 2000 };
+export const CLUSTER_MODE_N = 1000;
 
 export function clusterModePlan(o: Options): Step[] {
-  const n = o.quick ? CLUSTER_MODE_N.quick : CLUSTER_MODE_N.full;
+  const n = CLUSTER_MODE_N;
+  if (o.profile) {
+    // --cluster --profile: node 0 of each deployment profiled through a short broadcast and the 5000/s dialogs.
+    return [
+      { kind: 'connect', to: n, measure: true },
+      { kind: 'broadcast', messages: msgsFor(n, 200_000, 20, 2000), window: BROADCAST_WINDOW },
+      { kind: 'dialog', rate: 5000, ms: 8000, warmupMs: 1000 },
+    ];
+  }
   const ms = o.quick ? 3000 : 10_000;
   const warmupMs = o.quick ? 500 : 1000;
   return [
@@ -210,7 +218,7 @@ export function suitePlan(o: Options): SuitePlan {
       maxN,
       churnSize: 0,
       totalUsers: maxN,
-      mode: o.quick ? 'cluster, quick' : 'cluster',
+      mode: o.profile ? 'cluster, profile' : o.quick ? 'cluster, quick' : 'cluster',
       attackerBase: maxN,
     };
   }

@@ -53,13 +53,14 @@ export function parseOptions(args: readonly string[]): Options {
   const quick = flag('--quick');
   const profile = flag('--profile');
   const hostileOnly = flag('--hostile-only');
-  const clusterMode = flag('--cluster') && !profile && !hostileOnly;
+  // With --profile: node 0 of each deployment is profiled (profile-cluster-latest.md).
+  const clusterMode = flag('--cluster') && !hostileOnly;
   return {
     quick,
     profile,
     // --cluster: 3 repetitions by default (about 9 minutes on this 2-core VM; see bench/README.md).
     reps: Number(option('--reps') ?? (quick || profile ? 1 : clusterMode ? 3 : 5)),
-    servers: (option('--servers') ?? (profile ? 'gateway' : 'gateway,ws,sio')).split(',') as ServerName[],
+    servers: (option('--servers') ?? (profile && !clusterMode ? 'gateway' : 'gateway,ws,sio')).split(',') as ServerName[],
     cluster: !flag('--no-cluster') && !profile,
     build: !flag('--no-build'),
     keepLogs: flag('--keep-logs') || profile,

@@ -56,6 +56,8 @@ export interface Delta {
   redisCpu: number;
   /** Redis commands called during the phase, by command (INFO commandstats; the INFO calls themselves left out). */
   redisCalls: Record<string, number>;
+  /** µs spent in each command during the phase (commandstats usec). */
+  redisUsec: Record<string, number>;
 }
 
 export function delta(a: Snapshot, b: Snapshot): Delta {
@@ -71,15 +73,16 @@ export function delta(a: Snapshot, b: Snapshot): Delta {
     gcCount: b.gcCount - a.gcCount,
     gcMs: b.gcMs - a.gcMs,
     redisCpu: a.redis && b.redis ? b.redis.cpu - a.redis.cpu : NaN,
-    redisCalls: a.redis && b.redis ? callsBetween(a.redis.calls, b.redis.calls) : {},
+    redisCalls: a.redis && b.redis ? callsBetween(a.redis.calls, b.redis.calls, 1) : {},
+    redisUsec: a.redis && b.redis ? callsBetween(a.redis.usec, b.redis.usec, 0) : {},
   };
 }
 
-function callsBetween(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+/** b - a per command; `ownInfo`: what the bench's own INFO calls add (one call: the snapshot 'a', counted once it ran). */
+function callsBetween(a: Record<string, number>, b: Record<string, number>, ownInfo: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [cmd, n] of Object.entries(b)) {
-    // INFO is the bench's own reading (the snapshot before counts once: 'a' was taken before it ran).
-    const d = n - (a[cmd] ?? 0) - (cmd === 'info' ? 1 : 0);
+    const d = n - (a[cmd] ?? 0) - (cmd === 'info' ? ownInfo : 0);
     if (d > 0) out[cmd] = d;
   }
   return out;

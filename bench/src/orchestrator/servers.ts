@@ -31,6 +31,8 @@ export interface Server {
 export interface RedisStats {
   cpu: number;
   calls: Record<string, number>;
+  /** Time spent in each command (µs, commandstats' usec: the command itself, not reading or writing sockets). */
+  usec: Record<string, number>;
 }
 
 /**
@@ -42,8 +44,12 @@ export async function redisStats(client: Redis): Promise<RedisStats> {
   const text = await client.info('cpu', 'commandstats');
   const num = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1] ?? NaN);
   const calls: Record<string, number> = {};
-  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
-  return { cpu: num('used_cpu_user') + num('used_cpu_sys'), calls };
+  const usec: Record<string, number> = {};
+  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    calls[m[1]] = Number(m[2]);
+    usec[m[1]] = Number(m[3]);
+  }
+  return { cpu: num('used_cpu_user') + num('used_cpu_sys'), calls, usec };
 }
 
 function redisInfoClient(port: number): Redis {

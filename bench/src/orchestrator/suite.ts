@@ -115,8 +115,9 @@ export async function runSuite(): Promise<void> {
   writeFileSync(jsonFile, JSON.stringify(result, null, 2));
   if (options.profile) {
     const md = profileReport(basename(jsonFile));
-    writeFileSync(join(RESULTS, 'profile-latest.md'), md);
-    log(`profile summary: bench/results/profile-latest.md (profiles in ${RUN_TMP})`);
+    const summary = options.clusterMode ? 'profile-cluster-latest.md' : 'profile-latest.md';
+    writeFileSync(join(RESULTS, summary), md);
+    log(`profile summary: bench/results/${summary} (profiles in ${RUN_TMP})`);
   } else {
     const clusterMode = options.clusterMode;
     const md = clusterMode ? renderCluster(result, basename(jsonFile)) : renderMarkdown(result, basename(jsonFile));

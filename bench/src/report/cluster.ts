@@ -50,22 +50,23 @@ function better(s: Spread, how: Better): boolean {
 }
 
 /** The Redis commands of a phase per unit (broadcast or round trip), median over the repetitions: "publish 1.00, hget 1.00". */
-function commands(runs: RunRecord[], server: string, phase: string, per: (p: Record<string, unknown>) => number): string {
+function commands(runs: RunRecord[], server: string, phase: string, per: (p: Record<string, unknown>) => number, field: 'redisCalls' | 'redisUsec' = 'redisCalls'): string {
   const byCmd = new Map<string, number[]>();
   for (const r of runs) {
     if (r.server !== server) continue;
     const p = r.phases[phase] as Record<string, unknown> | undefined;
-    const calls = (p?.redisCalls ?? {}) as Record<string, number>;
+    const calls = (p?.[field] ?? {}) as Record<string, number>;
     const units = p ? per(p) : 0;
     if (!units) continue;
     for (const [cmd, n] of Object.entries(calls)) {
+      if (cmd === 'info') continue; // the bench's own reading
       if (!byCmd.has(cmd)) byCmd.set(cmd, []);
       byCmd.get(cmd)?.push(n / units);
     }
   }
   const out = [...byCmd.entries()].map(([cmd, v]) => [cmd, spread(v).median] as const).filter(([, m]) => m >= 0.005);
   out.sort((a, b) => b[1] - a[1]);
-  return out.length ? out.map(([cmd, m]) => `${cmd} ${m.toFixed(2)}`).join(', ') : '–';
+  return out.length ? out.map(([cmd, m]) => `${cmd} ${field === 'redisCalls' ? m.toFixed(2) : fmt(m)}`).join(', ') : '–';
 }
 
 export function renderCluster(result: SuiteResult, source?: string): string {
@@ -178,6 +179,7 @@ export function renderCluster(result: SuiteResult, source?: string): string {
     line(broadcast, 'CPU per delivered message, the nodes only (µs)', (d) => cell(spread([...values(runs, d, `${broadcast}.cpuPerMsgUs`).values()])));
     line(broadcast, 'fan-out completion p50 / p99 (ms)', (d) => `${fmt(spread([...values(runs, d, `${broadcast}.fanoutP50Ms`).values()]).median)} / ${fmt(spread([...values(runs, d, `${broadcast}.fanoutP99Ms`).values()]).median)}`);
     line(broadcast, 'Redis commands per broadcast', (d) => (d === 'gateway' ? '–' : commands(runs, d, broadcast, (p) => Number(p.messages))));
+    line(broadcast, 'Redis time in commands per broadcast (µs, commandstats)', (d) => (d === 'gateway' ? '–' : commands(runs, d, broadcast, (p) => Number(p.messages), 'redisUsec')));
   }
   for (const rate of rates) {
     const phase = phaseOf(runs, 'dialog', rate);
@@ -185,6 +187,7 @@ export function renderCluster(result: SuiteResult, source?: string): string {
     line(phase, 'CPU per round trip, the nodes only (µs)', (d) => cell(spread([...values(runs, d, `${phase}.cpuPerRtUs`).values()])));
     line(phase, 'Redis CPU per round trip (µs)', (d) => cell(spread([...values(runs, d, `${phase}.redisCpuPerRtUs`).values()])));
     line(phase, 'Redis commands per round trip', (d) => (d === 'gateway' ? '–' : commands(runs, d, phase, (p) => Number(p.measured))));
+    line(phase, 'Redis time in commands per round trip (µs, commandstats)', (d) => (d === 'gateway' ? '–' : commands(runs, d, phase, (p) => Number(p.measured), 'redisUsec')));
     line(phase, 'round trip max (ms) / achieved send rate (/s)', (d) => `${fmt(spread([...values(runs, d, `${phase}.maxMs`).values()]).median)} / ${fmt(spread([...values(runs, d, `${phase}.sentPerSec`).values()]).median)}`);
   }
   if (failures.length) {
