@@ -30,7 +30,14 @@ describe('encodeEvent', () => {
   it('writes a profile change as userId and the changed profile fields only: nothing else a fact carries (a token) gets through', () => {
     const changed = { avatar: 'http://x/a.webp', nickname: 'n', authToken: 'secret-token', token: 'secret-token', expiresAt: 5 } as unknown as Record<string, string>;
     const text = encodeEvent({ kind: 'profile', userId: 'u1', changed }, 'e', 1, NODE);
-    expect(JSON.parse(text)).toEqual({ id: 'e', time: '1', node: 'node-a', userId: 'u1', changed: { avatar: 'http://x/a.webp', nickname: 'n' } });
+    expect(JSON.parse(text)).toEqual({ id: 'e', time: '1', node: 'node-a', userId: 'u1', avatar: 'http://x/a.webp', nickname: 'n' });
+    // Nothing valid changed: the userId alone, still valid JSON.
+    expect(JSON.parse(encodeEvent({ kind: 'profile', userId: 'u1', changed: { token: 'x' } as unknown as Record<string, string> }, 'e', 1, NODE))).toEqual({
+      id: 'e',
+      time: '1',
+      node: 'node-a',
+      userId: 'u1',
+    });
     expect(text).not.toContain('secret-token');
   });
 });

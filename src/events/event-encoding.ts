@@ -25,8 +25,11 @@ export function encodeEvent(activity: Activity, id: string, time: number, nodeJs
       return `${head}"userId":${JSON.stringify(activity.userId)}}`;
     case 'disconnect':
       return `${head}"userId":${JSON.stringify(activity.userId)},"code":${Number(activity.code)}}`;
-    case 'profile':
-      return `${head}"userId":${JSON.stringify(activity.userId)},"changed":${JSON.stringify(profileFields(activity.changed))}}`;
+    case 'profile': {
+      // Flat, like USER_UPDATE_MESSAGE's serverData: userId and the changed fields beside it.
+      const fields = JSON.stringify(profileFields(activity.changed)).slice(1, -1);
+      return `${head}"userId":${JSON.stringify(activity.userId)}${fields ? `,${fields}` : ''}}`;
+    }
   }
 }
 

@@ -122,7 +122,7 @@ describe.each(ENGINES)('events on NATS (%s)', (engine) => {
       status: 'ERROR',
     });
 
-    expect(byKind('profile')[0].body).toEqual({ ...envelope(nodeOf.finn), userId: ID.finn, changed: { avatar: saved.serverData.avatar } });
+    expect(byKind('profile')[0].body).toEqual({ ...envelope(nodeOf.finn), userId: ID.finn, avatar: saved.serverData.avatar });
     expect(byKind('disconnect')[0].body).toEqual({ ...envelope(nodeOf.finn), userId: ID.finn, code: 4321 });
 
     // Unique ids; times are the node's clock when the fact was reported.
