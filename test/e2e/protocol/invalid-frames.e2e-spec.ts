@@ -1,13 +1,25 @@
 /**
  * docs/protocol.md "Invalid frames (extension)" and "Transport": every invalid frame of an
  * authenticated client is answered with ERROR_MESSAGE and the connection stays open; unknown
- * fields are ignored; frames over MAX_FRAME_BYTES close the connection with 1009.
+ * fields are ignored; frames deeper than MAX_JSON_DEPTH and frames of any type but SAVE_AVATAR over
+ * MAX_MESSAGE_FRAME_BYTES are INVALID_MESSAGE; frames over MAX_FRAME_BYTES close the connection
+ * with 1009.
  */
+import { randomBytes } from 'node:crypto';
+import sharp from 'sharp';
 import { ENGINES } from '../../support/deployment';
-import { chat, frameError, isDisconnect } from '../../support/frames';
+import { chat, dialog, frameError, isDisconnect, isType } from '../../support/frames';
 import { eventually } from '../../support/time';
 import type { Frame } from '../../support/ws-client';
 import { expectChatWorks, ID, protocolScope, T } from './harness';
+
+/** `frame` as JSON text padded (in serverData.pad, ignored by the gateway) to exactly `bytes` bytes. */
+function paddedTo(frame: Frame, bytes: number): string {
+  const empty = JSON.stringify({ ...frame, serverData: { ...frame.serverData, pad: '' } });
+  const text = JSON.stringify({ ...frame, serverData: { ...frame.serverData, pad: 'p'.repeat(bytes - Buffer.byteLength(empty)) } });
+  expect(Buffer.byteLength(text)).toBe(bytes);
+  return text;
+}
 
 jest.setTimeout(15_000);
 
@@ -121,6 +133,73 @@ describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
     // The answers came before the echo of the later chat: frames are processed in order.
     const types = alice.frames.map((f) => f.type).filter((t) => t === 'ERROR_MESSAGE' || t === 'CHAT_MESSAGE');
     expect(types).toEqual(['ERROR_MESSAGE', 'ERROR_MESSAGE', 'ERROR_MESSAGE', 'ERROR_MESSAGE', 'ERROR_MESSAGE', 'CHAT_MESSAGE']);
+  });
+
+  describe('MAX_MESSAGE_FRAME_BYTES', () => {
+    const LIMIT = 2048;
+
+    it('a CHAT or DIALOG frame over it is INVALID_MESSAGE with its requestType, not processed, the connection kept; at the limit it is processed; a larger SAVE_AVATAR is processed', async () => {
+      const { alice, bob } = await twoUsers({ MAX_MESSAGE_FRAME_BYTES: String(LIMIT), CHAT_MAX_LENGTH: '100000', DIALOG_MAX_BYTES: '100000' });
+      // The limit is far below MAX_FRAME_BYTES: nothing here closes the connection (1009).
+      alice.send(paddedTo(chat('at the limit'), LIMIT));
+      expect((await bob.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('at the limit');
+
+      alice.send(paddedTo(chat('one byte over'), LIMIT + 1));
+      expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
+      alice.send(paddedTo(dialog(ID.bob, { text: 'one byte over' }, 'over-1'), LIMIT + 1));
+      expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'DIALOG_MESSAGE'));
+      // The same dialog at the limit is delivered: only the frame size was at fault.
+      alice.send(paddedTo(dialog(ID.bob, { text: 'at the limit' }, 'at-1'), LIMIT));
+      expect(await alice.nextOfType('DELIVERY_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { messageId: 'at-1' } });
+      expect(alice.all('DELIVERY_MESSAGE')).toHaveLength(1);
+
+      // A SAVE_AVATAR frame may be larger (up to MAX_FRAME_BYTES): an image of noise (it does not compress).
+      const noise = randomBytes(40 * 40 * 3);
+      const image = await sharp(noise, { raw: { width: 40, height: 40, channels: 3 } }).png().toBuffer();
+      const avatarFrame = JSON.stringify({ type: 'SAVE_AVATAR', serverData: { imageBase64: image.toString('base64') } });
+      expect(Buffer.byteLength(avatarFrame)).toBeGreaterThan(LIMIT * 2);
+      alice.send(avatarFrame);
+      const saved = await alice.nextOfType('SAVE_AVATAR', 10_000);
+      expect(saved).toEqual({ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: expect.any(String) } });
+      expect(await bob.next(isType('USER_UPDATE_MESSAGE'))).toEqual({ type: 'USER_UPDATE_MESSAGE', serverData: { userId: ID.alice, avatar: saved.serverData.avatar } });
+
+      // Still open and usable; bob got only what was processed: the chat and the dialog at the limit.
+      await expectChatWorks(alice, ID.alice, [bob]);
+      expect(bob.all('CHAT_MESSAGE').map((f) => f.serverData.message)).toEqual(['at the limit', expect.stringMatching(/^still alive/)]);
+      expect(bob.all('DIALOG_MESSAGE').map((f) => f.clientData)).toEqual([{ text: 'at the limit' }]);
+      expect(alice.all('ERROR_MESSAGE')).toHaveLength(2);
+      expect(alice.closeInfo).toBeUndefined();
+    });
+  });
+
+  describe('MAX_JSON_DEPTH', () => {
+    it('a frame nested deeper is INVALID_MESSAGE with its requestType, refused without being parsed; at the limit it is processed', async () => {
+      const { alice, bob } = await twoUsers({ MAX_JSON_DEPTH: '4' });
+      // The frame object is level 1, serverData 2, then two levels of arrays: 4.
+      alice.send('{"type":"CHAT_MESSAGE","serverData":{"message":"depth four","extra":[["x"]]}}');
+      expect((await bob.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('depth four');
+
+      const marker = 'depth-five-marker-Qw8Zr';
+      const tooDeep = [
+        `{"type":"CHAT_MESSAGE","serverData":{"message":"${marker}","extra":[[["x"]]]}}`,
+        `{"type":"DIALOG_MESSAGE","clientData":{"a":{"b":{"c":{"d":"${marker}"}}}},"serverData":{"receiver":"${ID.bob}"}}`,
+      ];
+      const parse = jest.spyOn(JSON, 'parse');
+      try {
+        alice.send(tooDeep[0]);
+        expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
+        alice.send(tooDeep[1]);
+        expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'DIALOG_MESSAGE'));
+        expect(parse.mock.calls.filter(([text]) => typeof text === 'string' && text.includes(marker))).toEqual([]);
+      } finally {
+        parse.mockRestore();
+      }
+      // Kept open; nothing of the deep frames reached bob, and no DELIVERY was owed.
+      await expectChatWorks(alice, ID.alice, [bob]);
+      expect(bob.all('CHAT_MESSAGE')).toHaveLength(2);
+      expect(bob.all('DIALOG_MESSAGE')).toEqual([]);
+      expect(alice.all('DELIVERY_MESSAGE')).toEqual([]);
+    });
   });
 
   describe('MAX_FRAME_BYTES', () => {
