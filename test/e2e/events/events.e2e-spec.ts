@@ -10,12 +10,14 @@ import { CLUSTER_BUS, type ClusterBus } from '../../../src/engine/engine.ports';
 import { ENGINES, type Deployment } from '../../support/deployment';
 import { makeUser } from '../../support/factories';
 import { CLUSTER_PRESENCE_TTL_MS, type ClusterDeployment } from '../../support/cluster';
-import { chat, isChat, isConnect, isDisconnect } from '../../support/frames';
+import { chat, isChat, isConnect, isDisconnect, isType } from '../../support/frames';
 import { EventSink } from '../../support/nats-events';
 import { startNatsServer, type NatsServer } from '../../support/nats-server';
 import { metricValue, scrape } from '../../support/metrics';
 import { Scope } from '../../support/scope';
 import { sleep } from '../../support/time';
+import { closedWithin } from '../../support/ws-client';
+import { apiCall, KEY } from '../api/api-harness';
 
 jest.setTimeout(30_000);
 
@@ -143,6 +145,34 @@ describe.each(ENGINES)('events on NATS (%s)', (engine) => {
       profile: 1,
     });
     expect(published.reduce((sum, samples) => sum + metricValue(samples, 'gateway_events_dropped_total'), 0)).toBe(0);
+  });
+
+  it('facts the backend causes through the Server API: a chat, a profile change and a kick, each once, the last two from the user\'s node (disconnect with its 4403)', async () => {
+    const { dep, sink } = await start({ API_KEYS: KEY });
+    const [e, f] = await scope.loginAll(dep, [erin.token, finn.token]);
+    const node = (i: number) => dep.nodes[i % dep.nodes.length];
+    const nodeOf = { erin: nodeIdOf(dep, 0), finn: nodeIdOf(dep, 1) };
+    await sink.waitFor((ev) => ev.kind === 'connect' && ev.body.userId === ID.finn);
+
+    // Each call goes to the node the user concerned is not on (on Redis).
+    const posted = await apiCall(node(1), 'POST', '/api/v1/chat', { body: { sender: 'backend-bot', message: 'from the backend' } });
+    expect(posted.status).toBe(202);
+    await e.next(isChat('from the backend'));
+    const patched = await apiCall(node(0), 'PATCH', `/api/v1/users/${ID.finn}/profile`, { body: { nickname: 'finn-renamed', status: 'away' } });
+    expect(patched.status).toBe(200);
+    await e.next(isType('USER_UPDATE_MESSAGE'));
+    const kicked = await apiCall(node(0), 'POST', `/api/v1/users/${ID.finn}/disconnect`, { body: { reason: 'bye' } });
+    expect(kicked.json).toEqual({ disconnected: true });
+    expect((await closedWithin(f, 3000)).code).toBe(4403);
+
+    await sink.waitFor((ev) => ev.kind === 'disconnect', 5000, 'the disconnect event');
+    await sleep(QUIET_MS);
+    expect(sink.events.map((ev) => ev.kind).sort()).toEqual(['chat', 'connect', 'connect', 'disconnect', 'profile']);
+    const envelope = (nodeId: string) => ({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), time: expect.stringMatching(/^\d+$/), node: nodeId });
+    // The chat happened where it was posted; the profile change and the kick on the user's node.
+    expect(sink.ofKind('chat')[0].body).toEqual({ ...envelope(nodeIdOf(dep, 1)), message: 'from the backend', sender: 'backend-bot', sendTime: posted.json.sendTime });
+    expect(sink.ofKind('profile')[0].body).toEqual({ ...envelope(nodeOf.finn), userId: ID.finn, nickname: 'finn-renamed', status: 'away' });
+    expect(sink.ofKind('disconnect')[0].body).toEqual({ ...envelope(nodeOf.finn), userId: ID.finn, code: 4403 });
   });
 
   it('never puts a token in an event, nor in a log line', async () => {
