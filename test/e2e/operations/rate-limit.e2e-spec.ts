@@ -87,6 +87,23 @@ describe('rate limit', () => {
     await received(alice, isRateLimited);
   });
 
+  it('counts data frames only: pings from the client spend no tokens', async () => {
+    const gw = await scope.gateway(ENV);
+    const alice = await scope.login(gw.wsUrl, 'alice-token');
+    const bob = await scope.login(gw.wsUrl, 'bob-token');
+    // Three bursts' worth of pings; each answered (pong), so the gateway has read them all.
+    let pongs = 0;
+    alice.socket.on('pong', () => pongs++);
+    for (let i = 0; i < 30; i++) alice.socket.ping();
+    await eventually(() => pongs === 30, 3000, '30 pongs');
+    // The bucket is still full: a whole burst of data frames passes.
+    for (let i = 0; i < 10; i++) alice.send(chat(`after pings ${i}`));
+    for (let i = 0; i < 10; i++) expect((await bob.nextOfType('CHAT_MESSAGE')).serverData.message).toBe(`after pings ${i}`);
+    await sleep(150);
+    expect(alice.frames.filter(isRateLimited)).toEqual([]);
+    expect(alice.closeInfo).toBeUndefined();
+  });
+
   it('refills tokens over time at RATE_LIMIT_PER_SEC', async () => {
     const gw = await scope.gateway(ENV);
     const alice = await scope.login(gw.wsUrl, 'alice-token');
