@@ -147,6 +147,15 @@ describe('MAX_CONNECTIONS under concurrent upgrades', () => {
 describe('ALLOWED_ORIGINS', () => {
   const users = makeUsers('or1', 'or2', 'or3');
 
+  it('unset (the default): any Origin passes', async () => {
+    const gw = await scope.gateway();
+    const tokens = ['alice-token', 'bob-token', 'carol-token'];
+    const origins = ['https://evil.example', 'http://localhost:1', 'null'];
+    for (let i = 0; i < origins.length; i++) {
+      expect((await scope.loginWithAuth(gw.wsUrl, tokens[i], { origin: origins[i] })).auth.status).toBe('SUCCESS');
+    }
+  });
+
   it('refuses a foreign Origin with HTTP 403 before any CHECK_TOKEN; the allowed one and no Origin pass', async () => {
     const auth = await scope.fakeAuthServer({ users });
     const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, ALLOWED_ORIGINS: 'https://good.example' });
