@@ -9,15 +9,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AuthServerHandle } from '../../../src/auth-server/auth-server';
+import { startClusterDeployment } from '../../support/cluster';
 import { makeUsers } from '../../support/factories';
-import { isDisconnect } from '../../support/frames';
+import { isConnect, isDisconnect } from '../../support/frames';
 import { freePort } from '../../support/free-port';
 import { gatewayProcessEnv } from '../../support/gateway';
 import { httpGet, tryUpgrade } from '../../support/http';
 import { jsonLines, logLines } from '../../support/logs';
 import { Scope } from '../../support/scope';
 import { eventually } from '../../support/time';
-import type { TestClient } from '../../support/ws-client';
+import { received, type TestClient } from '../../support/ws-client';
 
 jest.setTimeout(40_000);
 
@@ -127,4 +128,32 @@ describe('graceful shutdown (SIGTERM)', () => {
     for (const u of users) expect(stdout + stderr).not.toContain(u.token);
     expect(stderr.trim()).toBe('');
   });
+});
+
+describe('graceful shutdown of a cluster node (SIGTERM)', () => {
+  const scope = new Scope();
+  afterEach(() => scope.closeAll());
+
+  it('the DISCONNECTs of its clients reach the clients of the other nodes during the drain, not after PRESENCE_TTL_MS', async () => {
+    const TTL_MS = 30_000;
+    // Node 0 in this process; the node under test as a child process (the real SIGTERM handling).
+    const dep = scope.track(await startClusterDeployment({ PRESENCE_TTL_MS: String(TTL_MS) }, { nodes: 1 }), 'app');
+    const node = await dep.addProcessNode({ SHUTDOWN_DRAIN_MS: String(DRAIN_MS) });
+    const observer = await scope.login(dep.wsUrl(0), 'alice-token');
+    const leaving = [await scope.login(node.wsUrl, 'bob-token'), await scope.login(node.wsUrl, 'carol-token')];
+    await received(observer, [isConnect('2'), isConnect('3')], 4000, 'the CONNECTs from the other node');
+
+    const sigtermAt = Date.now();
+    await node.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+    for (const client of leaving) expect((await client.closed).code).toBe(1001);
+    // Sent by the draining node itself: the lease would only expire after PRESENCE_TTL_MS.
+    await received(observer, [isDisconnect('2'), isDisconnect('3')], 3000, 'the DISCONNECTs of the drained node');
+    expect(Date.now() - sigtermAt).toBeLessThan(TTL_MS / 2);
+    expect(observer.frames.filter((f) => f.type === 'USER_CONNECTION_MESSAGE' && f.serverData.connectionStatus === 'DISCONNECT')).toEqual([
+      { type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'DISCONNECT', userId: expect.stringMatching(/^[23]$/) } },
+      { type: 'USER_CONNECTION_MESSAGE', serverData: { connectionStatus: 'DISCONNECT', userId: expect.stringMatching(/^[23]$/) } },
+    ]);
+    expect(observer.closeInfo).toBeUndefined();
+  }, 90_000);
 });
