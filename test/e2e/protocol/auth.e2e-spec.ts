@@ -62,6 +62,24 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       expect(client.socket.protocol).toBe('mpgp.v1');
     });
 
+    it('selects mpgp.v1 whenever it is offered: beside other subprotocols, for a token sent in a frame, and for a token then refused', async () => {
+      const dep = await scope.deployment(engine);
+      const withOthers = await scope.connect(dep.wsUrl(0), { protocols: ['chat.v2', 'mpgp.v1', tokenSubprotocol(T.bob)] });
+      expect(withOthers.socket.protocol).toBe('mpgp.v1');
+      expect(await withOthers.nextOfType('AUTH_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.bob } });
+      // No token in the upgrade: the connection waits for an AUTH_MESSAGE, mpgp.v1 selected all the same.
+      const framed = await scope.connect(dep.wsUrl(1), { protocols: ['mpgp.v1'] });
+      expect(framed.socket.protocol).toBe('mpgp.v1');
+      framed.send(authWith(T.alice));
+      expect(await framed.nextOfType('AUTH_MESSAGE')).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.alice } });
+      // A token that will be refused: the upgrade still succeeds with mpgp.v1, then "2" and 4401.
+      const refused = await scope.connect(dep.wsUrl(2), { token: 'nobody-token', protocols: ['mpgp.v1'] });
+      expect(refused.socket.protocol).toBe('mpgp.v1');
+      const { frame, code } = await authFailure(refused);
+      expect(frame).toEqual(authError('2'));
+      expect(code).toBe(4401);
+    });
+
     it.each([
       ['a length of 1 mod 4', 'authToken.a'],
       ['a character outside the base64url alphabet', 'authToken.YWxp*2UtdG9rZW4'],
@@ -184,6 +202,16 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       expect(auth.serverData.userId).toBe(ID.alice);
     });
 
+    it('the header wins over the query (ALLOW_QUERY_TOKEN=true), and an invalid header does not fall back to it', async () => {
+      const dep = await scope.deployment(engine, { ALLOW_QUERY_TOKEN: 'true' });
+      const { auth } = await scope.loginWithAuth(dep.wsUrl(0), T.bob, { query: `?authToken=${T.alice}` });
+      expect(auth.serverData.userId).toBe(ID.bob);
+      const client = await scope.connect(dep.wsUrl(1), { token: 'nobody-token', query: `?authToken=${T.carol}` });
+      const { frame, code } = await authFailure(client);
+      expect(frame).toEqual(authError('2'));
+      expect(code).toBe(4401);
+    });
+
     it('the subprotocol wins over the query (ALLOW_QUERY_TOKEN=true)', async () => {
       const dep = await scope.deployment(engine, { ALLOW_QUERY_TOKEN: 'true' });
       const client = await scope.connect(dep.wsUrl(0), { protocols: ['mpgp.v1', tokenSubprotocol(T.bob)], query: `?authToken=${T.alice}` });
@@ -256,6 +284,21 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       const { frame, code } = await authFailure(client);
       expect(frame).toEqual(authError('2'));
       expect(code).toBe(4401);
+    });
+
+    it('AUTH_DEADLINE_MS bounds the arrival of the token, not its check: a token that arrived in time logs in after the deadline', async () => {
+      // The check (2.5 s) outlasts the deadline (1 s) by far; AUTH_TIMEOUT_MS (6 s) bounds it.
+      const fake = await scope.fakeAuthServer({ mode: 'slow', delayMs: 2500 });
+      const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url, AUTH_DEADLINE_MS: '1000', AUTH_TIMEOUT_MS: '6000' });
+      const opened = Date.now();
+      const alice = await scope.connect(dep.wsUrl(0));
+      alice.send(authWith(T.alice));
+      const auth = await alice.nextOfType('AUTH_MESSAGE', 10_000);
+      expect(auth).toMatchObject({ status: 'SUCCESS', serverData: { userId: ID.alice } });
+      expect(Date.now() - opened).toBeGreaterThanOrEqual(2400);
+      expect(fake.requests).toBe(1);
+      expect(alice.closeInfo).toBeUndefined();
+      await expectChatWorks(alice, ID.alice);
     });
 
     it('no token within AUTH_DEADLINE_MS: "2" and 4408, even if other frames kept coming', async () => {
@@ -498,10 +541,12 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
 
     it('sends CHECK_TOKEN as documented', async () => {
       const fake = await scope.fakeAuthServer();
-      const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url });
+      // POST <AUTH_SERVER_URL>: to the URL as given, its path included.
+      const dep = await scope.deployment(engine, { AUTH_SERVER_URL: `${fake.url}v1/check-token` });
       await scope.login(dep.wsUrl(0), T.alice);
       const req = fake.lastRequest!;
       expect(req.method).toBe('POST');
+      expect(req.path).toBe('/v1/check-token');
       expect(req.headers['content-type']).toMatch(/^application\/json/);
       expect(JSON.parse(req.body)).toEqual({ type: 'CHECK_TOKEN', authToken: T.alice });
     });
