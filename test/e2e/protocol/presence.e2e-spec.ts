@@ -4,7 +4,7 @@
  * ends for any reason; the userList of a later login reflects who is online.
  */
 import { ENGINES } from '../../support/deployment';
-import { isConnect, isDisconnect, isType } from '../../support/frames';
+import { authWith, isConnect, isDisconnect, isType } from '../../support/frames';
 import { eventually } from '../../support/time';
 import { authFailure, ID, profileOf, protocolScope, QUIET_MS, T } from './harness';
 
@@ -96,6 +96,30 @@ describe.each(ENGINES)('presence (%s engine)', (engine) => {
     expect(alice.all('USER_CONNECTION_MESSAGE')).toEqual([]);
     const { auth } = await scope.loginWithAuth(dep.wsUrl(4), T.bob);
     expect(auth.serverData.userList.map((u: { userId: string }) => u.userId).sort()).toEqual([ID.alice, ID.bob]);
+  });
+
+  it('a connection that has not logged in yet is told nothing of presence; its later userList is current', async () => {
+    const dep = await scope.deployment(engine, { AUTH_DEADLINE_MS: '10000' });
+    // On a cluster: alice and bob on node 0, dave and the waiting connection on node 1.
+    const [alice, dave] = await scope.loginAll(dep, [T.alice, T.dave]);
+    const waiting = await scope.connect(dep.wsUrl(3)); // no token yet: waits for an AUTH_MESSAGE
+    const bob = await scope.login(dep.wsUrl(2), T.bob);
+    await alice.next(isConnect(ID.bob));
+    await bob.close();
+    // dave shares the waiting connection's node: once he has both frames, that node has sent them.
+    await dave.next(isConnect(ID.bob));
+    await dave.next(isDisconnect(ID.bob));
+    await alice.next(isDisconnect(ID.bob));
+    await waiting.expectSilence(QUIET_MS);
+    expect(waiting.frames).toEqual([]);
+    waiting.send(authWith(T.carol));
+    const auth = await waiting.nextOfType('AUTH_MESSAGE');
+    expect(auth.status).toBe('SUCCESS');
+    expect(auth.serverData.userList.map((u: { userId: string }) => u.userId).sort()).toEqual([ID.alice, ID.carol, ID.dave]);
+    await alice.next(isConnect(ID.carol));
+    await dave.next(isConnect(ID.carol));
+    await waiting.expectSilence(QUIET_MS, isPresence);
+    expect(waiting.all('USER_CONNECTION_MESSAGE')).toEqual([]);
   });
 
   it('a user who leaves and comes back is announced again, in order', async () => {
