@@ -9,6 +9,7 @@
  * Streams capture core publishes too, so what reached NATS is read from a stream the test creates,
  * whenever the test's own subscriber reconnected.
  */
+import { freePort } from '../../support/free-port';
 import { chat, isChat } from '../../support/frames';
 import { httpStatus } from '../../support/http';
 import { metricValue, scrape } from '../../support/metrics';
@@ -101,6 +102,20 @@ describe('events while NATS is unreachable', () => {
     await nats.start();
     await eventually(async () => (await streamCount(nats.url, stream).catch(() => 0)) === 2, 8000, 'connect and chat');
     expect((await readStream(nats.url, stream)).map((e) => e.kind)).toEqual(['connect', 'chat']);
+  });
+
+  it('EVENTS_NATS_URL is a comma-separated list: with one of the servers down, events reach NATS through another, whichever its place', async () => {
+    const dead = `nats://127.0.0.1:${await freePort()}`;
+    for (const servers of [`${dead}, ${nats.url}`, `${nats.url} ,${dead}`]) {
+      const { prefix, stream } = names();
+      await createStream(nats.url, stream, [`${prefix}.>`]);
+      const gw = await scope.gateway({ EVENTS_NATS_URL: servers, EVENTS_SUBJECT_PREFIX: prefix });
+      const alice = await scope.login(gw.wsUrl, T.alice);
+      await chatAll(alice, [`through ${servers}`]);
+      await eventually(async () => (await streamCount(nats.url, stream)) === 2, 8000, `connect and chat through ${servers}`);
+      expect(chats(await readStream(nats.url, stream))).toEqual([`through ${servers}`]);
+      await scope.stop(gw);
+    }
   });
 
   it('shuts down within its bound with NATS unreachable, counting what it could not publish', async () => {
