@@ -156,11 +156,11 @@ describe('ALLOWED_ORIGINS', () => {
     }
   });
 
-  it('refuses a foreign Origin with HTTP 403 before any CHECK_TOKEN; the allowed one and no Origin pass', async () => {
+  it('refuses a foreign Origin with HTTP 403 before any CHECK_TOKEN; the allowed ones and no Origin pass', async () => {
     const auth = await scope.fakeAuthServer({ users });
-    const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, ALLOWED_ORIGINS: 'https://good.example' });
+    const gw = await scope.gateway({ AUTH_SERVER_URL: auth.url, ALLOWED_ORIGINS: 'https://good.example, http://also.example:8080' });
 
-    for (const origin of ['https://evil.example', 'https://good.example/', 'http://good.example', 'https://good.example.evil.example']) {
+    for (const origin of ['https://evil.example', 'https://good.example/', 'http://good.example', 'https://good.example.evil.example', 'http://also.example', 'http://also.example:8081']) {
       const refused = await tryUpgrade(gw.wsUrl, { authToken: users[0].token, Origin: origin });
       expect({ origin, status: refused.status }).toEqual({ origin, status: 403 });
     }
@@ -169,7 +169,9 @@ describe('ALLOWED_ORIGINS', () => {
 
     const good = await scope.login(gw.wsUrl, users[0].token, { origin: 'https://good.example' });
     const none = await scope.login(gw.wsUrl, users[1].token);
-    expect(auth.requests).toBe(2);
+    // Every entry of the comma-separated list is allowed, the port compared too.
+    await scope.login(gw.wsUrl, users[2].token, { origin: 'http://also.example:8080' });
+    expect(auth.requests).toBe(3);
     none.send(chat('hi'));
     expect((await good.nextOfType('CHAT_MESSAGE')).serverData.message).toBe('hi');
   });
