@@ -199,6 +199,22 @@ describe('TokenService', () => {
         expect(token).not.toContain(key);
       }
     });
+
+    it('keys by a digest of the token: one fixed-length key per token, whatever its length, the same for the same token', async () => {
+      const cacheKeys = () => [...(service as unknown as { cache: Map<string, unknown> }).cache.keys()];
+      const short = 'a';
+      const long = 'b'.repeat(MAX_BYTES);
+      verify.mockResolvedValueOnce(valid('u1')).mockResolvedValueOnce(valid('u2'));
+      await service.verify(short);
+      await service.verify(long);
+      await service.verify(short); // from the cache: its key again
+      expect(verify).toHaveBeenCalledTimes(2);
+      const [shortKey, longKey] = cacheKeys();
+      expect(cacheKeys()).toHaveLength(2);
+      expect(shortKey).not.toBe(longKey);
+      expect(shortKey.length).toBe(longKey.length);
+      expect(longKey.length).toBeLessThan(long.length);
+    });
   });
 
   describe('metrics', () => {
