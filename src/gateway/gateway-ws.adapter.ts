@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config/gateway-config';
@@ -9,6 +9,7 @@ import { rawHttpRefusal } from '../http/gateway-http.adapter';
 import type { ChatClient } from '../messaging/chat-client';
 import { PROTOCOL_SUBPROTOCOL } from '../protocol/protocol';
 import { Admission } from './admission';
+import { normalizeSubprotocolHeader } from './subprotocol-header';
 import { WsGateway } from './ws.gateway';
 
 const NOSNIFF = { 'X-Content-Type-Options': 'nosniff' };
@@ -45,6 +46,9 @@ export class GatewayWsAdapter extends WsAdapter {
     if (this.server) return this.server;
     const admission = this.app.get(Admission);
     const gateway = (this.gateway = this.app.get(WsGateway));
+    // Before ws reads it (the adapter's own 'upgrade' listener): a token entry that is not an HTTP
+    // token is an invalid token ("2"), not an HTTP 400 (PROTOCOL.md: the upgrade succeeds whatever the token).
+    (this.httpServer as Server | undefined)?.prependListener('upgrade', (request: IncomingMessage) => normalizeSubprotocolHeader(request));
     const server = super.create(port, {
       path: this.config.wsPath,
       maxPayload: this.config.maxFrameBytes,

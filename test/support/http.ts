@@ -134,3 +134,83 @@ export function rawUpgrade(wsUrl: string, headers: Record<string, string>): Prom
     req.end();
   });
 }
+
+export interface RawSession extends UpgradeOutcome {
+  /** The text messages the server sent (unfragmented frames; what the gateway sends). */
+  messages: string[];
+  /** The close frame's code, if one came. */
+  closeCode?: number;
+}
+
+/**
+ * rawUpgrade, then (on 101) reads the server's frames until its close frame, `maxMessages` text
+ * messages or `timeoutMs`: for hand-built upgrade requests that a `ws` client refuses to send.
+ * Server frames are not masked.
+ */
+export function rawSession(wsUrl: string, headers: Record<string, string>, timeoutMs = 5000, maxMessages = Infinity): Promise<RawSession> {
+  const { hostname, port, pathname } = new URL(wsUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: hostname,
+      port,
+      path: pathname,
+      agent: false,
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64'), ...headers },
+    });
+    req.once('upgrade', (res, socket, head) => {
+      const outcome: RawSession = { status: res.statusCode ?? 0, body: '', headers: res.headers, messages: [] };
+      let buffered = head;
+      const finish = () => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(outcome);
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      const parse = () => {
+        for (;;) {
+          if (buffered.length < 2) return;
+          const opcode = buffered[0] & 0x0f;
+          let length = buffered[1] & 0x7f;
+          let offset = 2;
+          if (length === 126) {
+            if (buffered.length < 4) return;
+            length = buffered.readUInt16BE(2);
+            offset = 4;
+          } else if (length === 127) {
+            if (buffered.length < 10) return;
+            length = Number(buffered.readBigUInt64BE(2));
+            offset = 10;
+          }
+          if (buffered.length < offset + length) return;
+          const payload = buffered.subarray(offset, offset + length);
+          buffered = buffered.subarray(offset + length);
+          if (opcode === 0x1) outcome.messages.push(payload.toString('utf8'));
+          if (outcome.messages.length >= maxMessages) {
+            finish();
+            return;
+          }
+          if (opcode === 0x8) {
+            outcome.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : undefined;
+            finish();
+            return;
+          }
+        }
+      };
+      socket.on('data', (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        parse();
+      });
+      socket.on('close', finish);
+      socket.on('error', () => undefined);
+      parse();
+    });
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers, messages: [] }));
+      res.on('error', reject);
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}

@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { ENGINES } from '../../support/deployment';
 import type { FakeAuthMode } from '../../support/fake-auth-server';
 import { authError, authWith, chat, isConnect, isDisconnect } from '../../support/frames';
-import { rawUpgrade } from '../../support/http';
+import { rawSession, rawUpgrade, tryUpgrade } from '../../support/http';
 import { sleep, withTimeout } from '../../support/time';
 import { tokenSubprotocol } from '../../support/ws-client';
 import {
@@ -93,7 +93,7 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       expect(code).toBe(4401);
     });
 
-    describe('token entries and HTTP tokens (ws parses Sec-WebSocket-Protocol before the gateway)', () => {
+    describe('token entries that are not HTTP tokens (ws would refuse the header with 400: the gateway rewrites it first)', () => {
       // alice-token in standard base64 ends in "=" padding; unpadded base64url is the same without it.
       const padded = `authToken.${Buffer.from(T.alice, 'utf8').toString('base64')}`;
       const unpadded = tokenSubprotocol(T.alice);
@@ -101,22 +101,45 @@ describe.each(ENGINES)('authentication (%s engine)', (engine) => {
       it.each<[string, Record<string, string>]>([
         ['base64 padding "="', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}` }],
         ['a "/" of standard base64', { 'Sec-WebSocket-Protocol': `mpgp.v1, authToken.${Buffer.from('???', 'utf8').toString('base64')}` }],
-        ['"=" even beside a valid authToken header', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}`, authToken: T.alice }],
-        ['an empty entry beside a valid one', { 'Sec-WebSocket-Protocol': `mpgp.v1,,${unpadded}` }],
-        ['an entry offered twice', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${unpadded}, mpgp.v1` }],
-      ])('a header with %s fails the upgrade with HTTP 400: no AUTH_MESSAGE, no CHECK_TOKEN', async (_what, headers) => {
+        ['a padded entry before a valid one (the first token entry counts)', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}, ${unpadded}` }],
+      ])('an entry with %s: the upgrade succeeds (101, mpgp.v1) and the entry is an invalid token, "2" and 4401, no CHECK_TOKEN', async (_what, headers) => {
         expect(padded).toMatch(/=$/);
         const fake = await scope.fakeAuthServer();
         const dep = await scope.deployment(engine, { AUTH_SERVER_URL: fake.url });
-        const { status, body } = await rawUpgrade(dep.wsUrl(0), headers);
-        expect({ status, body }).toEqual({ status: 400, body: 'Invalid Sec-WebSocket-Protocol header' });
+        const session = await rawSession(dep.wsUrl(0), headers);
+        expect(session.status).toBe(101);
+        expect(session.headers['sec-websocket-protocol']).toBe('mpgp.v1');
+        expect(session.messages.map((m) => JSON.parse(m))).toEqual([authError('2')]);
+        expect(session.closeCode).toBe(4401);
         expect(fake.requests).toBe(0);
       });
 
-      it('the 400 comes before the Origin check (403), and ws clients refuse to send such an entry', async () => {
+      it.each<[string, Record<string, string>]>([
+        ['"=" beside a valid authToken header (the header comes first)', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}`, authToken: T.alice }],
+        ['an empty entry beside a valid one', { 'Sec-WebSocket-Protocol': `mpgp.v1,,${unpadded}` }],
+        ['an entry offered twice', { 'Sec-WebSocket-Protocol': `mpgp.v1, ${unpadded}, mpgp.v1` }],
+        ['another entry that is not an HTTP token', { 'Sec-WebSocket-Protocol': `x=y, mpgp.v1, ${unpadded}` }],
+      ])('%s: logs in', async (_what, headers) => {
+        const dep = await scope.deployment(engine);
+        const session = await rawSession(dep.wsUrl(0), headers, 5000, 1);
+        expect(session.status).toBe(101);
+        expect(session.headers['sec-websocket-protocol']).toBe('mpgp.v1');
+        expect(JSON.parse(session.messages[0])).toMatchObject({ type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: ID.alice } });
+      });
+
+      it("headers over Node's 16 KiB limit are refused at the HTTP level (431); a 15 000-byte token header upgrades and gets \"2\"", async () => {
+        const dep = await scope.deployment(engine);
+        expect((await tryUpgrade(dep.wsUrl(0), { authToken: 'x'.repeat(17_000) })).status).toBe(431);
+        const session = await rawSession(dep.wsUrl(0), { authToken: 'x'.repeat(15_000) });
+        expect(session.status).toBe(101);
+        expect(session.messages.map((m) => JSON.parse(m))).toEqual([authError('2')]);
+        expect(session.closeCode).toBe(4401);
+      });
+
+      it('the Origin check still applies to such a request (403), and ws clients refuse to send such an entry', async () => {
         const dep = await scope.deployment(engine, { ALLOWED_ORIGINS: 'https://chat.example.test' });
         const foreign = { Origin: 'https://elsewhere.example.test' };
-        expect((await rawUpgrade(dep.wsUrl(0), { ...foreign, 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}` })).status).toBe(400);
+        expect((await rawUpgrade(dep.wsUrl(0), { ...foreign, 'Sec-WebSocket-Protocol': `mpgp.v1, ${padded}` })).status).toBe(403);
         expect((await rawUpgrade(dep.wsUrl(0), { ...foreign, 'Sec-WebSocket-Protocol': `mpgp.v1, ${unpadded}` })).status).toBe(403);
         expect(() => new WebSocket(dep.wsUrl(0), ['mpgp.v1', padded])).toThrow(SyntaxError);
       });
