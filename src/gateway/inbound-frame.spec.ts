@@ -67,11 +67,13 @@ describe('parseFrame', () => {
       }
     });
 
-    it('reports the type of a refused frame as soon as the scan knows it, and none when it does not', () => {
-      expect(refusal(text(`{"type":"DIALOG_MESSAGE","clientData":${'['.repeat(40)}`)).type).toBe('DIALOG_MESSAGE');
-      expect(refusal(text(`{"clientData":${'['.repeat(40)}`))).not.toHaveProperty('type');
-      // A type written with escapes is not read by the scan: no requestType.
-      expect(refusal(text(`{"\\u0074ype":"DIALOG_MESSAGE","clientData":${'['.repeat(40)}`))).not.toHaveProperty('type');
+    it('reports the type of a refused frame wherever it stands and however it is written, and none when the frame has no string type', () => {
+      const deep = `${'['.repeat(40)}${']'.repeat(40)}`;
+      expect(refusal(text(`{"type":"DIALOG_MESSAGE","clientData":${deep}}`)).type).toBe('DIALOG_MESSAGE');
+      expect(refusal(text(`{"clientData":${deep},"type":"DIALOG_MESSAGE"}`)).type).toBe('DIALOG_MESSAGE');
+      expect(refusal(text(`{"\\u0074ype":"DIALOG_MESSAGE","clientData":${deep}}`)).type).toBe('DIALOG_MESSAGE');
+      expect(refusal(text(`{"clientData":${deep}}`)).type).toBeUndefined();
+      expect(refusal(text(`{"clientData":${deep},"type":5}`)).type).toBeUndefined();
     });
   });
 

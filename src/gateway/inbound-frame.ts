@@ -1,7 +1,7 @@
 import type { RawData } from 'ws';
 import { RAW_CLIENT_DATA, type InboundFrame } from '../protocol/inbound';
 import { FrameError } from '../protocol/errors';
-import { compactJsonText, scanFrame } from '../protocol/frame-scan';
+import { compactJsonText, readTopLevelType, scanFrame } from '../protocol/frame-scan';
 import { FrameErrorCode, MessageType } from '../protocol/protocol';
 
 export interface FrameLimits {
@@ -24,8 +24,8 @@ export function byteLength(data: RawData): number {
  * Parses a data frame into an object with a string type, or throws the FrameError that says why
  * not. One linear scan comes first (docs/protocol.md, "Invalid frames"): a frame nested deeper
  * than MAX_JSON_DEPTH, or larger than MAX_MESSAGE_FRAME_BYTES in anything but the string content
- * of a SAVE_AVATAR, is refused without being parsed (the FrameError then carries the type the scan
- * read, for the error's requestType). A top-level clientData is kept as written, without
+ * of a SAVE_AVATAR, is refused without being parsed (the FrameError then carries the frame's
+ * top-level type, read from the bytes, for the error's requestType). A top-level clientData is kept as written, without
  * whitespace (RAW_CLIENT_DATA), so that it is forwarded byte-exact.
  */
 export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits): InboundFrame {
@@ -35,15 +35,16 @@ export function parseFrame(data: RawData, isBinary: boolean, limits: FrameLimits
   // and it needs no escapes (base64 has none), so the scan stops at the first sign it is not one.
   const large = bytes.length > limits.maxMessageFrameBytes;
   const scan = scanFrame(bytes, limits.maxJsonDepth, large ? { maxStructureBytes: limits.maxMessageFrameBytes, noEscapes: true } : {});
-  // Refused unparsed: the requestType is the scan's reading of the type.
+  // Refused unparsed: the requestType is read from the bytes (readTopLevelType), wherever the
+  // scan stopped.
   if (scan.tooDeep) {
-    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, `JSON nested deeper than ${limits.maxJsonDepth} levels`, scan.type);
+    throw new FrameError(FrameErrorCode.INVALID_MESSAGE, `JSON nested deeper than ${limits.maxJsonDepth} levels`, readTopLevelType(bytes));
   }
   if (large && (scan.stoppedAt !== undefined || scan.type !== MessageType.SAVE_AVATAR || scan.structureBytes > limits.maxMessageFrameBytes)) {
     throw new FrameError(
       FrameErrorCode.INVALID_MESSAGE,
       `frame larger than ${limits.maxMessageFrameBytes} bytes: only a SAVE_AVATAR image (base64, no escapes) may make a frame that large`,
-      scan.type,
+      readTopLevelType(bytes),
     );
   }
   let value: unknown;

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { compactJsonText, scanFrame } from './frame-scan';
+import { compactJsonText, readTopLevelType, scanFrame } from './frame-scan';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 
@@ -138,5 +138,36 @@ describe('compactJsonText', () => {
   it('keeps multi-byte characters intact', () => {
     const text = '[ "héllo 👋" , "\\"" ]';
     expect(compactJsonText(bytes(text), 0, Buffer.byteLength(text))).toBe('["héllo 👋","\\""]');
+  });
+
+  describe('readTopLevelType (the requestType of a frame refused unparsed)', () => {
+    it.each<[string, string | undefined]>([
+      ['{"type":"CHAT_MESSAGE","a":1}', 'CHAT_MESSAGE'],
+      ['{"a":[1,{"b":"]"}],"type":"AFTER"}', 'AFTER'],
+      [' {"x":"}\\"","type" : "SPACED"}', 'SPACED'],
+      ['{"typ\\u0065":"CHAT\\u005fMESSAGE"}', 'CHAT_MESSAGE'],
+      ['{"type":"A","type":"B"}', 'B'],
+      ['{"type":"A","type":{}}', undefined],
+      ['{"type":1}', undefined],
+      ['{"a":{"type":"X"},"b":["type","Y"]}', undefined],
+      ['["type","A"]', undefined],
+      ['{"x":[[[', undefined],
+      ['{"type":"T","x":[[[', 'T'],
+      ['{"x":"unterminated', undefined],
+    ])('%s -> %s', (text, type) => {
+      expect(readTopLevelType(bytes(text))).toBe(type);
+    });
+
+    it('reads it behind what stops scanFrame: depth, structure, escapes', () => {
+      const bounds = { maxStructureBytes: 65_536, noEscapes: true };
+      const frames = [
+        `{"x":${'['.repeat(100_000)}${']'.repeat(100_000)},"type":"DEEP"}`,
+        `{"x":[${'"a",'.repeat(100_000)}"a"],"type":"WIDE"}`,
+        `{"serverData":{"imageBase64":"${'\\"'.repeat(100_000)}"},"type":"ESCAPED"}`,
+      ];
+      const scans = frames.map((f) => scanFrame(bytes(f), 32, bounds));
+      expect(scans.map((scan) => scan.type)).toEqual([undefined, undefined, undefined]);
+      expect(frames.map((f) => readTopLevelType(bytes(f)))).toEqual(['DEEP', 'WIDE', 'ESCAPED']);
+    });
   });
 });

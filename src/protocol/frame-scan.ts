@@ -242,3 +242,96 @@ function utf8(bytes: Uint8Array, start: number, end: number): string {
 function latin1(bytes: Uint8Array, start: number, end: number): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('latin1');
 }
+
+/**
+ * The top-level `type` of a frame refused before parsing, wherever it stands and however it is
+ * written (escapes in the key or the value included): PROTOCOL.md gives every error of a frame
+ * with a string `type` its `requestType`, and scanFrame stops early on the frames it refuses.
+ * One byte loop to the end of the object, no native call per string or escape, so it stays linear
+ * and cheap on the worst frames (escaped quotes, `[`, tiny strings); undefined when the frame is not an
+ * object or its `type` is not a string; of several top-level `type` keys, the last (JSON.parse's
+ * choice). Called only for frames refused unparsed.
+ */
+export function readTopLevelType(bytes: Uint8Array): string | undefined {
+  const length = bytes.length;
+  let i = firstSignificant(bytes);
+  if (i >= length || bytes[i] !== OPEN_OBJECT) return undefined;
+  let depth = 0;
+  let expectKey = false;
+  let keyIsType = false;
+  let valueOfType = false;
+  let type: string | undefined;
+  for (; i < length; i++) {
+    const byte = bytes[i];
+    if (byte === QUOTE) {
+      const start = i;
+      let escaped = false;
+      for (i++; i < length; i++) {
+        const b = bytes[i];
+        if (b === BACKSLASH) {
+          escaped = true;
+          i++;
+        } else if (b === QUOTE) break;
+      }
+      if (i >= length) return type;
+      if (depth !== 1) continue;
+      if (valueOfType) {
+        // The last one wins, as in JSON.parse: read on.
+        type = stringAt(bytes, start, i + 1, escaped);
+        valueOfType = false;
+        continue;
+      }
+      if (expectKey) {
+        keyIsType = escaped ? stringAt(bytes, start, i + 1, true) === 'type' : i - start === 5 && latin1(bytes, start + 1, i) === 'type';
+        expectKey = false;
+      }
+      continue;
+    }
+    if (isWhitespace(byte)) continue;
+    if (valueOfType) {
+      type = undefined; // this `type` holds something else than a string
+      valueOfType = false;
+    }
+    if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
+      depth++;
+      if (depth === 1) {
+        expectKey = true;
+        continue;
+      }
+      // A nested value: skip to its end with the least work per byte (brackets and strings only).
+      for (i++; i < length && depth > 1; i++) {
+        const b = bytes[i];
+        if (b === QUOTE) {
+          for (i++; i < length; i++) {
+            const c = bytes[i];
+            if (c === BACKSLASH) i++;
+            else if (c === QUOTE) break;
+          }
+        } else if (b === OPEN_OBJECT || b === OPEN_ARRAY) depth++;
+        else if (b === CLOSE_OBJECT || b === CLOSE_ARRAY) depth--;
+      }
+      i--; // the closing bracket of the nested value was consumed: the loop's i++ moves past it
+      if (depth > 1) return type; // unterminated
+    } else if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
+      depth--;
+      if (depth === 0) return type;
+    } else if (depth === 1 && byte === COMMA) {
+      expectKey = true;
+      keyIsType = false;
+    } else if (depth === 1 && byte === COLON) {
+      valueOfType = keyIsType;
+    }
+  }
+  return type;
+}
+
+/** The string whose JSON text (quotes included) is bytes [start, end). */
+function stringAt(bytes: Uint8Array, start: number, end: number, escaped: boolean): string | undefined {
+  if (!escaped) return utf8(bytes, start + 1, end - 1);
+  try {
+    const value: unknown = JSON.parse(utf8(bytes, start, end));
+    return typeof value === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

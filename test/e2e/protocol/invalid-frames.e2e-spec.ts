@@ -163,11 +163,17 @@ describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
       expect(saved).toEqual({ type: 'SAVE_AVATAR', status: 'SUCCESS', serverData: { avatar: expect.any(String) } });
       expect(await bob.next(isType('USER_UPDATE_MESSAGE'))).toEqual({ type: 'USER_UPDATE_MESSAGE', serverData: { userId: ID.alice, avatar: saved.serverData.avatar } });
 
+      // The requestType wherever the type stands, even after an escape (where the scan of a large frame stops).
+      const late = JSON.stringify({ serverData: { message: 'say \"hi\" '.repeat(300) }, type: 'CHAT_MESSAGE' });
+      expect(Buffer.byteLength(late)).toBeGreaterThan(LIMIT);
+      alice.send(late);
+      expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
+
       // Still open and usable; bob got only what was processed: the chat and the dialog at the limit.
       await expectChatWorks(alice, ID.alice, [bob]);
       expect(bob.all('CHAT_MESSAGE').map((f) => f.serverData.message)).toEqual(['at the limit', expect.stringMatching(/^still alive/)]);
       expect(bob.all('DIALOG_MESSAGE').map((f) => f.clientData)).toEqual([{ text: 'at the limit' }]);
-      expect(alice.all('ERROR_MESSAGE')).toHaveLength(2);
+      expect(alice.all('ERROR_MESSAGE')).toHaveLength(3);
       expect(alice.closeInfo).toBeUndefined();
     });
   });
@@ -194,6 +200,14 @@ describe.each(ENGINES)('invalid frames (%s engine)', (engine) => {
       } finally {
         parse.mockRestore();
       }
+      // The requestType wherever the type stands and however it is written (the scan stopped before it).
+      alice.send('{"serverData":{"message":"x","extra":[[["x"]]]},"type":"CHAT_MESSAGE"}');
+      expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
+      alice.send('{"serverData":{"extra":[[["x"]]]},"typ\\u0065":"CHAT\\u005fMESSAGE"}');
+      expect(await alice.nextOfType('ERROR_MESSAGE')).toEqual(frameError('INVALID_MESSAGE', 'CHAT_MESSAGE'));
+      // No string type: none.
+      alice.send('{"serverData":{"extra":[[["x"]]]},"type":7}');
+      expect(await alice.nextOfType('ERROR_MESSAGE')).not.toHaveProperty('requestType');
       // Kept open; nothing of the deep frames reached bob, and no DELIVERY was owed.
       await expectChatWorks(alice, ID.alice, [bob]);
       expect(bob.all('CHAT_MESSAGE')).toHaveLength(2);
