@@ -216,6 +216,7 @@ describe('loadConfig', () => {
       ['REDIS_URL not redis://', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
       ['CHAT_MAX_LENGTH zero', { CHAT_MAX_LENGTH: '0' }, 'CHAT_MAX_LENGTH'],
       ['BROADCAST_BATCHING not a boolean', { BROADCAST_BATCHING: 'sometimes' }, 'BROADCAST_BATCHING'],
+      ['AUTH_INVALID_CACHE_MS over "a few seconds at most" (10 s)', { AUTH_INVALID_CACHE_MS: '10001' }, 'AUTH_INVALID_CACHE_MS'],
     ])('%s', (_case, env, variable) => {
       const message = configErrorOf(env);
       expect(message).toContain(variable);

@@ -145,8 +145,8 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(16) @Max(1024 * 1024)
   AUTH_TOKEN_MAX_BYTES = 4096;
 
-  /** How long an "invalid token" answer (error "2") may be reused for the same token. */
-  @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  /** How long an "invalid token" answer (error "2") may be reused for the same token (PROTOCOL.md: a few seconds at most). */
+  @Transform(toInt) @IsInt() @Min(0) @Max(10_000)
   AUTH_INVALID_CACHE_MS = 3000;
 
   /** CHECK_TOKEN requests in flight at once; more wait their turn (within AUTH_TIMEOUT_MS). */
