@@ -36,6 +36,7 @@ describe('demo page in a real browser', () => {
   let framesChecked = 0;
   let alice: Page;
   let bob: Page;
+  let settled: Promise<unknown> | undefined;
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -45,16 +46,15 @@ describe('demo page in a real browser', () => {
       );
     }
     mkdirSync(ARTIFACTS, { recursive: true });
-    const [, gateway, launched] = await Promise.all([
-      buildWebBundle(),
-      startGateway({ LOG_LEVEL: 'warn' }),
-      chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-    ]);
-    gw = gateway;
-    browser = launched;
+    // Each one kept as soon as it is up: when another fails, afterAll still closes it (a Chromium
+    // or a gateway left open keeps jest from exiting: CI would hang).
+    const starting = [startGateway({ LOG_LEVEL: 'warn' }).then((g) => (gw = g)), chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }).then((b) => (browser = b))];
+    settled = Promise.allSettled(starting);
+    await Promise.all([buildWebBundle(), ...starting]);
   }, 60_000);
 
   afterAll(async () => {
+    await settled;
     await Promise.all(contexts.map((c) => c.close().catch(() => undefined)));
     await browser?.close();
     await gw?.close();

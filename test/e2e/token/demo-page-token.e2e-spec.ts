@@ -34,21 +34,22 @@ describe('demo page: refreshed, expired and kicked sessions (real browser)', () 
   let browser: Browser | undefined;
   const contexts: BrowserContext[] = [];
   const problems: string[] = [];
+  let launched: Promise<unknown> | undefined;
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
     mkdirSync(ARTIFACTS, { recursive: true });
     apiPort = await freePort();
-    const [, gateway, launched] = await Promise.all([
-      buildWebBundle(),
-      scope.gateway({ LOG_LEVEL: 'warn', API_KEYS: API_KEY, API_PORT: String(apiPort) }),
-      chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] }),
-    ]);
+    // Chromium kept as soon as it is up: when the rest fails, afterAll still closes it (an open
+    // Chromium keeps jest from exiting: CI would hang). The gateway is the scope's.
+    const launching = chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] }).then((b) => (browser = b));
+    launched = launching.catch(() => undefined);
+    const [, gateway] = await Promise.all([buildWebBundle(), scope.gateway({ LOG_LEVEL: 'warn', API_KEYS: API_KEY, API_PORT: String(apiPort) }), launching]);
     gw = gateway;
-    browser = launched;
   }, 60_000);
 
   afterAll(async () => {
+    await launched;
     await Promise.all(contexts.map((c) => c.close().catch(() => undefined)));
     await browser?.close();
     await scope.closeAll();
