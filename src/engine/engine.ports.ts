@@ -97,11 +97,13 @@ export interface PresenceRegistry {
   /** Every user online in the deployment. */
   list(): Promise<UserProfile[]>;
   /**
-   * The same list as the JSON text of its elements, comma-separated (what an AUTH SUCCESS
-   * carries), for a registry that can keep it cheaply: a login then costs no serialization of
-   * the list. Optional: without it, the list is serialized from list().
+   * The same list as UTF-8 JSON (what an AUTH SUCCESS carries), for a registry that can keep it
+   * cheaply: a login then costs no serialization of the list. The JSON of each element, preceded
+   * by a comma, in one or more buffers, in order (none: nobody online). Buffers handed out are
+   * never changed afterwards, so they may be written to sockets as they are. Optional: without
+   * it, the list is serialized from list().
    */
-  listJson?(): Promise<string>;
+  listBytes?(): Promise<readonly Buffer[]>;
   /** The live session of a user, if any. */
   locate(userId: string): Promise<Session | undefined>;
   /** Changes fields of an online user's profile (for example its avatar). */

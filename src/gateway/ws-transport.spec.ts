@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import type { WebSocket } from 'ws';
+import type { AddressInfo, Socket } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 import { MessageType } from '../protocol/protocol';
 import { WriteBatch } from './write-batch';
-import { CLOSE_GRACE_MS, outboundType, WsTransport, type TransportOptions } from './ws-transport';
+import { CLOSE_GRACE_MS, frameHeader, outboundType, WsTransport, type TransportOptions } from './ws-transport';
 
 /**
  * A ws socket whose buffered amount grows with every send (the peer reads nothing) and which
@@ -11,15 +11,25 @@ import { CLOSE_GRACE_MS, outboundType, WsTransport, type TransportOptions } from
  */
 class FakeSocket extends EventEmitter {
   readyState = 1;
-  bufferedAmount = 0;
+  /** What ws queued itself; the bytes written to the net socket under it count too, as in ws. */
+  queued = 0;
+  net?: { bytes: number };
   readonly sent: { data: string | Buffer; options?: object }[] = [];
   readonly calls: string[] = [];
   pingThrows = false;
 
+  get bufferedAmount(): number {
+    return this.queued + (this.net?.bytes ?? 0);
+  }
+
+  set bufferedAmount(bytes: number) {
+    this.queued = bytes;
+  }
+
   send(data: string | Buffer, optionsOrDone?: object | ((err?: Error) => void), done?: (err?: Error) => void): void {
     const options = typeof optionsOrDone === 'object' ? optionsOrDone : undefined;
     const callback = typeof optionsOrDone === 'function' ? optionsOrDone : done;
-    this.bufferedAmount += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    this.queued += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     this.sent.push({ data, options });
     callback?.();
   }
@@ -52,9 +62,20 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-/** The net socket under it: only cork/uncork matter (WriteBatch). */
+/** The net socket under it: cork/uncork (WriteBatch) and the writes of writeParts, with the cork depth each was made at. */
 function fakeNet() {
-  const net = { corked: 0, cork: () => void net.corked++, uncork: () => void net.corked-- };
+  const net = {
+    corked: 0,
+    written: [] as { chunk: Buffer; corked: number }[],
+    /** Written and not read by the peer (which reads nothing). */
+    bytes: 0,
+    cork: () => void net.corked++,
+    uncork: () => void net.corked--,
+    write: (chunk: Buffer) => {
+      net.written.push({ chunk, corked: net.corked });
+      net.bytes += chunk.length;
+    },
+  };
   return net;
 }
 
@@ -92,6 +113,10 @@ describe('WsTransport', () => {
   let drops: number;
   let counted: string[];
 
+  function transportOptions(): TransportOptions {
+    return { sendBufferMaxBytes: LIMIT, preAuthBudget: { capacity: 1e9, perSecond: 1e9, frameOverhead: 0 }, countSent: () => undefined, onSlowConsumer: () => undefined };
+  }
+
   function transport(batch?: WriteBatch, overrides: Partial<TransportOptions> = {}): WsTransport {
     const options: TransportOptions = {
       sendBufferMaxBytes: LIMIT,
@@ -113,6 +138,7 @@ describe('WsTransport', () => {
   beforeEach(() => {
     socket = new FakeSocket();
     net = fakeNet();
+    socket.net = net;
     drops = 0;
     counted = [];
   });
@@ -129,12 +155,19 @@ describe('WsTransport', () => {
       expect(counted).toEqual(['DELIVERY_MESSAGE']);
     });
 
-    it('writes a broadcast from its encoded bytes, as a text frame', () => {
+    it('writes a broadcast as one whole text frame made once for all its receivers, to the net socket', () => {
       const t = transport();
+      const other = new WsTransport(new FakeSocket() as unknown as WebSocket, net as unknown as Socket, transportOptions(), OWNER);
       const bytes = Buffer.from(FRAME);
       t.writeBroadcast(FRAME, bytes);
-      expect(socket.sent).toEqual([{ data: bytes, options: { binary: false } }]);
+      other.writeBroadcast(FRAME, bytes);
+      expect(socket.sent).toEqual([]); // not through ws's sender
+      expect(net.written).toHaveLength(2);
+      expect(net.written[0].chunk).toEqual(Buffer.concat([frameHeader(bytes.length), bytes]));
+      expect(net.written[1].chunk).toBe(net.written[0].chunk); // the same bytes for every receiver
       expect(counted).toEqual(['CHAT_MESSAGE']);
+      t.writeBroadcast('{"type":"CHAT_MESSAGE"}', Buffer.from('{"type":"CHAT_MESSAGE"}'));
+      expect(net.written[2].chunk.subarray(2).toString()).toBe('{"type":"CHAT_MESSAGE"}'); // a new broadcast, a new frame
     });
 
     it('writes nothing and answers false when the socket is not open, or once closed', () => {
@@ -146,6 +179,7 @@ describe('WsTransport', () => {
       expect(t.write('{"a":2}')).toBe(false);
       t.writeBroadcast(FRAME, Buffer.from(FRAME));
       expect(socket.sent).toEqual([]);
+      expect(net.written).toEqual([]);
       expect(counted).toEqual([]);
       expect(drops).toBe(0);
     });
@@ -166,13 +200,13 @@ describe('WsTransport', () => {
       const t = transport(batch);
       for (let i = 0; i < 10; i++) t.writeBroadcast(FRAME, Buffer.from(FRAME)); // 4 KB in one turn, limit 1000
       expect(drops).toBe(0);
-      expect(socket.sent).toHaveLength(10);
+      expect(net.written).toHaveLength(10);
       expect(net.corked).toBe(1); // corked once for the turn
       scheduled.splice(0).forEach((fn) => fn()); // end of turn: uncorked, the peer read nothing, all 4 KB stay queued
       expect(net.corked).toBe(0);
       t.writeBroadcast(FRAME, Buffer.from(FRAME));
       expect(drops).toBe(1);
-      expect(socket.sent).toHaveLength(10); // the frame that found the backlog is not written
+      expect(net.written).toHaveLength(10); // the frame that found the backlog is not written
     });
 
     it('counts a direct write of the same turn as part of the batch (a dialog after broadcasts)', () => {
@@ -335,6 +369,74 @@ describe('WsTransport', () => {
       const answer = t.probe(100);
       jest.advanceTimersByTime(100);
       await expect(answer).resolves.toBe(false);
+    });
+  });
+
+  describe('writeParts (an AUTH SUCCESS around the cached online list)', () => {
+    it('writes one text frame header, then the parts themselves (not copies), in one corked write, and counts the frame by its type', () => {
+      const t = transport();
+      const parts = [Buffer.from('{"type":"AUTH_MESSAGE","l":['), Buffer.alloc(0), Buffer.from('1,2'), Buffer.from(']}')];
+      expect(t.writeParts(parts, MessageType.AUTH)).toBe(true);
+      expect(net.written.map((w) => w.corked)).toEqual([1, 1, 1, 1]); // all while corked: one writev
+      expect(net.corked).toBe(0);
+      expect(net.written[0].chunk).toEqual(frameHeader(Buffer.concat(parts).length));
+      expect(net.written.slice(1).map((w) => w.chunk)).toEqual([parts[0], parts[2], parts[3]]);
+      expect(net.written[2].chunk).toBe(parts[2]);
+      expect(socket.sent).toEqual([]); // not through ws's sender
+      expect(counted).toEqual(['AUTH_MESSAGE']);
+    });
+
+    it('writes nothing when closed, and meets the slow-consumer check like any write', () => {
+      const t = transport();
+      socket.bufferedAmount = LIMIT + 1;
+      expect(t.writeParts([Buffer.from('{}')], MessageType.AUTH)).toBe(false);
+      expect(drops).toBe(1);
+      socket.bufferedAmount = 0;
+      t.close(1000, 'bye');
+      expect(t.writeParts([Buffer.from('{}')], MessageType.AUTH)).toBe(false);
+      expect(net.written).toEqual([]);
+      expect(counted).toEqual([]);
+    });
+
+    it('is one text message to a real ws client, in order with the frames ws itself sends before and after it (and so is a broadcast)', async () => {
+      const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as AddressInfo;
+      const big = Buffer.from(`,${'"x",'.repeat(30_000)}"y"`); // over 64 KiB: the 8-byte length
+      server.on('connection', (ws, request) => {
+        const t = new WsTransport(ws, request.socket as Socket, { ...transportOptions(), batch: undefined }, OWNER);
+        t.write('{"n":1}');
+        t.writeParts([Buffer.from('{"list":['), big.subarray(1), Buffer.from(']}')], MessageType.AUTH);
+        t.write('{"n":2}');
+        t.writeBroadcast('{"b":"ü"}', Buffer.from('{"b":"ü"}'));
+        t.write('{"n":3}');
+      });
+      const client = new WebSocket(`ws://127.0.0.1:${port}`);
+      const received: { text: string; binary: boolean }[] = [];
+      await new Promise<void>((resolve, reject) => {
+        client.on('message', (data: Buffer, binary) => {
+          received.push({ text: data.toString(), binary });
+          if (received.length === 5) resolve();
+        });
+        client.on('error', reject);
+      });
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
+      expect(received.map((r) => r.binary)).toEqual([false, false, false, false, false]);
+      expect(received[0].text).toBe('{"n":1}');
+      expect(JSON.parse(received[1].text)).toEqual({ list: [...Array(30_000).fill('x'), 'y'] });
+      expect(received.slice(2).map((r) => r.text)).toEqual(['{"n":2}', '{"b":"ü"}', '{"n":3}']);
+    });
+
+    it.each([
+      [0, [0x81, 0]],
+      [125, [0x81, 125]],
+      [126, [0x81, 126, 0, 126]],
+      [65535, [0x81, 126, 0xff, 0xff]],
+      [65536, [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]],
+      [3_300_000, [0x81, 127, 0, 0, 0, 0, 0, 0x32, 0x5a, 0xa0]],
+    ])('frameHeader(%i): FIN, text, unmasked, the shortest length encoding', (length, bytes) => {
+      expect([...frameHeader(length)]).toEqual(bytes);
     });
   });
 

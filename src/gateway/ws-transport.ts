@@ -69,9 +69,9 @@ export class WsTransport implements Transport {
   private alive = true;
   private pongWaiters?: (() => void)[];
   private closeTimer?: NodeJS.Timeout;
-  /** The WriteBatch turn in which this socket was last corked. */
-  private corkedTurn = 0;
-  /** Bytes written since it was corked in the current turn (not backlog: they leave at the turn's end). */
+  /** The WriteBatch ticket of this socket's last cork (0: never corked). */
+  private corkTicket = 0;
+  /** Bytes written since it was last corked, while it still is (not backlog: they leave when the batch uncorks it). */
   private batchedBytes = 0;
 
   constructor(
@@ -92,13 +92,42 @@ export class WsTransport implements Transport {
     return this.send(text, undefined, done);
   }
 
+  /**
+   * One text frame whose payload is `parts` one after another, written to the net socket under
+   * ws (frame header, then the parts, in one writev) without joining them: an AUTH SUCCESS hands
+   * the cached online list to the kernel as it is, however many logins send it at once. Safe
+   * beside ws's own writes because ws's Sender writes every frame synchronously here (no
+   * compression, no Blob), so nothing of it can be queued behind or ahead of this frame.
+   */
+  writeParts(parts: readonly Buffer[], type: string): boolean {
+    let length = 0;
+    for (const part of parts) length += part.length;
+    if (!this.admit(length)) return false;
+    const net = this.net;
+    net.cork();
+    net.write(frameHeader(length));
+    for (const part of parts) if (part.length > 0) net.write(part);
+    net.uncork();
+    this.options.countSent(type);
+    return true;
+  }
+
+  /**
+   * A broadcast frame: its whole WebSocket frame (header and payload) is made once for all the
+   * receivers of `bytes` (wireFrame) and written to the net socket as it is, one write per
+   * receiver (not ws's send: its per-call options and header of its own are most of what a
+   * broadcast to thousands costs in JavaScript). Safe beside ws's own writes for the same reason
+   * as writeParts.
+   */
   writeBroadcast(text: string, bytes: Buffer): void {
     const batch = this.options.batch;
-    if (batch && this.corkedTurn !== batch.turn && this.isOpen) {
-      this.corkedTurn = batch.cork(this.net, this.corkedTurn);
+    if (batch && !batch.holds(this.corkTicket) && this.isOpen) {
+      this.corkTicket = batch.cork(this.net, this.corkTicket);
       this.batchedBytes = 0;
     }
-    this.send(text, bytes);
+    if (!this.admit(bytes.length)) return;
+    this.net.write(wireFrame(bytes));
+    this.options.countSent(outboundType(text));
   }
 
   /** Heartbeat: false when the peer did not answer the previous ping (drop it); else pings again. */
@@ -178,21 +207,67 @@ export class WsTransport implements Transport {
 
   /** Writes to the socket; false (and nothing written) when it is closed or its send buffer is full. */
   private send(text: string, bytes?: Buffer, done?: (err?: Error) => void): boolean {
+    if (!this.admit(bytes ? bytes.length : undefined, text)) return false;
+    const socket = this.socket;
+    if (bytes) socket.send(bytes, TEXT_FRAME, done);
+    else socket.send(text, done);
+    this.options.countSent(outboundType(text));
+    return true;
+  }
+
+  /**
+   * Whether a frame of `bytes` (or of `text`) may be written now: open, and no backlog over the
+   * send buffer limit (a slow consumer is reported). A frame admitted while the socket is corked
+   * by the batch is counted as part of that batch.
+   */
+  private admit(bytes: number | undefined, text?: string): boolean {
     const socket = this.socket;
     if (socket.readyState !== OPEN || this.closeCode !== undefined) return false;
     // A slow consumer is one whose already-queued bytes exceed the limit: a single large frame
-    // (an AUTH SUCCESS with thousands of users online) still goes through. Frames corked in this
-    // turn (WriteBatch) are not a backlog: they leave at the end of the turn.
+    // (an AUTH SUCCESS with thousands of users online) still goes through. Frames held by the
+    // socket's current cork (WriteBatch) are not a backlog: they leave when the batch uncorks it.
     const batch = this.options.batch;
-    const corkedNow = batch !== undefined && this.corkedTurn === batch.turn;
+    const corkedNow = batch !== undefined && batch.holds(this.corkTicket);
     if (socket.bufferedAmount - (corkedNow ? this.batchedBytes : 0) > this.options.sendBufferMaxBytes) {
       this.options.onSlowConsumer(this.owner);
       return false;
     }
-    if (bytes) socket.send(bytes, TEXT_FRAME, done);
-    else socket.send(text, done);
-    if (corkedNow) this.batchedBytes += (bytes ? bytes.length : Buffer.byteLength(text)) + FRAME_HEADER_BYTES;
-    this.options.countSent(outboundType(text));
+    if (corkedNow) this.batchedBytes += (bytes ?? Buffer.byteLength(text ?? '')) + FRAME_HEADER_BYTES;
     return true;
   }
+}
+
+let lastPayload: Buffer | undefined;
+let lastWire: Buffer | undefined;
+
+/**
+ * The whole unmasked text frame (header and payload) of a broadcast payload, made once for all
+ * its receivers: memoized for the last payload, which every receiver of a broadcast gets in turn.
+ */
+export function wireFrame(payload: Buffer): Buffer {
+  if (payload === lastPayload) return lastWire!;
+  const header = frameHeader(payload.length);
+  const wire = Buffer.allocUnsafe(header.length + payload.length);
+  header.copy(wire, 0);
+  payload.copy(wire, header.length);
+  lastPayload = payload;
+  lastWire = wire;
+  return wire;
+}
+
+/** The header of an unmasked, unfragmented text frame (RFC 6455 5.2) with a payload of `length` bytes. */
+export function frameHeader(length: number): Buffer {
+  if (length < 126) return Buffer.from([0x81, length]);
+  if (length < 65536) {
+    const header = Buffer.allocUnsafe(4);
+    header[0] = 0x81;
+    header[1] = 126;
+    header.writeUInt16BE(length, 2);
+    return header;
+  }
+  const header = Buffer.allocUnsafe(10);
+  header[0] = 0x81;
+  header[1] = 127;
+  header.writeBigUInt64BE(BigInt(length), 2);
+  return header;
 }

@@ -107,6 +107,17 @@ describe('ChatClient', () => {
     });
   });
 
+  describe('the upgrade request', () => {
+    it('is handed over once by takeRequest, then forgotten', () => {
+      const request = { headers: { authtoken: 't' } } as unknown as IncomingMessage;
+      const fresh = new ChatClient(transport, request);
+      expect(fresh.request).toBe(request);
+      expect(fresh.takeRequest()).toBe(request);
+      expect(fresh.request).toBeUndefined();
+      expect(fresh.takeRequest()).toBeUndefined();
+    });
+  });
+
   describe('JOINING -> JOINED', () => {
     it('holds every frame while JOINING, then writes the AUTH SUCCESS first and the held frames in order', () => {
       client.authenticate(makeProfile('1'));
@@ -134,6 +145,28 @@ describe('ChatClient', () => {
         'write {"type":"CHAT_MESSAGE","serverData":{"message":"m","sender":"2","sendTime":"1"}}',
       ]);
       expect(statuses).toEqual([Status.SUCCESS]);
+    });
+
+    it('writes an AUTH SUCCESS given in pieces with writeParts, as they are, before the held frames', () => {
+      const parts: Buffer[][] = [];
+      const writeParts = jest.fn((p: readonly Buffer[], type: string) => {
+        parts.push([...p]);
+        transport.calls.push(`parts ${type}`);
+        return true;
+      });
+      (transport as Transport).writeParts = writeParts;
+      client.beginJoin(makeProfile('1'));
+      client.send('{"n":1}');
+      const pieces = [Buffer.from('{"auth":['), Buffer.from('1,2'), Buffer.from(']}')];
+      client.completeJoin(pieces);
+      expect(transport.calls).toEqual(['parts AUTH_MESSAGE', 'write {"n":1}']);
+      expect(parts[0][1]).toBe(pieces[1]);
+    });
+
+    it('joins the pieces of an AUTH SUCCESS into one text for a transport without writeParts', () => {
+      client.beginJoin(makeProfile('1'));
+      client.completeJoin([Buffer.from('{"auth":['), Buffer.from('"ü"'), Buffer.from(']}')]);
+      expect(transport.calls).toEqual(['write {"auth":["ü"]}']);
     });
 
     it('reports ERROR for a held delivery whose write is refused after the AUTH SUCCESS', () => {

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { ServerFrame } from '../protocol/frames';
-import { Status, type DeliveryStatus, type UserProfile } from '../protocol/protocol';
+import { MessageType, Status, type DeliveryStatus, type UserProfile } from '../protocol/protocol';
 
 /**
  * What a client needs of its connection: the gateway's WebSocket transport (src/gateway) owns
@@ -13,6 +13,12 @@ export interface Transport {
   write(text: string, done?: (err?: Error) => void): boolean;
   /** Writes a broadcast frame already UTF-8 encoded once for all its receivers (coalesced per event-loop turn). */
   writeBroadcast(text: string, bytes: Buffer): void;
+  /**
+   * Writes one text frame whose bytes are `parts` one after another, without joining them (an AUTH
+   * SUCCESS around the cached online list); `type` is its message type. False (nothing written)
+   * when closed or over its send buffer. Optional: a transport without it gets the text joined.
+   */
+  writeParts?(parts: readonly Buffer[], type: string): boolean;
   /** Pings the peer: true when it answers within `timeoutMs`. */
   probe(timeoutMs: number): Promise<boolean>;
   /** Closes with a close frame. */
@@ -65,11 +71,35 @@ export class ChatClient {
   /** Called once the socket is gone (the disconnect hooks of the app's gateways). */
   private closedHooks?: (() => void)[];
 
+  /** The upgrade request until the login takes it (takeRequest). */
+  #request?: IncomingMessage;
+
   constructor(
     private readonly transport: Transport,
     /** The upgrade request (headers, subprotocols, URL): where a handshake token is read. */
-    readonly request: IncomingMessage,
-  ) {}
+    request: IncomingMessage,
+  ) {
+    this.#request = request;
+  }
+
+  /**
+   * The upgrade request (headers, subprotocols, URL) until the connection's login took it
+   * (undefined afterwards: an open connection keeps nothing of its upgrade; a gateway's
+   * `handleConnection(client, request)` gets it as its second argument).
+   */
+  get request(): IncomingMessage | undefined {
+    return this.#request;
+  }
+
+  /**
+   * Hands the upgrade request over and forgets it: the login reads its token from it once (the
+   * gateway drops it without one when the token is to come in a frame).
+   */
+  takeRequest(): IncomingMessage | undefined {
+    const request = this.#request;
+    this.#request = undefined;
+    return request;
+  }
 
   get state(): ClientState {
     return this.current;
@@ -139,13 +169,18 @@ export class ChatClient {
     this.held = [];
   }
 
-  /** Writes the AUTH SUCCESS, then what was held back; the client is JOINED. */
-  completeJoin(authSuccess: string): void {
+  /**
+   * Writes the AUTH SUCCESS (its text, or its bytes in pieces as SessionService builds it), then
+   * what was held back; the client is JOINED.
+   */
+  completeJoin(authSuccess: string | readonly Buffer[]): void {
     if (this.current !== ClientState.JOINING) return;
     const held = this.held ?? [];
     this.held = undefined;
     this.current = ClientState.JOINED;
-    this.transport.write(authSuccess);
+    if (typeof authSuccess === 'string') this.transport.write(authSuccess);
+    else if (this.transport.writeParts) this.transport.writeParts(authSuccess, MessageType.AUTH);
+    else this.transport.write(Buffer.concat(authSuccess).toString());
     for (const { text, done } of held) {
       if (!this.transport.write(text, done)) done?.(new Error('connection closed'));
     }

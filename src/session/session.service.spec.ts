@@ -12,7 +12,7 @@ import type { ServerFrame } from '../protocol/frames';
 import type { UserProfile } from '../protocol/protocol';
 import { NodeUnreachableError } from './node-unreachable.error';
 import type { SessionOptions } from './session.options';
-import { JoinOutcome, SessionService } from './session.service';
+import { authSuccessFrame, JoinOutcome, SessionService } from './session.service';
 
 const NODE = 'node-a';
 const PROBE_MS = 2000;
@@ -89,8 +89,8 @@ describe('SessionService', () => {
     broadcast = logged<Messenger['broadcast']>('broadcast', () => undefined);
     service = new SessionService(
       strictMock<PresenceRegistry>(
-        // No listJson: the online list is serialized from list() (the Redis registry's way).
-        { claim, release, list, listJson: undefined, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
+        // No listBytes: the online list is serialized from list() (the Redis registry's way).
+        { claim, release, list, listBytes: undefined, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
         'registry',
       ),
       strictMock<AvatarIndex>({ get: avatarGet }, 'avatars'),
@@ -611,10 +611,10 @@ describe('SessionService', () => {
   });
 
   describe('the online list of AUTH SUCCESS', () => {
-    it('is the registry\'s own JSON text when it keeps one (no serialization per login)', async () => {
-      const listJson = jest.fn(async () => '{"userId":"zed"}');
+    it('is the registry\'s own bytes when it keeps them (no serialization per login), written without being joined', async () => {
+      const listBytes = jest.fn(async () => [Buffer.from(',{"userId":"zed"}'), Buffer.from(',{"userId":"amy"}')]);
       const cached = new SessionService(
-        strictMock<PresenceRegistry>({ claim, release, list, listJson, locate, updateProfile: registryUpdate }, 'registry'),
+        strictMock<PresenceRegistry>({ claim, release, list, listBytes, locate, updateProfile: registryUpdate }, 'registry'),
         strictMock<AvatarIndex>({ get: avatarGet }, 'avatars'),
         strictMock<ClusterBus>({ nodeId: NODE, command: busCommand, onCommand }, 'bus'),
         strictMock<ConnectionRegistry>({ register, unregister, get: connectionsGet }, 'connections'),
@@ -625,7 +625,27 @@ describe('SessionService', () => {
       const zed = verifiedClient(makeProfile('zed'));
       await expect(cached.join(zed.client)).resolves.toBe(JoinOutcome.JOINED);
       expect(list).not.toHaveBeenCalled();
-      expect(zed.transport.frames[0]).toEqual({ type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'zed', userList: [{ userId: 'zed' }] } });
+      expect(zed.transport.frames[0]).toEqual({ type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'zed', userList: [{ userId: 'zed' }, { userId: 'amy' }] } });
+    });
+  });
+
+  describe('authSuccessFrame', () => {
+    const parse = (parts: Buffer[]) => JSON.parse(Buffer.concat(parts).toString()) as unknown;
+
+    it('puts the list\'s buffers themselves between a head and a tail, the first comma left out', () => {
+      const list = [Buffer.from(',{"userId":"a"}'), Buffer.alloc(0), Buffer.from(',{"userId":"b"},{"userId":"c"}')];
+      const parts = authSuccessFrame('a', list);
+      expect(parts[2]).toBe(list[2]); // not copied
+      expect(parts[1].buffer).toBe(list[0].buffer); // a view without the comma
+      expect(parse(parts)).toEqual({ type: 'AUTH_MESSAGE', status: 'SUCCESS', serverData: { userId: 'a', userList: [{ userId: 'a' }, { userId: 'b' }, { userId: 'c' }] } });
+    });
+
+    it('writes an empty list, a userId that needs escaping, and the token\'s expiry', () => {
+      expect(parse(authSuccessFrame('q"\\', [], 1736933520000))).toEqual({
+        type: 'AUTH_MESSAGE',
+        status: 'SUCCESS',
+        serverData: { userId: 'q"\\', userList: [], expiresAt: '1736933520000' },
+      });
     });
   });
 

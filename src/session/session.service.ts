@@ -92,15 +92,18 @@ export class SessionService implements OnModuleInit {
   }
 
   /**
-   * The userList of an AUTH SUCCESS as JSON text: the registry's own when it keeps it (one node:
-   * a login costs no serialization of the list), else serialized from its list. The joining user
-   * is in it: its session was claimed first.
+   * The userList of an AUTH SUCCESS as UTF-8 JSON, each element preceded by a comma: the
+   * registry's own bytes when it keeps them (one node: a login costs no serialization of the list,
+   * and the bytes go to the socket as they are), else serialized from its list, once. The joining
+   * user is in it: its session was claimed first.
    */
-  private async userListJson(session: Session): Promise<string> {
-    if (this.registry.listJson) return this.registry.listJson();
+  private async userListBytes(session: Session): Promise<readonly Buffer[]> {
+    if (this.registry.listBytes) return this.registry.listBytes();
     const list = await this.registry.list();
     if (!list.some((u) => u.userId === session.userId)) list.push(session.profile);
-    return list.map((profile) => JSON.stringify(profile)).join(',');
+    let json = '';
+    for (const profile of list) json += `,${JSON.stringify(profile)}`;
+    return [Buffer.from(json)];
   }
 
   /** Joins a client whose token AuthGuard verified. */
@@ -133,9 +136,9 @@ export class SessionService implements OnModuleInit {
     // falls between the online list it gets and the presence changes after it.
     client.beginJoin(session.profile);
     this.connections.register(client);
-    let userList: string;
+    let userList: readonly Buffer[];
     try {
-      userList = await this.userListJson(session);
+      userList = await this.userListBytes(session);
     } catch (err) {
       this.logger.warn({ connId: client.id, err: String(err) }, 'online list unavailable: login refused');
       client.abortJoin();
@@ -316,14 +319,23 @@ function frozen(profile: UserProfile): UserProfile {
   return Object.isFrozen(profile) ? profile : Object.freeze({ ...profile });
 }
 
+const AUTH_SUCCESS_HEAD = `${JSON.stringify({ type: MessageType.AUTH, status: Status.SUCCESS } satisfies Omit<AuthSuccessFrame, 'serverData'>).slice(0, -1)},"serverData":{"userId":`;
+const AUTH_SUCCESS_TAIL = Buffer.from(']}}');
+
 /**
- * AUTH SUCCESS around the JSON text of its userList (the shape of AuthSuccessFrame), with the
- * token's expiry (`expiresAt`, Unix ms as a decimal string) when it has one.
+ * AUTH SUCCESS (the shape of AuthSuccessFrame) in pieces, around the bytes of its userList (each
+ * element preceded by a comma, as userListBytes gives them: the first comma is left out), with
+ * the token's expiry (`expiresAt`, Unix ms as a decimal string) when it has one. The list's
+ * buffers are not copied: the frame is their concatenation with a head and a tail.
  */
-export function authSuccessFrame(userId: string, userListJson: string, expiresAt?: number): string {
-  const head: Omit<AuthSuccessFrame, 'serverData'> = { type: MessageType.AUTH, status: Status.SUCCESS };
-  const expiry = expiresAt === undefined ? '' : `,"expiresAt":"${expiresAt}"`;
-  return `${JSON.stringify(head).slice(0, -1)},"serverData":{"userId":${JSON.stringify(userId)},"userList":[${userListJson}]${expiry}}}`;
+export function authSuccessFrame(userId: string, userList: readonly Buffer[], expiresAt?: number): Buffer[] {
+  const parts: Buffer[] = [Buffer.from(`${AUTH_SUCCESS_HEAD}${JSON.stringify(userId)},"userList":[`)];
+  for (const part of userList) {
+    if (part.length === 0) continue;
+    parts.push(parts.length === 1 ? part.subarray(1) : part);
+  }
+  parts.push(expiresAt === undefined ? AUTH_SUCCESS_TAIL : Buffer.from(`],"expiresAt":"${expiresAt}"}}`));
+  return parts;
 }
 
 function connectFrame(profile: UserProfile): UserConnectionFrame {

@@ -88,12 +88,15 @@ describe('MemoryPresenceRegistry', () => {
     await expect(registry.locate('u2')).resolves.toBeUndefined();
   });
 
-  describe('the online list as JSON text (what an AUTH SUCCESS carries)', () => {
-    const listed = async () => JSON.parse(`[${await registry.listJson()}]`) as unknown[];
+  describe('the online list as UTF-8 JSON (what an AUTH SUCCESS carries)', () => {
+    /** The elements' JSON, each preceded by a comma, in pieces: joined and parsed as a list. */
+    const text = async () => Buffer.concat(await registry.listBytes()).toString();
+    const listed = async () => JSON.parse(`[${(await text()).slice(1)}]`) as unknown[];
 
     it('is empty with nobody online, then grows with each claim in login order', async () => {
-      await expect(registry.listJson()).resolves.toBe('');
+      await expect(registry.listBytes()).resolves.toEqual([]);
       for (const id of ['u1', 'u2', 'u3']) await registry.claim({ userId: id, nodeId: 'n', connId: `c-${id}`, profile: makeProfile(id) });
+      expect((await text()).startsWith(',{')).toBe(true);
       await expect(listed()).resolves.toEqual([makeProfile('u1'), makeProfile('u2'), makeProfile('u3')]);
     });
 
@@ -107,6 +110,33 @@ describe('MemoryPresenceRegistry', () => {
       // A refused claim or release changes nothing.
       await registry.claim({ userId: 'u1', nodeId: 'n', connId: 'other', profile: makeProfile('u1') });
       await registry.release({ userId: 'u1', nodeId: 'n', connId: 'other', profile: makeProfile('u1') });
+      await expect(listed()).resolves.toEqual(await registry.list());
+    });
+
+    it('never changes bytes it handed out: a later login, leave or profile change makes the next list, not the last one', async () => {
+      for (let i = 0; i < 40; i++) await registry.claim({ userId: `u${i}`, nodeId: 'n', connId: `c${i}`, profile: makeProfile(`u${i}`) });
+      const before = await registry.listBytes();
+      const copies = before.map((b) => Buffer.from(b));
+      await registry.claim({ userId: 'late', nodeId: 'n', connId: 'c-late', profile: makeProfile('late') });
+      await registry.release({ userId: 'u3', nodeId: 'n', connId: 'c3', profile: makeProfile('u3') });
+      await registry.updateProfile('u5', { status: 'away' });
+      expect(before).toEqual(copies);
+      const after = await listed();
+      expect(after).toEqual(await registry.list());
+      expect(after).toHaveLength(40);
+    });
+
+    it('does not serialize a profile again for a login: only the new one', async () => {
+      for (let i = 0; i < 10; i++) await registry.claim({ userId: `u${i}`, nodeId: 'n', connId: `c${i}`, profile: makeProfile(`u${i}`) });
+      await registry.listBytes();
+      const stringify = jest.spyOn(JSON, 'stringify');
+      try {
+        await registry.claim({ userId: 'new', nodeId: 'n', connId: 'c-new', profile: makeProfile('new') });
+        await registry.listBytes();
+        expect(stringify).toHaveBeenCalledTimes(1);
+      } finally {
+        stringify.mockRestore();
+      }
       await expect(listed()).resolves.toEqual(await registry.list());
     });
   });

@@ -1,43 +1,46 @@
 import type { UserProfile } from '../../protocol/protocol';
 import type { PresenceRegistry, Session } from '../engine.ports';
+import { OnlineList, type ListEntry, type OnlineListBlock } from './online-list';
+
+/** The registry's record of a session: the session as claimed, and where its profile is in the online list. */
+class Entry implements ListEntry {
+  listBlock?: OnlineListBlock;
+
+  constructor(public session: Session) {}
+}
+
+const profileJson = (entry: Entry) => JSON.stringify(entry.session.profile);
 
 /**
- * Presence of a single node: a map from user id to its one session, and the online list as JSON
- * text kept up to date as users come and go: a login appends its profile's JSON (no work for the
- * others), a leave or a profile change has the text joined again at the next login.
+ * Presence of a single node: a map from user id to its one session, and the online list as UTF-8
+ * JSON kept up to date as users come and go (OnlineList): a login appends its profile's JSON to
+ * it, a leave or a profile change rewrites the one block of a few hundred users it is in, and an
+ * AUTH SUCCESS hands the list's bytes to the socket as they are.
  */
 export class MemoryPresenceRegistry implements PresenceRegistry {
-  private readonly sessions = new Map<string, Session>();
-  /** Each online user's profile as JSON, in the order of `sessions`. */
-  private readonly profileJson = new Map<string, string>();
-  /** The online list's elements as JSON, comma-separated; undefined when it must be joined again. */
-  private json?: string = '';
+  private readonly entries = new Map<string, Entry>();
+  private readonly online = new OnlineList<Entry>(profileJson);
 
   async claim(session: Session): Promise<boolean> {
-    if (this.sessions.has(session.userId)) return false;
+    if (this.entries.has(session.userId)) return false;
     // A frozen profile is a value and is kept as is; any other is copied (the caller may change it).
     const profile = Object.isFrozen(session.profile) ? session.profile : Object.freeze({ ...session.profile });
-    const json = JSON.stringify(profile);
-    this.sessions.set(session.userId, { ...session, profile });
-    this.profileJson.set(session.userId, json);
-    if (this.json !== undefined) this.json = this.json === '' ? json : `${this.json},${json}`;
+    const entry = new Entry({ ...session, profile });
+    this.entries.set(session.userId, entry);
+    this.online.add(entry);
     return true;
   }
 
   async release(session: Session): Promise<boolean> {
-    const current = this.sessions.get(session.userId);
-    if (!current || current.connId !== session.connId) return false;
-    this.sessions.delete(session.userId);
-    this.profileJson.delete(session.userId);
-    this.json = undefined;
+    const entry = this.entries.get(session.userId);
+    if (!entry || entry.session.connId !== session.connId) return false;
+    this.entries.delete(session.userId);
+    this.online.remove(entry);
     return true;
   }
 
-  async listJson(): Promise<string> {
-    if (this.json === undefined) {
-      this.json = [...this.profileJson.values()].join(',');
-    }
-    return this.json;
+  async listBytes(): Promise<Buffer[]> {
+    return this.online.parts();
   }
 
   /**
@@ -45,19 +48,18 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
    * them), so callers may keep them, and cache what they derive from them.
    */
   async list(): Promise<UserProfile[]> {
-    return Array.from(this.sessions.values(), (s) => s.profile);
+    return Array.from(this.entries.values(), (e) => e.session.profile);
   }
 
   async locate(userId: string): Promise<Session | undefined> {
-    return this.sessions.get(userId);
+    return this.entries.get(userId)?.session;
   }
 
   async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
-    const session = this.sessions.get(userId);
-    if (!session) return;
-    session.profile = Object.freeze({ ...session.profile, ...patch, userId });
-    this.profileJson.set(userId, JSON.stringify(session.profile));
-    this.json = undefined;
+    const entry = this.entries.get(userId);
+    if (!entry) return;
+    entry.session.profile = Object.freeze({ ...entry.session.profile, ...patch, userId });
+    this.online.changed(entry);
   }
 
   onExpired(_handler: (userIds: string[]) => void): void {
