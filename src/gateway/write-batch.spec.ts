@@ -62,13 +62,17 @@ describe('WriteBatch', () => {
     expect(batch.size).toBe(0);
   });
 
-  it('corks again in the next turn: a remembered turn number goes stale at every flush', () => {
+  it('corks again once uncorked: a remembered ticket is no longer held after the flush reached it', () => {
     const socket = new FakeSocket();
-    let turn = batch.cork(socket, 0);
+    let ticket = batch.cork(socket, 0);
+    expect(batch.holds(ticket)).toBe(true);
+    expect(batch.holds(0)).toBe(false); // never corked
     socket.write('a');
     endOfTurn();
-    expect(batch.cork(socket, turn)).not.toBe(turn);
-    turn = batch.turn;
+    expect(batch.holds(ticket)).toBe(false);
+    const next = batch.cork(socket, ticket);
+    expect(next).not.toBe(ticket);
+    ticket = next;
     socket.write('b');
     expect(socket.flushed).toEqual([['a']]);
     expect(scheduled).toHaveLength(1);
@@ -93,5 +97,75 @@ describe('WriteBatch', () => {
     expect(scheduled).toHaveLength(1);
     endOfTurn();
     expect(second.flushed).toEqual([['b']]);
+  });
+
+  describe('more corked sockets than one turn uncorks', () => {
+    let sockets: FakeSocket[];
+    let tickets: number[];
+
+    beforeEach(() => {
+      batch = new WriteBatch((fn) => scheduled.push(fn), 2);
+      sockets = Array.from({ length: 5 }, () => new FakeSocket());
+      tickets = sockets.map((socket) => {
+        const ticket = batch.cork(socket, 0);
+        socket.write('a');
+        return ticket;
+      });
+    });
+
+    it('uncorks them in corking order, `chunk` per turn, one scheduled flush at a time', () => {
+      endOfTurn();
+      expect(sockets.map((s) => s.flushed.length)).toEqual([1, 1, 0, 0, 0]);
+      expect(tickets.map((t) => batch.holds(t))).toEqual([false, false, true, true, true]);
+      expect(scheduled).toHaveLength(1); // the rest waits for the next turn
+      endOfTurn();
+      expect(sockets.map((s) => s.flushed.length)).toEqual([1, 1, 1, 1, 0]);
+      endOfTurn();
+      expect(sockets.map((s) => s.flushed)).toEqual(sockets.map(() => [['a']]));
+      expect(batch.size).toBe(0);
+      expect(scheduled).toHaveLength(0);
+    });
+
+    it('lets the frames of later turns join a socket still corked, and corks again at the end of the queue one already uncorked', () => {
+      endOfTurn(); // sockets 0 and 1 uncorked
+      for (let i = 0; i < sockets.length; i++) {
+        tickets[i] = batch.cork(sockets[i], tickets[i]);
+        sockets[i].write('b');
+      }
+      expect(sockets.map((s) => s.depth)).toEqual([1, 1, 1, 1, 1]); // never corked twice
+      expect(batch.size).toBe(5); // 2, 3, 4, then 0 and 1 again
+      endOfTurn();
+      expect(sockets.map((s) => s.flushed)).toEqual([[['a']], [['a']], [['a', 'b']], [['a', 'b']], []]);
+      endOfTurn();
+      endOfTurn();
+      expect(sockets.map((s) => s.flushed)).toEqual([[['a'], ['b']], [['a'], ['b']], [['a', 'b']], [['a', 'b']], [['a', 'b']]]);
+      expect(batch.size).toBe(0);
+    });
+
+    it('keeps the order and the tickets right over many turns (the queue is compacted as it goes)', () => {
+      endOfTurn();
+      endOfTurn();
+      endOfTurn();
+      const many = Array.from({ length: 50 }, () => new FakeSocket());
+      const manyTickets = many.map((socket) => batch.cork(socket, 0));
+      const order: number[] = [];
+      many.forEach((socket, i) => {
+        socket.uncork = () => {
+          order.push(i);
+          FakeSocket.prototype.uncork.call(socket);
+        };
+      });
+      for (let turn = 0; turn < 10; turn++) {
+        endOfTurn();
+        // A socket uncorked in this turn corks again at the end of the queue.
+        const i = order[order.length - 1];
+        if (turn < 3) manyTickets[i] = batch.cork(many[i], manyTickets[i]);
+      }
+      expect(order.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      while (scheduled.length > 0) endOfTurn();
+      expect(order).toHaveLength(53);
+      expect(many.every((s) => s.depth === 0)).toBe(true);
+      expect(manyTickets.every((t) => !batch.holds(t))).toBe(true);
+    });
   });
 });
