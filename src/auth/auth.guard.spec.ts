@@ -113,6 +113,14 @@ describe('AuthGuard', () => {
       expect(client.user).toBe(ALICE);
     });
 
+    it('reads the upgrade request once, and the client keeps nothing of it afterwards (an idle connection holds no headers)', async () => {
+      const client = new ChatClient(fakeTransport(), upgrade({ authtoken: TOKEN }));
+      expect(client.request).toBeDefined();
+      await expect(guard().canActivate(wsContext(client, HANDSHAKE_LOGIN))).resolves.toBe(true);
+      expect(client.request).toBeUndefined();
+      expect(client.token).toBe(TOKEN);
+    });
+
     it('reads the query only when ALLOW_QUERY_TOKEN', async () => {
       const client = new ChatClient(fakeTransport(), upgrade({}, `/ws?authToken=${encodeURIComponent(TOKEN)}`));
       await expect(guard(true).canActivate(wsContext(client, HANDSHAKE_LOGIN))).resolves.toBe(true);

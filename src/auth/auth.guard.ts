@@ -46,7 +46,9 @@ export class AuthGuard implements CanActivate {
       if (typeof token !== 'string' || token.length === 0) throw AuthError.missing('AUTH_MESSAGE without a token');
       return token;
     }
-    const extracted = extractToken(client.request, this.config.allowQueryToken);
+    // Read once: the connection keeps nothing of its upgrade request after its login.
+    const request = client.takeRequest();
+    const extracted = request ? extractToken(request, this.config.allowQueryToken) : ({ kind: 'none' } as const);
     if (extracted.kind === 'token') return extracted.token;
     throw extracted.kind === 'malformed' ? AuthError.invalid(`malformed token in ${extracted.source}`) : AuthError.missing();
   }

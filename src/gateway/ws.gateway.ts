@@ -141,6 +141,8 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
       socket.on('pong', onSocketPong);
       socket.once('close', onSocketClose);
       if (extractToken(request, this.limits.allowQueryToken).kind === 'none') {
+        // Its token is to come in a frame: nothing of the upgrade request is needed any more.
+        link.client.takeRequest();
         link.awaitingToken = true;
         this.tokenless.add(link);
         link.deadline = setTimeout(() => this.refuse(link, AuthError.deadline()), this.limits.authDeadlineMs);
