@@ -13,6 +13,7 @@
  */
 import type { IdleResult, LoadgenCommand } from './common/messages';
 import { broadcast } from './loadgen/broadcast';
+import { handleCapacity } from './loadgen/capacity';
 import { churn } from './loadgen/churn';
 import { connect } from './loadgen/connect';
 import { runDialogs } from './loadgen/dialog';
@@ -66,6 +67,8 @@ async function handle(command: LoadgenCommand): Promise<unknown> {
       }
       setTimeout(() => process.exit(0), 100);
       return { duplicates: counters.duplicates, anomalies: counters.anomalies, unexpectedFrames: counters.unexpectedFrames, unexpectedCloses: counters.unexpectedCloses };
+    default:
+      return handleCapacity(command);
   }
 }
 

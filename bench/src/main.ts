@@ -18,22 +18,26 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { capacityOptions } from './cli/capacity-options';
 import { options } from './cli/options';
+import { runCapacity } from './orchestrator/capacity';
 import { RESULTS } from './orchestrator/paths';
 import { renderClusterFile } from './report/cluster';
 import { runSuite } from './orchestrator/suite';
 import { renderMarkdown, type SuiteResult } from './report';
+import { renderCapacity, type CapacityResult } from './report/capacity';
 
-/** --render <result.json>: writes bench/results/latest.md again from a result file. */
+/** --render <result.json>: writes bench/results/latest.md (latest-capacity.md for a capacity result) again from a result file. */
 function render(file: string): void {
   if (renderClusterFile(file)) return; // a --cluster result: latest-cluster.md
-  const result = JSON.parse(readFileSync(file, 'utf8')) as SuiteResult;
-  const md = renderMarkdown(result, basename(file));
-  writeFileSync(join(RESULTS, 'latest.md'), md);
+  const result = JSON.parse(readFileSync(file, 'utf8')) as SuiteResult | CapacityResult;
+  const capacity = result.mode === 'capacity';
+  const md = capacity ? renderCapacity(result as CapacityResult, basename(file)) : renderMarkdown(result as SuiteResult, basename(file));
+  writeFileSync(join(RESULTS, capacity ? 'latest-capacity.md' : 'latest.md'), md);
   process.stdout.write(md);
 }
 
-(options.render ? Promise.resolve(render(options.render)) : runSuite()).catch((err: unknown) => {
+(options.render ? Promise.resolve(render(options.render)) : capacityOptions.enabled ? runCapacity() : runSuite()).catch((err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

@@ -1,4 +1,5 @@
 /** What the orchestrator and the load generator say to each other over the IPC channel. */
+import type { CapacityCommand } from './capacity-messages';
 
 export type ClientKind = 'ws' | 'sio';
 
@@ -10,6 +11,8 @@ export interface LoadgenInit {
   tokens: string[];
   /** Largest number of users whose presence a client tracks (bitset size). */
   maxUsers: number;
+  /** Source address of this process's clients (capacity mode: 127.0.0.2, 127.0.0.3, ...). */
+  localAddress?: string;
 }
 
 export type LoadgenCommand =
@@ -36,7 +39,9 @@ export type LoadgenCommand =
   /** Idle: nothing sent for durationMs; checks nothing arrives. */
   | { cmd: 'idle'; durationMs: number }
   /** Closes every client (after the server was killed) and exits. */
-  | { cmd: 'exit' };
+  | { cmd: 'exit' }
+  /** The capacity mode's commands (loadgen/capacity.ts). */
+  | CapacityCommand;
 
 export interface ConnectResult {
   connected: number;

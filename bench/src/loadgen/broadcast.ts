@@ -11,7 +11,11 @@ let chatSentAt = new Float64Array(0);
 let chatFirst = 0;
 let onChatComplete: ((k: number, at: number) => void) | undefined;
 
+/** The capacity mode's own count of a CHAT (loadgen/capacity.ts): when set, it takes every receipt. */
+export const chatCapture: { on?: (c: Client, k: number) => void } = {};
+
 export function onChat(c: Client, k: number): void {
+  if (chatCapture.on) return chatCapture.on(c, k);
   c.chatReceived++;
   const i = k - chatFirst;
   if (i < 0 || i >= chatRemaining.length) {

@@ -9,7 +9,7 @@ import { authFailed, onObject, onWsFrame, type Obj } from './frames';
 import { forget, know, sumPresence, userIndex } from './presence';
 import { clients, counters, fail, online, session, sleep, takeFailures, type Client } from './state';
 
-function newClient(idx: number): Client {
+export function newClient(idx: number): Client {
   return {
     idx,
     state: 'connecting',
@@ -54,6 +54,7 @@ function open(c: Client, timeoutMs: number): Promise<boolean> {
         skipUTF8Validation: true,
         maxPayload: 512 * 1024 * 1024,
         handshakeTimeout: timeoutMs,
+        ...(init.localAddress ? { localAddress: init.localAddress } : {}),
       });
       c.ws = ws;
       ws.on('message', (data: Buffer) => onWsFrame(c, data));

@@ -2,11 +2,14 @@
 import type { WebSocket } from 'ws';
 import type { Socket as SioSocket } from 'socket.io-client';
 import type { LoadgenInit } from '../common/messages';
+import type { LeanWs } from './lean-ws';
 
 export interface Client {
   idx: number;
   ws?: WebSocket;
   sio?: SioSocket;
+  /** The capacity mode's minimal client (loadgen/lean-ws.ts). */
+  lean?: LeanWs;
   state: 'connecting' | 'open' | 'closed';
   /** Closed by us (churn): not a failure. */
   closing: boolean;
