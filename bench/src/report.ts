@@ -1,6 +1,6 @@
 /** The markdown table of a suite result: medians [min–max] and per-repetition ratios. */
 import { spread } from './common/stats';
-import { byRep, cell, fmt, ratioCell, ratios } from './report/format';
+import { byRep, cell, failureLines, fmt, ratioCell, ratios } from './report/format';
 import { renderEvents } from './report/events';
 import { renderHostile } from './report/hostile';
 
@@ -253,12 +253,7 @@ export function renderMarkdown(result: SuiteResult, source?: string): string {
       }
     }
   }
-  if (failures.length) {
-    lines.push('');
-    lines.push('## Failures');
-    lines.push('');
-    for (const f of failures.slice(0, 40)) lines.push(`- ${f.replace(/\n/g, ' ')}`);
-  }
+  lines.push(...failureLines(failures));
   lines.push('');
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 /** latest-capacity.md: the capacity mode's result (orchestrator/capacity.ts) as markdown tables. */
-import { fmt } from './format';
+import { failureLines, fmt } from './format';
 
 /** One stretch of the fill, from one checkpoint to the next. */
 export interface Segment {
@@ -194,12 +194,7 @@ export function renderCapacity(result: CapacityResult, source?: string): string 
   for (const run of result.runs) {
     for (const b of run.broadcasts) lines.push(`| ${LABEL[run.server] ?? run.server} | ${fmt(b.n)} | ${fmt(b.firstMs)} | ${fmt(b.lastMs)} | ${fmt(b.serverCpuMs)} | ${b.received} of ${b.expected} |`);
   }
-  if (failures.length) {
-    lines.push('');
-    lines.push('## Failures');
-    lines.push('');
-    for (const f of failures.slice(0, 40)) lines.push(`- ${f.replace(/\n/g, ' ')}`);
-  }
+  lines.push(...failureLines(failures));
   lines.push('');
   return lines.join('\n');
 }

@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { spread, type Spread } from '../common/stats';
 import { RESULTS } from '../orchestrator/paths';
 import type { RunRecord, SuiteResult } from '../report';
-import { byRep, cell, fmt, ratioCell, ratios } from './format';
+import { byRep, cell, failureLines, fmt, ratioCell, ratios } from './format';
 
 /** The issue's target: our cross-node dialog p99 at most this many times our single-node p99 of the same repetition. */
 export const CROSS_NODE_P99_TARGET = 3;
@@ -190,12 +190,7 @@ export function renderCluster(result: SuiteResult, source?: string): string {
     line(phase, 'Redis time in commands per round trip (µs, commandstats)', (d) => (d === 'gateway' ? '–' : commands(runs, d, phase, (p) => Number(p.measured), 'redisUsec')));
     line(phase, 'round trip max (ms) / achieved send rate (/s)', (d) => `${fmt(spread([...values(runs, d, `${phase}.maxMs`).values()]).median)} / ${fmt(spread([...values(runs, d, `${phase}.sentPerSec`).values()]).median)}`);
   }
-  if (failures.length) {
-    lines.push('');
-    lines.push('## Failures');
-    lines.push('');
-    for (const f of failures.slice(0, 40)) lines.push(`- ${f.replace(/\n/g, ' ')}`);
-  }
+  lines.push(...failureLines(failures));
   lines.push('');
   return lines.join('\n');
 }

@@ -39,3 +39,9 @@ export function ratios(a: Map<number, number>, b: Map<number, number>): number[]
   }
   return out;
 }
+
+/** The "Failures" section of a result page (the first 40, one line each), or nothing. */
+export function failureLines(failures: readonly string[]): string[] {
+  if (failures.length === 0) return [];
+  return ['', '## Failures', '', ...failures.slice(0, 40).map((f) => `- ${f.replace(/\n/g, ' ')}`)];
+}
