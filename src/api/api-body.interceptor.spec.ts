@@ -73,7 +73,8 @@ describe('parseApiBody', () => {
     const parse = jest.spyOn(JSON, 'parse');
     const started = performance.now();
     refusal(() => parseApiBody(Buffer.from(`{"a":${'['.repeat(80_000)}`), JSON_TYPE, 32));
-    expect(performance.now() - started).toBeLessThan(50);
+    // A linear scan takes about a millisecond; the bound leaves room for a loaded CI machine.
+    expect(performance.now() - started).toBeLessThan(250);
     expect(parse).not.toHaveBeenCalled();
     parse.mockRestore();
   });

@@ -4,7 +4,7 @@ import { ActivityFeed, type Activity } from '../messaging/activity';
 import { MetricsService } from '../observability/metrics.service';
 import { Status } from '../protocol/protocol';
 import { strictMock } from '../../test/support/strict-mock';
-import { deferred, flushPromises, sleep, type Deferred } from '../../test/support/time';
+import { deferred, eventually, flushPromises, sleep, type Deferred } from '../../test/support/time';
 import type { EventLink } from './event-link';
 import { ACK_WINDOW, EventPublisher, RETRY_MS } from './event-publisher';
 import type { EventsOptions } from './events.options';
@@ -69,21 +69,17 @@ describe('EventPublisher', () => {
     expect(feed.active).toBe(true);
   });
 
-  it('costs the reporter microseconds: the fact is only buffered, published on a later turn', () => {
+  it('only buffers a fact on report: publishing happens on a later turn', () => {
     const { feed, link } = setup({ bufferMax: 1_000_000 });
     link.setUp(true);
-    const n = 20_000;
-    for (let i = 0; i < 2000; i++) feed.report(dialogFact); // warm-up
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) feed.report(dialogFact);
-    const perReportUs = Number(process.hrtime.bigint() - t0) / 1000 / n;
+    for (let i = 0; i < 20_000; i++) feed.report(dialogFact);
+    // The reporter (the hot path) never waits for the broker; the cost per report is measured by the bench's events scenario.
     expect(link.published).toHaveLength(0);
-    // Measured 0.7 us per report (Date.now() included) on the 2-core VM; the bound leaves room for a loaded machine.
-    expect(perReportUs).toBeLessThan(5);
   });
 
   it('publishes the facts of FLUSH_INTERVAL_MS in one batch, not one by one', async () => {
-    const { feed, link } = setup({ flushIntervalMs: 30 });
+    // 1 s: long enough that a loaded CI machine cannot reach the flush before the 'not yet' check.
+    const { feed, link } = setup({ flushIntervalMs: 1000 });
     link.setUp(true);
     await flushPromises();
     feed.report(chatFact('a'));
@@ -91,7 +87,7 @@ describe('EventPublisher', () => {
     feed.report(chatFact('b'));
     await flushPromises();
     expect(link.published).toHaveLength(0);
-    await sleep(60);
+    await eventually(() => link.published.length > 0, 3000, 'the timed flush');
     expect(messages(link)).toEqual(['a', 'b']);
   });
 

@@ -179,7 +179,8 @@ describe('FrameValidationPipe', () => {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       expect(await passed).toBe(frame);
       expect(await refused).toBe('type must be equal to CHAT_MESSAGE');
-      expect(ms).toBeLessThan(20);
+      // Whitelisting 100,000 keys one by one takes hundreds of ms; the bound leaves room for a loaded CI machine.
+      expect(ms).toBeLessThan(100);
     });
   });
 
