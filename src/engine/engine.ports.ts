@@ -98,12 +98,13 @@ export interface PresenceRegistry {
   list(): Promise<UserProfile[]>;
   /**
    * The same list as UTF-8 JSON (what an AUTH SUCCESS carries), for a registry that can keep it
-   * cheaply: a login then costs no serialization of the list. The JSON of each element, preceded
-   * by a comma, in one or more buffers, in order (none: nobody online). Buffers handed out are
-   * never changed afterwards, so they may be written to sockets as they are. Optional: without
-   * it, the list is serialized from list().
+   * cheaply or share one read among concurrent logins: a login then costs no serialization of the
+   * list. The JSON of each element, preceded by a comma, in one or more buffers, in order (none:
+   * nobody online). It reflects the registry no earlier than the call, and includes `self` (the
+   * joining user's claimed session). Buffers handed out are never changed afterwards, so they may
+   * be written to sockets as they are. Optional: without it, the list is serialized from list().
    */
-  listBytes?(): Promise<readonly Buffer[]>;
+  listBytes?(self: Session): Promise<readonly Buffer[]>;
   /** The live session of a user, if any. */
   locate(userId: string): Promise<Session | undefined>;
   /** Changes fields of an online user's profile (for example its avatar). */

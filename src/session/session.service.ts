@@ -93,12 +93,13 @@ export class SessionService implements OnModuleInit {
 
   /**
    * The userList of an AUTH SUCCESS as UTF-8 JSON, each element preceded by a comma: the
-   * registry's own bytes when it keeps them (one node: a login costs no serialization of the list,
-   * and the bytes go to the socket as they are), else serialized from its list, once. The joining
-   * user is in it: its session was claimed first.
+   * registry's own bytes when it has them (one node: kept up to date, a login costs no
+   * serialization of the list; Redis: one read and one serialization shared by the logins that
+   * wait for it), else serialized from its list. The joining user is in it: its session was
+   * claimed first.
    */
   private async userListBytes(session: Session): Promise<readonly Buffer[]> {
-    if (this.registry.listBytes) return this.registry.listBytes();
+    if (this.registry.listBytes) return this.registry.listBytes(session);
     const list = await this.registry.list();
     if (!list.some((u) => u.userId === session.userId)) list.push(session.profile);
     let json = '';

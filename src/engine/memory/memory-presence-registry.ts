@@ -39,6 +39,7 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
     return true;
   }
 
+  /** The joining user is in it: its claim came first, on this same map. */
   async listBytes(): Promise<Buffer[]> {
     return this.online.parts();
   }

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { makeProfile } from '../../../test/support/factories';
 import { raw, useRedisEngine } from '../../../test/support/redis-engine';
-import { eventually, sleep } from '../../../test/support/time';
+import { strictMock } from '../../../test/support/strict-mock';
+import { deferred, eventually, flushPromises, sleep, type Deferred } from '../../../test/support/time';
 import type { Session } from '../engine.ports';
 import type { RedisConnection } from './redis-connection';
+import { RedisKeys } from './redis-keys';
 import { RedisPresenceRegistry } from './redis-presence-registry';
 
 const TTL = 1000;
@@ -243,5 +245,81 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     expect(await a.registry.list()).toEqual([]);
     expect(await raw(env.redis, 'EXISTS', `${env.pool.prefix}lease:${b.nodeId}`)).toBe(0);
     expect(await raw(env.redis, 'SISMEMBER', `${env.pool.prefix}nodes`, b.nodeId)).toBe(0);
+  });
+
+  it('logins share the online-list reads: 200 logins at once cost a couple of HVALS, each list holds everyone', async () => {
+    const a = await node();
+    const sessions = Array.from({ length: 200 }, (_, i) => session(a, `s${i}`));
+    await Promise.all(sessions.map((s) => a.registry.claim(s)));
+    const before = await hvalsCalls();
+    const lists = await Promise.all(sessions.map((s) => a.registry.listBytes(s)));
+    const reads = (await hvalsCalls()) - before;
+    expect(reads).toBeGreaterThanOrEqual(1);
+    expect(reads).toBeLessThanOrEqual(2); // the one issued at once, and the one the others share
+    for (const bytes of lists) {
+      const users = JSON.parse(`[${Buffer.concat(bytes).toString().slice(1)}]`) as { userId: string }[];
+      expect(users.map((u) => u.userId).sort()).toEqual(sessions.map((s) => s.userId).sort());
+    }
+  });
+
+  async function hvalsCalls(): Promise<number> {
+    const info = String(await raw(env.redis, 'INFO', 'commandstats'));
+    return Number(/cmdstat_hvals:calls=(\d+)/.exec(info)?.[1] ?? 0);
+  }
+});
+
+describe('RedisPresenceRegistry.listBytes: one HVALS shared by the logins that wait for it', () => {
+  const keys = new RedisKeys('t:');
+  let reads: Deferred<string[]>[];
+  let registry: RedisPresenceRegistry;
+
+  beforeEach(() => {
+    reads = [];
+    const hvals = jest.fn(() => {
+      const read = deferred<string[]>();
+      reads.push(read);
+      return read.promise;
+    });
+    const connection = strictMock<RedisConnection>(
+      { keys, commands: strictMock<RedisConnection['commands']>({ hvals } as never, 'commands'), addHealthCheck: jest.fn(), onReady: jest.fn() },
+      'connection',
+    );
+    registry = new RedisPresenceRegistry(connection, 'node-a', { ttlMs: 1000 });
+  });
+
+  const stored = (userId: string) => JSON.stringify({ userId, nodeId: 'node-a', connId: `c-${userId}`, profile: makeProfile(userId) });
+  const self = (userId: string): Session => ({ userId, nodeId: 'node-a', connId: `c-${userId}`, profile: makeProfile(userId) });
+  const ids = (bytes: readonly Buffer[]) => (JSON.parse(`[${Buffer.concat(bytes).toString().slice(1)}]`) as { userId: string }[]).map((u) => u.userId);
+
+  it('a login that asks while a read is in flight gets the next read, never the one issued before it asked', async () => {
+    const first = registry.listBytes(self('a'));
+    const second = registry.listBytes(self('b'));
+    const third = registry.listBytes(self('c'));
+    await flushPromises();
+    expect(reads).toHaveLength(1);
+    reads[0].resolve([stored('a')]); // issued before b and c asked: it lacks them
+    expect(ids(await first)).toEqual(['a']);
+    await flushPromises();
+    expect(reads).toHaveLength(2);
+    reads[1].resolve([stored('a'), stored('b'), stored('c')]);
+    expect(ids(await second)).toEqual(['a', 'b', 'c']);
+    expect(ids(await third)).toEqual(['a', 'b', 'c']);
+    expect(reads).toHaveLength(2);
+  });
+
+  it('a failed read fails only the logins that shared it; the next ones get a new read', async () => {
+    const first = registry.listBytes(self('a'));
+    const second = registry.listBytes(self('b'));
+    reads[0].reject(new Error('redis unavailable'));
+    await expect(first).rejects.toThrow('redis unavailable');
+    await flushPromises();
+    reads[1].resolve([stored('a'), stored('b')]);
+    expect(ids(await second)).toEqual(['a', 'b']);
+  });
+
+  it('the joining user is in its own list even when the read missed it (a failover lost its claim)', async () => {
+    const list = registry.listBytes(self('z'));
+    reads[0].resolve([stored('a'), 'not json', stored('a')]);
+    expect(ids(await list)).toEqual(['a', 'z']);
   });
 });

@@ -67,6 +67,9 @@ export class RedisPresenceRegistry implements PresenceRegistry {
   /** Registered at least once: a ready connection is a reconnection. */
   private everRegistered = false;
   private sweepPausedUntil = 0;
+  /** The online-list read in flight for logins, and the next one, shared by the logins that wait for it. */
+  private listInFlight?: Promise<ListRead>;
+  private listNext?: Promise<ListRead>;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -141,6 +144,51 @@ export class RedisPresenceRegistry implements PresenceRegistry {
       if (session) out.push(session.profile);
     }
     return out;
+  }
+
+  /**
+   * The online list for logins, read with one HVALS however many logins wait for it: at most one
+   * read is in flight per node; the logins that ask meanwhile share the next one, issued when it
+   * settles (never the one in flight: it may have been issued before their client could receive
+   * presence broadcasts, and would miss a user who joined in between). The JSON is serialized
+   * once per read. So during a login storm Redis reads the list back to back at most, once per
+   * node, instead of once per login (an HVALS of 100,000 sessions keeps Redis's one thread busy
+   * for about 70 ms: docs/scaling.md).
+   */
+  listBytes(self: Session): Promise<readonly Buffer[]> {
+    return this.sharedListRead().then((read) => (read.userIds.has(self.userId) ? read.bytes : [...read.bytes, Buffer.from(`,${JSON.stringify(self.profile)}`)]));
+  }
+
+  private sharedListRead(): Promise<ListRead> {
+    if (!this.listInFlight) {
+      this.listInFlight = this.readList().finally(() => {
+        this.listInFlight = undefined;
+      });
+      return this.listInFlight;
+    }
+    if (!this.listNext) {
+      // Settles after the `finally` above cleared the read in flight: this issues a new one.
+      this.listNext = this.listInFlight
+        .catch(() => undefined)
+        .then(() => {
+          this.listNext = undefined;
+          return this.sharedListRead();
+        });
+    }
+    return this.listNext;
+  }
+
+  private async readList(): Promise<ListRead> {
+    const values = await this.connection.commands.hvals(this.keys.sessions);
+    const userIds = new Set<string>();
+    let json = '';
+    for (const value of values) {
+      const session = parseSession(value);
+      if (!session || userIds.has(session.userId)) continue;
+      userIds.add(session.userId);
+      json += `,${JSON.stringify(session.profile)}`;
+    }
+    return { userIds, bytes: json ? [Buffer.from(json)] : [] };
   }
 
   async locate(userId: string): Promise<Session | undefined> {
@@ -336,6 +384,12 @@ export class RedisPresenceRegistry implements PresenceRegistry {
       this.logger.error(`${what} handler failed: ${err instanceof Error ? err.stack : String(err)}`);
     }
   }
+}
+
+/** One read of the online list for logins: its JSON and who is in it. */
+interface ListRead {
+  userIds: ReadonlySet<string>;
+  bytes: readonly Buffer[];
 }
 
 function parseSession(value: string): Session | undefined {
