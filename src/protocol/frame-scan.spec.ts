@@ -33,6 +33,21 @@ describe('scanFrame', () => {
     expect(scanFrame(bytes('{"type":"SAVE\\u005fAVATAR"}'), 32).type).toBeUndefined();
   });
 
+  it('reads protocol types, other types and near misses exactly (types and keys are compared as bytes)', () => {
+    const typeOf = (text: string) => scanFrame(bytes(text), 32).type;
+    expect(typeOf('{"type":"DIALOG_MESSAGE"}')).toBe('DIALOG_MESSAGE');
+    expect(typeOf('{"type":"TYPING_MESSAGE"}')).toBe('TYPING_MESSAGE'); // a feature module's type
+    expect(typeOf('{"type":"DIALOG_MESSAGEX"}')).toBe('DIALOG_MESSAGEX');
+    expect(typeOf('{"type":"DIALOG_MESSAG"}')).toBe('DIALOG_MESSAG');
+    expect(typeOf('{"type":"chat_message"}')).toBe('chat_message');
+    expect(typeOf('{"type":"ÉCHO ✓"}')).toBe('ÉCHO ✓');
+    expect(typeOf('{"type":""}')).toBe('');
+    expect(typeOf('{"typ":"CHAT_MESSAGE"}')).toBeUndefined();
+    expect(typeOf('{"types":"CHAT_MESSAGE"}')).toBeUndefined();
+    expect(clientDataOf('{"clientdata":{"a":1},"clientData2":[1]}')).toBeUndefined();
+    expect(clientDataOf('{"clientData" : { "a" : 1 } }')).toBe('{"a":1}');
+  });
+
   it('takes the last of duplicate keys, like JSON.parse', () => {
     expect(scanFrame(bytes('{"type":"A","type":"B"}'), 32).type).toBe('B');
     expect(clientDataOf('{"clientData":1,"x":2,"clientData":[3]}')).toBe('[3]');

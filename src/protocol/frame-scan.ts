@@ -12,6 +12,8 @@
  * SAVE_AVATAR.
  */
 
+import { MessageType } from './protocol';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_OBJECT = 0x7b;
@@ -68,7 +70,7 @@ export function scanFrame(bytes: Uint8Array, maxDepth: number, bounds: ScanBound
   let escapedKey = false;
   // Top-level object state: expecting a key, the last key read, a value pending for clientData.
   let expectKey = false;
-  let key: string | undefined;
+  let key = Key.OTHER;
   let clientDataStart = -1;
   let clientDataEnd = -1;
   let openValue = -1; // start of the top-level value being read, when its key is clientData
@@ -99,11 +101,11 @@ export function scanFrame(bytes: Uint8Array, maxDepth: number, bounds: ScanBound
         // Keys and top-level string values: scanned once more for escapes (linear overall).
         const escaped = hasByte(bytes, BACKSLASH, start + 1, end);
         if (expectKey) {
-          key = escaped ? undefined : latin1(bytes, start + 1, end);
+          key = escaped ? Key.OTHER : keyAt(bytes, start + 1, end);
           if (escaped) escapedKey = true;
           expectKey = false;
-        } else if (key === 'type') {
-          type = escaped ? undefined : utf8(bytes, start + 1, end);
+        } else if (key === Key.TYPE) {
+          type = escaped ? undefined : typeAt(bytes, start + 1, end);
         }
       }
       i = end;
@@ -138,7 +140,7 @@ export function scanFrame(bytes: Uint8Array, maxDepth: number, bounds: ScanBound
         }
         break;
       case COLON:
-        if (depth === 1 && topIsObject && key === 'clientData') {
+        if (depth === 1 && topIsObject && key === Key.CLIENT_DATA) {
           // The value starts at the next significant byte.
           let j = i + 1;
           while (j < length && isWhitespace(bytes[j])) j++;
@@ -233,6 +235,36 @@ function indexOfByteIn(bytes: Uint8Array, byte: number, from: number, to: number
 function hasByte(bytes: Uint8Array, byte: number, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (bytes[i] === byte) return true;
   return false;
+}
+
+/** The top-level keys the scan cares about, recognized from their bytes (no string per key). */
+const enum Key {
+  OTHER,
+  TYPE,
+  CLIENT_DATA,
+}
+
+const TYPE_KEY = Buffer.from('type');
+const CLIENT_DATA_KEY = Buffer.from('clientData');
+/** The protocol's message types as bytes: a frame's type is read without allocating a string. */
+const KNOWN_TYPES: readonly { text: string; bytes: Uint8Array }[] = Object.values(MessageType).map((text) => ({ text, bytes: Buffer.from(text) }));
+
+function keyAt(bytes: Uint8Array, start: number, end: number): Key {
+  if (equalBytes(bytes, start, end, TYPE_KEY)) return Key.TYPE;
+  if (equalBytes(bytes, start, end, CLIENT_DATA_KEY)) return Key.CLIENT_DATA;
+  return Key.OTHER;
+}
+
+/** The string in bytes [start, end) (no escapes): a protocol type's own constant, or decoded (a feature module's type). */
+function typeAt(bytes: Uint8Array, start: number, end: number): string {
+  for (const known of KNOWN_TYPES) if (equalBytes(bytes, start, end, known.bytes)) return known.text;
+  return utf8(bytes, start, end);
+}
+
+function equalBytes(bytes: Uint8Array, start: number, end: number, want: Uint8Array): boolean {
+  if (end - start !== want.length) return false;
+  for (let k = 0; k < want.length; k++) if (bytes[start + k] !== want[k]) return false;
+  return true;
 }
 
 function utf8(bytes: Uint8Array, start: number, end: number): string {
