@@ -139,7 +139,9 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
       socket.on('error', onSocketError);
       socket.on('message', onSocketMessage);
       socket.on('pong', onSocketPong);
-      socket.once('close', onSocketClose);
+      // `on`, not `once` (ws emits 'close' once; onClose ignores a repeat): once() costs every
+      // connection a wrapper, its state and a bound function for as long as it is open.
+      socket.on('close', onSocketClose);
       if (extractToken(request, this.limits.allowQueryToken).kind === 'none') {
         // Its token is to come in a frame: nothing of the upgrade request is needed any more.
         link.client.takeRequest();
@@ -301,6 +303,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
 
   /** @internal (called by the shared socket listeners) */
   onClose(link: Link, code: number): void {
+    if (this.open.get(link.client) !== link) return;
     link.clearDeadline();
     link.queue.clear();
     link.transport.closed();
