@@ -97,14 +97,14 @@ export interface PresenceRegistry {
   /** Every user online in the deployment. */
   list(): Promise<UserProfile[]>;
   /**
-   * The same list as UTF-8 JSON (what an AUTH SUCCESS carries), for a registry that can keep it
-   * cheaply or share one read among concurrent logins: a login then costs no serialization of the
-   * list. The JSON of each element, preceded by a comma, in one or more buffers, in order (none:
-   * nobody online). It reflects the registry no earlier than the call, and includes `self` (the
+   * The online list of a login's AUTH SUCCESS as UTF-8 JSON: the JSON of each element, preceded by
+   * a comma, in one or more buffers, in order (none: nobody online; listBytesOf builds it from
+   * profiles). It reflects the registry no earlier than the call, and includes `self` (the
    * joining user's claimed session). Buffers handed out are never changed afterwards, so they may
-   * be written to sockets as they are. Optional: without it, the list is serialized from list().
+   * be written to sockets as they are. A registry keeps it cheap (one node: kept serialized; Redis:
+   * one read shared by the logins that wait for it).
    */
-  listBytes?(self: Session): Promise<readonly Buffer[]>;
+  listBytes(self: Session): Promise<readonly Buffer[]>;
   /** The live session of a user, if any. */
   locate(userId: string): Promise<Session | undefined>;
   /** Changes fields of an online user's profile (for example its avatar). */
@@ -182,6 +182,16 @@ export interface QuotaStore {
 }
 
 
+
+/**
+ * A list of profiles in the shape of PresenceRegistry.listBytes: each profile's JSON preceded by a
+ * comma, in one buffer (none for an empty list).
+ */
+export function listBytesOf(profiles: readonly UserProfile[]): Buffer[] {
+  let json = '';
+  for (const profile of profiles) json += `,${JSON.stringify(profile)}`;
+  return json ? [Buffer.from(json)] : [];
+}
 
 export const CLUSTER_BUS = Symbol('CLUSTER_BUS');
 export const PRESENCE_REGISTRY = Symbol('PRESENCE_REGISTRY');

@@ -3,7 +3,7 @@ import { makeProfile } from '../../test/support/factories';
 import { joinedClient, openClient, verifiedClient, type FakeConnection } from '../../test/support/fake-client';
 import { callLogger, strictMock } from '../../test/support/strict-mock';
 import { flushPromises } from '../../test/support/time';
-import { CommandOutcome, ProbeOutcome, type AvatarIndex, type ClusterBus, type NodeCommand, type PresenceRegistry, type Session } from '../engine/engine.ports';
+import { CommandOutcome, listBytesOf, ProbeOutcome, type AvatarIndex, type ClusterBus, type NodeCommand, type PresenceRegistry, type Session } from '../engine/engine.ports';
 import { ActivityFeed, type Activity } from '../messaging/activity';
 import { ClientState, type ChatClient } from '../messaging/chat-client';
 import type { ConnectionRegistry } from '../messaging/connection-registry';
@@ -27,6 +27,11 @@ describe('SessionService', () => {
   let claim: jest.Mock<Promise<boolean>, [Session]>;
   let release: jest.Mock<Promise<boolean>, [Session]>;
   let list: jest.Mock<Promise<UserProfile[]>, []>;
+  /** The registry's listBytes over the list() mock, with the joining user in it (as a registry guarantees). */
+  const listBytesFromList = async (self: Session): Promise<Buffer[]> => {
+    const profiles = await list();
+    return listBytesOf(profiles.some((u) => u.userId === self.userId) ? profiles : [...profiles, self.profile]);
+  };
   let registryUpdate: jest.Mock<Promise<void>, [string, Partial<UserProfile>]>;
   let onExpired: jest.Mock<void, [(userIds: string[]) => void]>;
   let onSessionLost: jest.Mock<void, [(session: Session) => void]>;
@@ -89,8 +94,9 @@ describe('SessionService', () => {
     broadcast = logged<Messenger['broadcast']>('broadcast', () => undefined);
     service = new SessionService(
       strictMock<PresenceRegistry>(
-        // No listBytes: the online list is serialized from list() (the Redis registry's way).
-        { claim, release, list, listBytes: undefined, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
+        // listBytes serialized from the list() mock (the joining user added when it lacks it), so the
+        // tests set the online list through `list`.
+        { claim, release, list, listBytes: listBytesFromList, locate, updateProfile: registryUpdate, onExpired, onSessionLost, onSessionsRestored },
         'registry',
       ),
       strictMock<AvatarIndex>({ get: avatarGet }, 'avatars'),

@@ -91,22 +91,6 @@ export class SessionService implements OnModuleInit {
     return this.held.get(client.id)?.session;
   }
 
-  /**
-   * The userList of an AUTH SUCCESS as UTF-8 JSON, each element preceded by a comma: the
-   * registry's own bytes when it has them (one node: kept up to date, a login costs no
-   * serialization of the list; Redis: one read and one serialization shared by the logins that
-   * wait for it), else serialized from its list. The joining user is in it: its session was
-   * claimed first.
-   */
-  private async userListBytes(session: Session): Promise<readonly Buffer[]> {
-    if (this.registry.listBytes) return this.registry.listBytes(session);
-    const list = await this.registry.list();
-    if (!list.some((u) => u.userId === session.userId)) list.push(session.profile);
-    let json = '';
-    for (const profile of list) json += `,${JSON.stringify(profile)}`;
-    return [Buffer.from(json)];
-  }
-
   /** Joins a client whose token AuthGuard verified. */
   async join(client: ChatClient): Promise<JoinOutcome> {
     const verified = client.user;
@@ -139,7 +123,8 @@ export class SessionService implements OnModuleInit {
     this.connections.register(client);
     let userList: readonly Buffer[];
     try {
-      userList = await this.userListBytes(session);
+      // The joining user is in it: its session was claimed first.
+      userList = await this.registry.listBytes(session);
     } catch (err) {
       this.logger.warn({ connId: client.id, err: String(err) }, 'online list unavailable: login refused');
       client.abortJoin();
@@ -325,7 +310,7 @@ const AUTH_SUCCESS_TAIL = Buffer.from(']}}');
 
 /**
  * AUTH SUCCESS (the shape of AuthSuccessFrame) in pieces, around the bytes of its userList (each
- * element preceded by a comma, as userListBytes gives them: the first comma is left out), with
+ * element preceded by a comma, as PresenceRegistry.listBytes gives them: the first comma is left out), with
  * the token's expiry (`expiresAt`, Unix ms as a decimal string) when it has one. The list's
  * buffers are not copied: the frame is their concatenation with a head and a tail.
  */

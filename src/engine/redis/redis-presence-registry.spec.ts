@@ -319,7 +319,7 @@ describe('RedisPresenceRegistry.listBytes: one HVALS shared by the logins that w
 
   it('the joining user is in its own list even when the read missed it (a failover lost its claim)', async () => {
     const list = registry.listBytes(self('z'));
-    reads[0].resolve([stored('a'), 'not json', stored('a')]);
+    reads[0].resolve([stored('a'), 'not json']);
     expect(ids(await list)).toEqual(['a', 'z']);
   });
 });

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { UserProfile } from '../../protocol/protocol';
-import type { PresenceRegistry, Session } from '../engine.ports';
+import { listBytesOf, type PresenceRegistry, type Session } from '../engine.ports';
 import { CLAIM, HEARTBEAT, LEAVE_NODE, RECONCILE, RELEASE, SWEEP, UPDATE_PROFILE } from './lua-scripts';
 import type { RedisConnection } from './redis-connection';
 
@@ -179,16 +179,8 @@ export class RedisPresenceRegistry implements PresenceRegistry {
   }
 
   private async readList(): Promise<ListRead> {
-    const values = await this.connection.commands.hvals(this.keys.sessions);
-    const userIds = new Set<string>();
-    let json = '';
-    for (const value of values) {
-      const session = parseSession(value);
-      if (!session || userIds.has(session.userId)) continue;
-      userIds.add(session.userId);
-      json += `,${JSON.stringify(session.profile)}`;
-    }
-    return { userIds, bytes: json ? [Buffer.from(json)] : [] };
+    const profiles = await this.list();
+    return { userIds: new Set(profiles.map((p) => p.userId)), bytes: listBytesOf(profiles) };
   }
 
   async locate(userId: string): Promise<Session | undefined> {
