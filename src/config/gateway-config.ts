@@ -82,6 +82,9 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(1) @Max(600_000)
   DELIVERY_TIMEOUT_MS = 5000;
 
+  @Transform(toInt) @IsInt() @Min(0) @Max(10_000_000)
+  REMOTE_ROUTES_MAX = 100_000;
+
   @Transform(toInt) @IsInt() @Min(1) @Max(64 * 1024 * 1024)
   AVATAR_MAX_BYTES = 1_048_576;
 
@@ -239,6 +242,8 @@ export interface GatewayConfig {
   dialogMaxBytes: number;
   dedupWindowMs: number;
   deliveryTimeoutMs: number;
+  /** REMOTE_ROUTES_MAX: users on other nodes whose node is remembered (RemoteRoutes). */
+  remoteRoutesMax: number;
   avatarMaxBytes: number;
   avatarDir: string;
   maxFrameBytes: number;
@@ -391,6 +396,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     dialogMaxBytes: dto.DIALOG_MAX_BYTES,
     dedupWindowMs: dto.DEDUP_WINDOW_MS,
     deliveryTimeoutMs: dto.DELIVERY_TIMEOUT_MS,
+    remoteRoutesMax: dto.REMOTE_ROUTES_MAX,
     avatarMaxBytes: dto.AVATAR_MAX_BYTES,
     avatarDir: dto.AVATAR_DIR,
     maxFrameBytes,

@@ -63,15 +63,28 @@ export enum CommandOutcome {
 }
 
 /** Carries broadcasts and node-addressed deliveries between nodes. */
+/** What became of a delivery handed to another node (ClusterBus.deliver). */
+export enum RemoteOutcome {
+  /** That node wrote the frame to the user's connection without an error. */
+  DELIVERED = 'DELIVERED',
+  /** That node answered that it did not deliver it (the user is not there, the write failed, it came too late). */
+  REFUSED = 'REFUSED',
+  /** Nobody took the request (nobody subscribed to that node's channel: the node is gone): not delivered. */
+  UNREACHABLE = 'UNREACHABLE',
+  /** No answer within the timeout, or the request may not have left: it may or may not have been delivered. */
+  UNANSWERED = 'UNANSWERED',
+}
+
 export interface ClusterBus {
   readonly nodeId: string;
   /** Fans a frame out to the clients of every *other* node (the caller serves its own). */
   publish(event: BroadcastEvent): void;
   /**
-   * Asks node `nodeId` to hand a frame to a user's connection there. Resolves with the outcome
-   * reported by that node, or ERROR when it does not answer within `timeoutMs`. Never rejects.
+   * Asks node `nodeId` to hand a frame to a user's connection there. Resolves with what became of
+   * it (RemoteOutcome): delivered, refused by that node, taken by nobody, or no answer within
+   * `timeoutMs`. Never rejects.
    */
-  deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<DeliveryStatus>;
+  deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<RemoteOutcome>;
   /**
    * Asks node `nodeId` to carry out a command on a user's connection there, and resolves with its
    * answer (a ProbeOutcome or a CommandOutcome, by kind), or undefined when that node does not

@@ -3,6 +3,7 @@ import { EngineModule } from '../engine/engine.module';
 import { ActivityFeed } from './activity';
 import { ConnectionRegistry } from './connection-registry';
 import { Messenger } from './messenger';
+import { RemoteRoutes, remoteRoutesOptionsProvider } from './remote-routes';
 
 /**
  * The outbound port: this node's clients, and users anywhere in the deployment (the cluster bus);
@@ -10,7 +11,7 @@ import { Messenger } from './messenger';
  */
 @Module({
   imports: [EngineModule],
-  providers: [ConnectionRegistry, Messenger, ActivityFeed],
+  providers: [ConnectionRegistry, Messenger, RemoteRoutes, remoteRoutesOptionsProvider, ActivityFeed],
   exports: [ConnectionRegistry, Messenger, ActivityFeed],
 })
 export class MessagingModule {}

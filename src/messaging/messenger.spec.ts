@@ -1,22 +1,20 @@
 import { Logger } from '@nestjs/common';
-import { makeProfile } from '../../test/support/factories';
 import { strictMock } from '../../test/support/strict-mock';
 import { flushPromises } from '../../test/support/time';
-import type { BroadcastEvent, ClusterBus, DeliveryRequest, PresenceRegistry, Session } from '../engine/engine.ports';
+import type { BroadcastEvent, ClusterBus, DeliveryRequest } from '../engine/engine.ports';
 import type { ChatServerFrame } from '../protocol/frames';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
 import type { ConnectionRegistry } from './connection-registry';
 import { Messenger } from './messenger';
+import type { RemoteRoutes } from './remote-routes';
 
 const THIS_NODE = 'node-a';
-const session = (userId: string, nodeId: string): Session => ({ userId, nodeId, connId: `c-${userId}`, profile: makeProfile(userId) });
 
 describe('Messenger', () => {
   let broadcastLocal: jest.Mock<void, [string, string | undefined]>;
   let deliverLocal: jest.Mock<boolean, [string, string, (status: DeliveryStatus) => void]>;
   let publish: jest.Mock<void, [BroadcastEvent]>;
-  let busDeliver: jest.Mock<Promise<DeliveryStatus>, [string, DeliveryRequest, number]>;
-  let locate: jest.Mock<Promise<Session | undefined>, [string]>;
+  let routesDeliver: jest.Mock<void, [string, string, number, (status: DeliveryStatus) => void]>;
   let onBroadcast: jest.Mock<void, [(event: BroadcastEvent) => void]>;
   let onDeliver: jest.Mock<void, [(request: DeliveryRequest) => Promise<DeliveryStatus>]>;
   let messenger: Messenger;
@@ -27,14 +25,13 @@ describe('Messenger', () => {
     broadcastLocal = jest.fn();
     deliverLocal = jest.fn();
     publish = jest.fn();
-    busDeliver = jest.fn();
-    locate = jest.fn();
+    routesDeliver = jest.fn();
     onBroadcast = jest.fn();
     onDeliver = jest.fn();
     const connections = strictMock<ConnectionRegistry>({ broadcastLocal, deliverLocal }, 'connections');
-    const bus = strictMock<ClusterBus>({ nodeId: THIS_NODE, publish, deliver: busDeliver, onBroadcast, onDeliver }, 'bus');
-    const presence = strictMock<PresenceRegistry>({ locate }, 'presence');
-    messenger = new Messenger(connections, bus, presence);
+    const bus = strictMock<ClusterBus>({ nodeId: THIS_NODE, publish, onBroadcast, onDeliver }, 'bus');
+    const routes = strictMock<RemoteRoutes>({ deliver: routesDeliver }, 'routes');
+    messenger = new Messenger(connections, bus, routes);
   });
 
   describe('broadcast', () => {
@@ -72,12 +69,11 @@ describe('Messenger', () => {
   }
 
   describe('deliver', () => {
-    it('hands the frame to a local connection first, without asking presence or the bus', async () => {
+    it('hands the frame to a local connection first, without asking RemoteRoutes', async () => {
       hereWith(Status.SUCCESS);
       expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.SUCCESS]);
       expect(deliverLocal).toHaveBeenCalledWith('bob', 'frame', expect.any(Function));
-      expect(locate).not.toHaveBeenCalled();
-      expect(busDeliver).not.toHaveBeenCalled();
+      expect(routesDeliver).not.toHaveBeenCalled();
     });
 
     it('reports a local outcome only when the write completes, with no promise in between', () => {
@@ -104,42 +100,16 @@ describe('Messenger', () => {
     it('answers ERROR when the local write fails, without trying elsewhere', async () => {
       hereWith(Status.ERROR);
       expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
-      expect(locate).not.toHaveBeenCalled();
-      expect(busDeliver).not.toHaveBeenCalled();
+      expect(routesDeliver).not.toHaveBeenCalled();
     });
 
-    it.each([Status.SUCCESS, Status.ERROR] as const)(
-      'delivers through the bus to the node of the session and answers what that node reports (%s)',
-      async (reported) => {
-        deliverLocal.mockReturnValueOnce(false);
-        locate.mockResolvedValueOnce(session('bob', 'node-b'));
-        busDeliver.mockResolvedValueOnce(reported);
-        expect(await deliverOutcomes('bob', 'frame', 1234)).toEqual([reported]);
-        expect(locate).toHaveBeenCalledWith('bob');
-        expect(busDeliver).toHaveBeenCalledTimes(1);
-        expect(busDeliver).toHaveBeenCalledWith('node-b', { userId: 'bob', frame: 'frame' }, 1234);
-      },
-    );
-
-    it('answers ERROR for an offline user', async () => {
+    it('hands a user who is not on this node to RemoteRoutes, with the caller\'s callback', () => {
       deliverLocal.mockReturnValueOnce(false);
-      locate.mockResolvedValueOnce(undefined);
-      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
-      expect(busDeliver).not.toHaveBeenCalled();
-    });
-
-    it('answers ERROR for a session of this node that has no local connection (it is leaving)', async () => {
-      deliverLocal.mockReturnValueOnce(false);
-      locate.mockResolvedValueOnce(session('bob', THIS_NODE));
-      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
-      expect(busDeliver).not.toHaveBeenCalled();
-    });
-
-    it('answers ERROR (once) when the shared state cannot be read', async () => {
-      deliverLocal.mockReturnValueOnce(false);
-      locate.mockRejectedValueOnce(new Error('redis down'));
-      expect(await deliverOutcomes('bob', 'frame', 1000)).toEqual([Status.ERROR]);
-      expect(busDeliver).not.toHaveBeenCalled();
+      const done = jest.fn();
+      messenger.deliver('bob', 'frame', 1234, done);
+      expect(routesDeliver).toHaveBeenCalledTimes(1);
+      expect(routesDeliver).toHaveBeenCalledWith('bob', 'frame', 1234, done);
+      expect(done).not.toHaveBeenCalled();
     });
   });
 

@@ -1,8 +1,9 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { CLUSTER_BUS, PRESENCE_REGISTRY, type ClusterBus, type PresenceRegistry } from '../engine/engine.ports';
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { CLUSTER_BUS, type ClusterBus } from '../engine/engine.ports';
 import type { ServerFrame } from '../protocol/frames';
 import { Status, type DeliveryStatus } from '../protocol/protocol';
 import { ConnectionRegistry } from './connection-registry';
+import { RemoteRoutes } from './remote-routes';
 
 /** Called once with the outcome of a delivery. */
 export type DeliveryCallback = (status: DeliveryStatus) => void;
@@ -13,12 +14,10 @@ export type DeliveryCallback = (status: DeliveryStatus) => void;
  */
 @Injectable()
 export class Messenger implements OnModuleInit {
-  private readonly logger = new Logger(Messenger.name);
-
   constructor(
     private readonly connections: ConnectionRegistry,
     @Inject(CLUSTER_BUS) private readonly bus: ClusterBus,
-    @Inject(PRESENCE_REGISTRY) private readonly presence: PresenceRegistry,
+    private readonly routes: RemoteRoutes,
   ) {}
 
   onModuleInit(): void {
@@ -43,23 +42,10 @@ export class Messenger implements OnModuleInit {
    * SUCCESS only when it was written to that connection without an error; ERROR when the user is
    * offline, the write failed, the shared state could not be read, or the user's node did not
    * answer within `timeoutMs`. A user on this node is served without a promise or a lookup (the
-   * hot path of a one-node deployment); `done` may then run before this returns.
+   * hot path of a one-node deployment); `done` may then run before this returns. A user on another
+   * node is reached through RemoteRoutes (the node of their session, remembered).
    */
   deliver(userId: string, frame: string, timeoutMs: number, done: DeliveryCallback): void {
-    if (!this.connections.deliverLocal(userId, frame, done)) this.deliverRemote(userId, frame, timeoutMs).then(done);
-  }
-
-  private async deliverRemote(userId: string, frame: string, timeoutMs: number): Promise<DeliveryStatus> {
-    try {
-      const session = await this.presence.locate(userId);
-      if (!session || session.nodeId === this.bus.nodeId) {
-        // A session of this node with no local connection is on its way out: the user is not reachable.
-        return Status.ERROR;
-      }
-      return await this.bus.deliver(session.nodeId, { userId, frame }, timeoutMs);
-    } catch (err) {
-      this.logger.warn({ err: String(err) }, 'delivery failed: shared state unavailable');
-      return Status.ERROR;
-    }
+    if (!this.connections.deliverLocal(userId, frame, done)) this.routes.deliver(userId, frame, timeoutMs, done);
   }
 }

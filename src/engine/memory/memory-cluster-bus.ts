@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import type { BroadcastEvent, ClusterBus, DeliveryRequest, NodeCommand } from '../engine.ports';
+import type { DeliveryStatus } from '../../protocol/protocol';
+import { RemoteOutcome, type BroadcastEvent, type ClusterBus, type DeliveryRequest, type NodeCommand } from '../engine.ports';
 
 /** One node alone: there is nobody to publish to, and no other node to deliver through. */
 export class MemoryClusterBus implements ClusterBus {
@@ -10,8 +10,8 @@ export class MemoryClusterBus implements ClusterBus {
     // no other node
   }
 
-  async deliver(_nodeId: string, _request: DeliveryRequest, _timeoutMs: number): Promise<DeliveryStatus> {
-    return Status.ERROR;
+  async deliver(_nodeId: string, _request: DeliveryRequest, _timeoutMs: number): Promise<RemoteOutcome> {
+    return RemoteOutcome.UNREACHABLE; // no other node
   }
 
   async command(_nodeId: string, _command: NodeCommand, _timeoutMs: number): Promise<string | undefined> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
-import type { BroadcastEvent, ClusterBus, DeliveryRequest, NodeCommand } from '../engine.ports';
+import { RemoteOutcome, type BroadcastEvent, type ClusterBus, type DeliveryRequest, type NodeCommand } from '../engine.ports';
 import type { RedisConnection } from './redis-connection';
 
 /**
@@ -21,9 +21,13 @@ type ReplyHeader = ['R', string, string];
 /** How long past the command's own time (a probe's) a node may take to carry it out and answer. */
 const PROBE_ANSWER_MARGIN_MS = 1500;
 
+/** A request's answer when nobody subscribed to the node's channel: it was not taken. */
+const NOBODY = Symbol('nobody');
+type Answer = string | typeof NOBODY | undefined;
+
 interface PendingRequest {
-  /** Called once: with the answer, or undefined when none came. */
-  resolve: (answer: string | undefined) => void;
+  /** Called once: with the answer, NOBODY when no node took the request, or undefined when no answer came. */
+  resolve: (answer: Answer) => void;
   timer: NodeJS.Timeout;
 }
 
@@ -35,8 +39,9 @@ interface PendingRequest {
  *   misses it, and a PUBLISH that fails is not retried (CHAT then stays on this node).
  * - Deliveries: PUBLISH on the receiving node's channel with a request id and a deadline; that
  *   node hands the frame to the local connection and answers SUCCESS/ERROR on the sender's
- *   channel. The sender resolves ERROR when PUBLISH reaches no subscriber (the node is gone),
- *   when the PUBLISH fails, and when no answer comes within the timeout. SUCCESS only ever comes
+ *   channel (DELIVERED/REFUSED). The sender resolves UNREACHABLE when PUBLISH reaches no
+ *   subscriber (the node is gone), and UNANSWERED when the PUBLISH fails or no answer comes
+ *   within the timeout (delivered or not: nobody knows). DELIVERED only ever comes
  *   from the receiving node after the write to its client succeeded. A request that reaches its
  *   node after its deadline (a node that was stalled) is not delivered, so a late delivery after
  *   the sender was told ERROR is unlikely (not impossible: an answer can still be lost on the way
@@ -74,12 +79,10 @@ export class RedisClusterBus implements ClusterBus {
     );
   }
 
-  deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<DeliveryStatus> {
+  deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<RemoteOutcome> {
     const requestId = this.nextRequestId();
     const header: DeliverHeader = ['D', this.nodeId, requestId, request.userId, Date.now() + timeoutMs];
-    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${request.frame}`, timeoutMs).then((answer) =>
-      answer === Status.SUCCESS ? Status.SUCCESS : Status.ERROR,
-    );
+    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${request.frame}`, timeoutMs).then(remoteOutcome);
   }
 
   command(nodeId: string, command: NodeCommand, timeoutMs: number): Promise<string | undefined> {
@@ -88,7 +91,9 @@ export class RedisClusterBus implements ClusterBus {
     const startBy = timeoutMs + (command.kind === 'probe' ? PROBE_ANSWER_MARGIN_MS : 0);
     const wait = startBy + (command.kind === 'probe' ? command.timeoutMs : 0);
     const header: CommandHeader = ['C', this.nodeId, requestId, Date.now() + startBy];
-    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${JSON.stringify(command)}`, wait);
+    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${JSON.stringify(command)}`, wait).then((answer) =>
+      typeof answer === 'string' ? answer : undefined,
+    );
   }
 
   onCommand(handler: (command: NodeCommand) => Promise<string>): void {
@@ -123,19 +128,20 @@ export class RedisClusterBus implements ClusterBus {
   }
 
   /**
-   * Publishes a request on a node's channel and resolves with that node's answer, or undefined
-   * when none comes within `timeoutMs`, nobody is subscribed (the node is gone) or the PUBLISH fails.
+   * Publishes a request on a node's channel and resolves with that node's answer; NOBODY when
+   * nobody is subscribed (the node is gone, or cut off from Redis); undefined when no answer comes
+   * within `timeoutMs` or the PUBLISH fails (it may have reached Redis before the connection broke).
    */
-  private request(nodeId: string, requestId: string, message: string, timeoutMs: number): Promise<string | undefined> {
+  private request(nodeId: string, requestId: string, message: string, timeoutMs: number): Promise<Answer> {
     if (this.closed) return Promise.resolve(undefined);
-    return new Promise<string | undefined>((resolve) => {
+    return new Promise<Answer>((resolve) => {
       const timer = setTimeout(() => this.settle(requestId, undefined), timeoutMs);
       timer.unref();
       this.pending.set(requestId, { resolve, timer });
       this.send(this.connection.keys.nodeChannel(nodeId), message).then(
         (receivers) => {
           // Nobody subscribed to that node's channel: the node is gone (or cut off from Redis).
-          if (receivers === 0) this.settle(requestId, undefined);
+          if (receivers === 0) this.settle(requestId, NOBODY);
         },
         (err: unknown) => {
           this.logger.debug(`request not published: ${String(err)}`);
@@ -150,7 +156,7 @@ export class RedisClusterBus implements ClusterBus {
     return this.connection.commands.publish(channel, message);
   }
 
-  private settle(requestId: string, answer: string | undefined): void {
+  private settle(requestId: string, answer: Answer): void {
     const pending = this.pending.get(requestId);
     if (!pending) return;
     this.pending.delete(requestId);
@@ -247,6 +253,13 @@ export class RedisClusterBus implements ClusterBus {
       () => answer(Status.ERROR),
     );
   }
+}
+
+/** A delivery's answer as its RemoteOutcome. */
+function remoteOutcome(answer: Answer): RemoteOutcome {
+  if (answer === Status.SUCCESS) return RemoteOutcome.DELIVERED;
+  if (answer === NOBODY) return RemoteOutcome.UNREACHABLE;
+  return answer === undefined ? RemoteOutcome.UNANSWERED : RemoteOutcome.REFUSED;
 }
 
 function splitMessage(message: string): { header: unknown; body: string } | undefined {
