@@ -113,6 +113,7 @@ describe('RemoteRoutes', () => {
     await answerRead(0, found);
     expect(sent).toEqual([]);
     expect(outcomes).toEqual(new Map([['m1', [Status.ERROR]]]));
+    expect(routes.size).toBe(0); // nothing kept for a user found nowhere
     deliver('bob', 'm2');
     expect(reads).toHaveLength(2);
   });

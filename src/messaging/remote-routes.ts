@@ -66,8 +66,9 @@ class Lane {
  * later deliveries wait; then the refused ones are sent again in their order, before the ones
  * that waited.
  *
- * Memory: one Lane per remote user this node delivered to, at most REMOTE_ROUTES_MAX idle ones
- * (the oldest idle one is dropped first; lanes with deliveries in progress are never dropped).
+ * Memory: one Lane per remote user this node delivers to, at most REMOTE_ROUTES_MAX idle ones
+ * (the oldest idle one is dropped first; lanes with deliveries in progress are never dropped); a
+ * receiver found nowhere (offline, or any id a client makes up) leaves no lane behind.
  */
 @Injectable()
 export class RemoteRoutes {
@@ -150,7 +151,8 @@ export class RemoteRoutes {
       for (const delivery of batch) delivery.done(Status.ERROR);
       // What came during the read gets a read of its own: the user may have come online meanwhile.
       if (lane.waiting) this.locate(lane);
-      else this.forgetIfIdle(lane);
+      // No route to remember: a lane is not kept for a user found nowhere (any receiver id a client sends).
+      else if (lane.idle) this.lanes.delete(lane.userId);
       return;
     }
     lane.node = node;
