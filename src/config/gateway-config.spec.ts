@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       ['dedupWindowMs', 600_000],
       ['deliveryTimeoutMs', 5000],
       ['remoteRoutesMax', 100_000],
+      ['metricsEventLoopResolutionMs', 100],
       ['avatarMaxBytes', 1_048_576],
       ['avatarDir', './data/avatars'],
       // ceil(1048576 / 3) * 4 + 65536 = 349526 * 4 + 65536
@@ -217,6 +218,7 @@ describe('loadConfig', () => {
       ['REDIS_URL not redis://', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
       ['CHAT_MAX_LENGTH zero', { CHAT_MAX_LENGTH: '0' }, 'CHAT_MAX_LENGTH'],
       ['REMOTE_ROUTES_MAX negative', { REMOTE_ROUTES_MAX: '-1' }, 'REMOTE_ROUTES_MAX'],
+      ['METRICS_EVENT_LOOP_RESOLUTION_MS zero', { METRICS_EVENT_LOOP_RESOLUTION_MS: '0' }, 'METRICS_EVENT_LOOP_RESOLUTION_MS'],
       ['BROADCAST_BATCHING not a boolean', { BROADCAST_BATCHING: 'sometimes' }, 'BROADCAST_BATCHING'],
       ['AUTH_INVALID_CACHE_MS over "a few seconds at most" (10 s)', { AUTH_INVALID_CACHE_MS: '10001' }, 'AUTH_INVALID_CACHE_MS'],
     ])('%s', (_case, env, variable) => {

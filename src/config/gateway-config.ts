@@ -85,6 +85,9 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(0) @Max(10_000_000)
   REMOTE_ROUTES_MAX = 100_000;
 
+  @Transform(toInt) @IsInt() @Min(1) @Max(60_000)
+  METRICS_EVENT_LOOP_RESOLUTION_MS = 100;
+
   @Transform(toInt) @IsInt() @Min(1) @Max(64 * 1024 * 1024)
   AVATAR_MAX_BYTES = 1_048_576;
 
@@ -244,6 +247,8 @@ export interface GatewayConfig {
   deliveryTimeoutMs: number;
   /** REMOTE_ROUTES_MAX: users on other nodes whose node is remembered (RemoteRoutes). */
   remoteRoutesMax: number;
+  /** METRICS_EVENT_LOOP_RESOLUTION_MS: the sampling period of the event-loop delay metrics. */
+  metricsEventLoopResolutionMs: number;
   avatarMaxBytes: number;
   avatarDir: string;
   maxFrameBytes: number;
@@ -397,6 +402,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     dedupWindowMs: dto.DEDUP_WINDOW_MS,
     deliveryTimeoutMs: dto.DELIVERY_TIMEOUT_MS,
     remoteRoutesMax: dto.REMOTE_ROUTES_MAX,
+    metricsEventLoopResolutionMs: dto.METRICS_EVENT_LOOP_RESOLUTION_MS,
     avatarMaxBytes: dto.AVATAR_MAX_BYTES,
     avatarDir: dto.AVATAR_DIR,
     maxFrameBytes,
