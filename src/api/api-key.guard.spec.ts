@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { UnauthorizedException } from '@nestjs/common';
+import { HttpException, UnauthorizedException } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
-import { ApiKeyGuard, ApiKeyRing, bearerKey } from './api-key.guard';
+import { ApiKeyGuard, ApiKeyRing, bearerKey, KeyFailureBudget } from './api-key.guard';
 
 const KEY_A = 'first-api-key-0123456789';
 const KEY_B = 'second-key-abcdefghijklmnopqrstuvwxyz';
@@ -18,9 +18,11 @@ function recordingEqual() {
   return { equal, calls };
 }
 
-function httpContext(headers: Record<string, string>): ExecutionContextHost {
-  const req = { headers } as unknown as IncomingMessage;
-  const host = new ExecutionContextHost([req, {}, () => undefined]);
+/** A request from `address` with `headers`; the headers the guard sets on the response go to `responseHeaders`. */
+function httpContext(headers: Record<string, string>, address = '10.0.0.1', responseHeaders: Record<string, string> = {}): ExecutionContextHost {
+  const req = { headers, socket: { remoteAddress: address } } as unknown as IncomingMessage;
+  const res = { setHeader: (name: string, value: string) => (responseHeaders[name] = value) };
+  const host = new ExecutionContextHost([req, res, () => undefined]);
   host.setType('http');
   return host;
 }
@@ -95,8 +97,45 @@ describe('bearerKey', () => {
   });
 });
 
+describe('KeyFailureBudget', () => {
+  it('allows a burst of perMinute wrong keys, then one per 60/perMinute s', () => {
+    const budget = new KeyFailureBudget(6);
+    let now = 1_000_000;
+    for (let i = 0; i < 6; i++) {
+      expect(budget.waitMs('a', now)).toBe(0);
+      budget.fail('a', now);
+    }
+    expect(budget.waitMs('a', now)).toBe(10_000);
+    now += 4_000;
+    expect(budget.waitMs('a', now)).toBe(6_000);
+    now += 6_000;
+    expect(budget.waitMs('a', now)).toBe(0);
+    budget.fail('a', now);
+    expect(budget.waitMs('a', now)).toBe(10_000);
+  });
+
+  it('counts each address on its own, and forgets an address whose budget is full again', () => {
+    const budget = new KeyFailureBudget(2);
+    budget.fail('a', 0);
+    budget.fail('a', 0);
+    expect(budget.waitMs('a', 0)).toBeGreaterThan(0);
+    expect(budget.waitMs('b', 0)).toBe(0);
+    expect(budget.size).toBe(1);
+    expect(budget.waitMs('a', 60_000)).toBe(0);
+    expect(budget.size).toBe(0);
+  });
+
+  it('remembers at most maxAddresses, forgetting the oldest', () => {
+    const budget = new KeyFailureBudget(1, 3);
+    for (const address of ['a', 'b', 'c', 'd']) budget.fail(address, 0);
+    expect(budget.size).toBe(3);
+    expect(budget.waitMs('a', 0)).toBe(0);
+    expect(budget.waitMs('d', 0)).toBeGreaterThan(0);
+  });
+});
+
 describe('ApiKeyGuard', () => {
-  const guard = new ApiKeyGuard({ keys: [KEY_A, KEY_B] });
+  const guard = new ApiKeyGuard({ keys: [KEY_A, KEY_B], keyFailuresPerMinute: 1_000_000 });
 
   it('lets a request with `Authorization: Bearer <key>` through', () => {
     expect(guard.canActivate(httpContext({ authorization: `Bearer ${KEY_B}` }))).toBe(true);
@@ -109,5 +148,32 @@ describe('ApiKeyGuard', () => {
     ['the key in another header', { authtoken: KEY_A }],
   ])('%s: UnauthorizedException', (_what, headers) => {
     expect(() => guard.canActivate(httpContext(headers))).toThrow(UnauthorizedException);
+  });
+});
+
+describe('ApiKeyGuard: API_KEY_FAILURES_PER_MINUTE', () => {
+  it('answers 429 with Retry-After to an address past its wrong keys, even with a right key; other addresses are served', () => {
+    const guard = new ApiKeyGuard({ keys: [KEY_A], keyFailuresPerMinute: 3 });
+    for (let i = 0; i < 3; i++) expect(() => guard.canActivate(httpContext({ authorization: `Bearer ${KEY_C}` }, '10.0.0.9'))).toThrow(UnauthorizedException);
+    for (const authorization of [`Bearer ${KEY_C}`, `Bearer ${KEY_A}`]) {
+      const responseHeaders: Record<string, string> = {};
+      let thrown: unknown;
+      try {
+        guard.canActivate(httpContext({ authorization }, '10.0.0.9', responseHeaders));
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(HttpException);
+      expect((thrown as HttpException).getStatus()).toBe(429);
+      expect((thrown as HttpException).getResponse()).toEqual({ error: expect.stringMatching(/^too many wrong API keys from this address: retry in \d+ s$/) });
+      expect(Number(responseHeaders['Retry-After'])).toBeGreaterThanOrEqual(1);
+      expect(Number(responseHeaders['Retry-After'])).toBeLessThanOrEqual(20);
+    }
+    expect(guard.canActivate(httpContext({ authorization: `Bearer ${KEY_A}` }, '10.0.0.10'))).toBe(true);
+  });
+
+  it('a right key costs nothing: any number of them', () => {
+    const guard = new ApiKeyGuard({ keys: [KEY_A], keyFailuresPerMinute: 1 });
+    for (let i = 0; i < 50; i++) expect(guard.canActivate(httpContext({ authorization: `Bearer ${KEY_A}` }))).toBe(true);
   });
 });

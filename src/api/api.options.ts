@@ -20,6 +20,8 @@ export interface ApiOptions {
   readonly maxJsonDepth: number;
   /** DELIVERY_TIMEOUT_MS: how long a disconnect or a profile change waits for the user's node. */
   readonly commandTimeoutMs: number;
+  /** API_KEY_FAILURES_PER_MINUTE: wrong keys per client address (a burst of as many, then that rate) before 429. */
+  readonly keyFailuresPerMinute: number;
 }
 
 export const API_OPTIONS = Symbol('API_OPTIONS');
@@ -34,6 +36,7 @@ export function apiOptionsOf(config: GatewayConfig): ApiOptions {
     bodyMaxBytes: config.maxMessageFrameBytes + config.dialogMaxBytes,
     maxJsonDepth: config.maxJsonDepth,
     commandTimeoutMs: config.deliveryTimeoutMs,
+    keyFailuresPerMinute: config.apiKeyFailuresPerMinute,
   };
 }
 

@@ -1,6 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { applyDecorators, createParamDecorator, UseFilters, UseGuards, UseInterceptors, UsePipes, ValidationPipe, type ExecutionContext } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiBearerAuth, ApiPayloadTooLargeResponse, ApiUnauthorizedResponse, ApiUnsupportedMediaTypeResponse } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiPayloadTooLargeResponse,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+  ApiUnsupportedMediaTypeResponse,
+} from '@nestjs/swagger';
 import { rawClientDataOf, ApiBodyInterceptor } from './api-body.interceptor';
 import { validationFailed } from './api-errors';
 import { ApiExceptionFilter } from './api-exception.filter';
@@ -26,7 +33,7 @@ export const apiValidationPipe = new ValidationPipe({
 
 /**
  * A controller of the Server API: only on the API's listener, only with a key (401 first, before
- * the body is even parsed), bodies parsed and validated, errors as `{"error": ...}` JSON.
+ * the body is even parsed; 429 for an address past its wrong keys), bodies parsed and validated, errors as `{"error": ...}` JSON.
  */
 export function ServerApiController(): ClassDecorator {
   return applyDecorators(
@@ -36,6 +43,10 @@ export function ServerApiController(): ClassDecorator {
     UseFilters(ApiExceptionFilter),
     ApiBearerAuth(API_KEY_SCHEME),
     ApiUnauthorizedResponse({ description: 'Missing or unknown API key (checked before the body is read as JSON)', type: ApiErrorDto }),
+    ApiTooManyRequestsResponse({
+      description: 'This address presented more wrong keys than API_KEY_FAILURES_PER_MINUTE allows: every request is refused until `Retry-After` seconds have passed',
+      type: ApiErrorDto,
+    }),
   );
 }
 

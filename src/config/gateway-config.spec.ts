@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       ['deliveryTimeoutMs', 5000],
       ['remoteRoutesMax', 100_000],
       ['metricsEventLoopResolutionMs', 100],
+      ['apiKeyFailuresPerMinute', 10],
       ['avatarMaxBytes', 1_048_576],
       ['avatarDir', './data/avatars'],
       // ceil(1048576 / 3) * 4 + 65536 = 349526 * 4 + 65536
@@ -219,6 +220,7 @@ describe('loadConfig', () => {
       ['CHAT_MAX_LENGTH zero', { CHAT_MAX_LENGTH: '0' }, 'CHAT_MAX_LENGTH'],
       ['REMOTE_ROUTES_MAX negative', { REMOTE_ROUTES_MAX: '-1' }, 'REMOTE_ROUTES_MAX'],
       ['METRICS_EVENT_LOOP_RESOLUTION_MS zero', { METRICS_EVENT_LOOP_RESOLUTION_MS: '0' }, 'METRICS_EVENT_LOOP_RESOLUTION_MS'],
+      ['API_KEY_FAILURES_PER_MINUTE zero', { API_KEY_FAILURES_PER_MINUTE: '0' }, 'API_KEY_FAILURES_PER_MINUTE'],
       ['BROADCAST_BATCHING not a boolean', { BROADCAST_BATCHING: 'sometimes' }, 'BROADCAST_BATCHING'],
       ['AUTH_INVALID_CACHE_MS over "a few seconds at most" (10 s)', { AUTH_INVALID_CACHE_MS: '10001' }, 'AUTH_INVALID_CACHE_MS'],
     ])('%s', (_case, env, variable) => {

@@ -205,6 +205,9 @@ export class EnvironmentDto {
   @IsString()
   API_HOST = '127.0.0.1';
 
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  API_KEY_FAILURES_PER_MINUTE = 10;
+
   /** NATS server(s) for events, comma-separated (unset: no events). */
   @Transform(emptyToUndefined) @IsOptional() @IsString()
   EVENTS_NATS_URL?: string;
@@ -290,6 +293,8 @@ export interface GatewayConfig {
   /** The Server API's keys; undefined when the API is off. */
   apiKeys?: readonly string[];
   apiPort: number;
+  /** API_KEY_FAILURES_PER_MINUTE: wrong keys an address may present (a burst of as many, then that rate) before it gets 429. */
+  apiKeyFailuresPerMinute: number;
   apiHost: string;
   /** NATS servers for events; undefined when events are off. */
   eventsNatsUrls?: readonly string[];
@@ -437,6 +442,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     authRecheckIntervalMs: dto.AUTH_RECHECK_INTERVAL_MS,
     apiKeys: apiKeys && apiKeys.length > 0 ? apiKeys : undefined,
     apiPort: dto.API_PORT,
+    apiKeyFailuresPerMinute: dto.API_KEY_FAILURES_PER_MINUTE,
     apiHost: dto.API_HOST,
     eventsNatsUrls: natsUrls && natsUrls.length > 0 ? natsUrls : undefined,
     eventsSubjectPrefix: dto.EVENTS_SUBJECT_PREFIX,

@@ -23,6 +23,8 @@ export interface HttpOptions {
   body?: string | Buffer;
   /** The request fails with "client timeout" after this long (default 5 s). */
   timeoutMs?: number;
+  /** The client's source address (a loopback one: 127.0.0.2, ...). */
+  localAddress?: string;
 }
 
 /**
@@ -30,11 +32,11 @@ export interface HttpOptions {
  * `rawPath` sent exactly as given (no client-side dot-segment normalization).
  */
 export function httpRequest(url: string, options: HttpOptions = {}, rawPath?: string): Promise<HttpReply> {
-  const { method = 'GET', headers = {}, body, timeoutMs = 5000 } = options;
+  const { method = 'GET', headers = {}, body, timeoutMs = 5000, localAddress } = options;
   const { hostname, port, pathname, search } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: hostname, port, path: rawPath ?? pathname + search, method, headers: { Connection: 'close', ...headers }, agent: false },
+      { host: hostname, port, path: rawPath ?? pathname + search, method, headers: { Connection: 'close', ...headers }, agent: false, localAddress },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

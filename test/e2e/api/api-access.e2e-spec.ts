@@ -94,6 +94,31 @@ describe('Server API access', () => {
     });
   });
 
+  describe('429: an address past API_KEY_FAILURES_PER_MINUTE wrong keys', () => {
+    const limited = apiScope({ API_KEY_FAILURES_PER_MINUTE: '120' });
+    afterAll(() => limited.closeAll());
+
+    it('gets 429 with Retry-After for any key, its right key included, until a wrong key\'s worth of time passed; other addresses are served', async () => {
+      const node = await limited.gateway();
+      // 120 a minute: a burst of 120, then one every 0.5 s.
+      const wrong = await Promise.all(Array.from({ length: 120 }, () => apiCall(node, 'GET', '/api/v1/users', { key: 'wrong-key-0123456789abcdef' })));
+      expect(new Set(wrong.map((r) => r.status))).toEqual(new Set([401]));
+      for (const key of ['wrong-key-0123456789abcdef', KEY]) {
+        const refused = await apiCall(node, 'GET', '/api/v1/users', { key });
+        expect(refused.status).toBe(429);
+        expect(refused.json).toEqual({ error: expect.stringMatching(/^too many wrong API keys from this address: retry in 1 s$/) });
+        expect(refused.headers['retry-after']).toBe('1');
+      }
+      // Another client address (loopback 127.0.0.2) is not held up.
+      expect((await apiCall(node, 'GET', '/api/v1/users', { localAddress: '127.0.0.2' })).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect((await apiCall(node, 'GET', '/api/v1/users')).status).toBe(200);
+      // A right key spends nothing: the budget has one wrong key left, no more.
+      expect((await apiCall(node, 'GET', '/api/v1/users', { key: 'wrong-key-0123456789abcdef' })).status).toBe(401);
+      expect((await apiCall(node, 'GET', '/api/v1/users', { key: 'wrong-key-0123456789abcdef' })).status).toBe(429);
+    });
+  });
+
   describe('400: a malformed body names the bad fields', () => {
     it.each([
       ['wrong types and an undeclared field', { sender: 1, message: ['x'], extra: true }, ['extra', 'sender', 'message']],

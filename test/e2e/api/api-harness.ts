@@ -10,9 +10,13 @@ import { Scope } from '../../support/scope';
 export const KEY = 'test-api-key-0123456789abcdef';
 export const OTHER_KEY = 'second-api-key-fedcba9876543210';
 
-/** The API on, with two keys, and bounds short enough for the tests. */
+/**
+ * The API on, with two keys, and bounds short enough for the tests; wrong keys are not limited
+ * here (the tests of 401 send many from one address): api-access tests API_KEY_FAILURES_PER_MINUTE.
+ */
 export const API_ENV: Record<string, string> = {
   API_KEYS: `${KEY}, ${OTHER_KEY}`,
+  API_KEY_FAILURES_PER_MINUTE: '1000000',
   AUTH_DEADLINE_MS: '2000',
   DELIVERY_TIMEOUT_MS: '2000',
 };
@@ -41,6 +45,8 @@ export interface CallOptions {
   raw?: string | Buffer;
   contentType?: string;
   headers?: Record<string, string>;
+  /** The client's source address (127.0.0.2, ...). */
+  localAddress?: string;
 }
 
 /** One call to the Server API of `node` (its own listener). */
@@ -58,7 +64,7 @@ export async function call(baseUrl: string, method: string, path: string, option
   let body: string | Buffer | undefined = options.raw;
   if (body === undefined && options.body !== undefined) body = JSON.stringify(options.body);
   if (body !== undefined) headers['Content-Type'] = options.contentType ?? 'application/json';
-  const reply = await httpRequest(baseUrl, { method, headers, body }, path);
+  const reply = await httpRequest(baseUrl, { method, headers, body, localAddress: options.localAddress }, path);
   let json: unknown;
   try {
     json = JSON.parse(reply.body);
