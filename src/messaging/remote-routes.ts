@@ -26,14 +26,21 @@ interface Delivery {
   readonly done: (status: DeliveryStatus) => void;
   /** The node that refused it (the route was stale): it is sent once more, never twice, and not there. */
   refusedBy?: string;
+  /** The lane's generation it was last sent under. */
+  generation: number;
 }
 
 /** The deliveries of this node to one remote user. */
 class Lane {
   /** The node of the user's session, as last found (a hint: that node says whether it delivered). */
   node: string | undefined;
-  /** Deliveries published to `node` whose outcome is not known yet. */
+  /** Deliveries published to `node` in this generation whose outcome is not known yet. */
   inFlight = 0;
+  /**
+   * Counts the routes given up on after a node did not answer: deliveries still in flight on an
+   * older generation are answered without a retry (ERROR unless delivered), and nothing waits for them.
+   */
+  generation = 0;
   /** A registry read (locate) is running for this lane. */
   locating = false;
   /** Deliveries refused on a stale route, in their order: sent again before any in `waiting`. */
@@ -64,7 +71,8 @@ class Lane {
  * are published in the order they were handed in, on the node's one command connection. While the
  * route is being read, or deliveries sent on a route that turned out stale are not all answered,
  * later deliveries wait; then the refused ones are sent again in their order, before the ones
- * that waited.
+ * that waited. A node that does not answer is not waited for: its route is given up on, and what
+ * is still in flight there is answered without a retry (so that it cannot overtake later dialogs).
  *
  * Memory: one Lane per remote user this node delivers to, at most REMOTE_ROUTES_MAX idle ones
  * (the oldest idle one is dropped first; lanes with deliveries in progress are never dropped); a
@@ -94,7 +102,7 @@ export class RemoteRoutes {
    */
   deliver(userId: string, frame: string, timeoutMs: number, done: (status: DeliveryStatus) => void): void {
     const lane = this.laneOf(userId);
-    const delivery: Delivery = { frame, deadline: performance.now() + timeoutMs, done };
+    const delivery: Delivery = { frame, deadline: performance.now() + timeoutMs, done, generation: 0 };
     if (lane.node !== undefined && lane.waiting === undefined && lane.retries === undefined) {
       this.send(lane, delivery, lane.node);
       return;
@@ -174,10 +182,17 @@ export class RemoteRoutes {
       return;
     }
     lane.inFlight++;
+    delivery.generation = lane.generation;
     void this.bus.deliver(node, { userId: lane.userId, frame: delivery.frame }, timeoutMs).then((outcome) => this.settled(lane, delivery, node, outcome));
   }
 
   private settled(lane: Lane, delivery: Delivery, node: string, outcome: RemoteOutcome): void {
+    if (delivery.generation !== lane.generation) {
+      // Its route was given up on (that node did not answer) and later dialogs have moved on:
+      // sent again now, it could overtake them. Answered as it is.
+      delivery.done(outcome === RemoteOutcome.DELIVERED ? Status.SUCCESS : Status.ERROR);
+      return;
+    }
     lane.inFlight--;
     switch (outcome) {
       case RemoteOutcome.DELIVERED:
@@ -194,8 +209,12 @@ export class RemoteRoutes {
         }
         break;
       default:
-        // No answer: it may have been delivered, so it is never sent again. The next ones read the registry.
+        // No answer: it may have been delivered, so it is never sent again. That node may be stalled:
+        // the next dialogs read the registry at once instead of waiting for the others in flight
+        // there (up to DELIVERY_TIMEOUT_MS), which are then answered as they come, never sent again.
         if (lane.node === node) lane.node = undefined;
+        lane.generation++;
+        lane.inFlight = 0;
         delivery.done(Status.ERROR);
     }
     if (lane.inFlight > 0) return;
