@@ -13,6 +13,7 @@ const OPTIONS: ApiOptions = {
   bodyMaxBytes: 81_920,
   maxJsonDepth: 32,
   commandTimeoutMs: 5000,
+  keyFailuresPerMinute: 10,
 };
 
 describe('isApiPath', () => {

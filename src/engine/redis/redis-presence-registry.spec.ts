@@ -281,7 +281,13 @@ describe('RedisPresenceRegistry.listBytes: one HVALS shared by the logins that w
       return read.promise;
     });
     const connection = strictMock<RedisConnection>(
-      { keys, commands: strictMock<RedisConnection['commands']>({ hvals } as never, 'commands'), addHealthCheck: jest.fn(), onReady: jest.fn() },
+      {
+        keys,
+        // ioredis types hvals with a callback overload; the registry only awaits its promise.
+        commands: strictMock<RedisConnection['commands']>({ hvals: hvals as unknown as RedisConnection['commands']['hvals'] }, 'commands'),
+        addHealthCheck: jest.fn(),
+        onReady: jest.fn(),
+      },
       'connection',
     );
     registry = new RedisPresenceRegistry(connection, 'node-a', { ttlMs: 1000 });
