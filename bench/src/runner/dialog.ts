@@ -1,6 +1,6 @@
 /** dialogs: open loop at a fixed rate between random pairs; round trip = send to DELIVERY SUCCESS. */
 import type { DialogResult, LoadgenCommand } from '../common/messages';
-import { deploymentCpu, redisCallTotal } from '../orchestrator/measure';
+import { deploymentCpu, redisCallTotal, settle } from '../orchestrator/measure';
 import { log } from '../orchestrator/paths';
 import type { StepOf } from '../plan';
 import type { ServerRun } from './server-run';
@@ -11,6 +11,7 @@ export async function dialogStep(run: ServerRun, step: StepOf<'dialog'>): Promis
   // On a cluster every dialog crosses nodes (sender on one node, receiver on another).
   const crossNode = run.srv.urls.length > 1;
   const command: LoadgenCommand = { cmd: 'dialog', rate: step.rate, durationMs: step.ms, warmupMs: step.warmupMs, drainMs: 15_000, seed: 1000 + run.rep, crossNode };
+  await settle(run.srv);
   const { result, d } = await run.measured<DialogResult>(command, step.ms + step.warmupMs + 60_000, key);
   const record = run.record;
   record.phases[key] = { ...result, ...d };
