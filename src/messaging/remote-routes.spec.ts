@@ -70,6 +70,13 @@ describe('RemoteRoutes', () => {
 
   const framesSentTo = (node: string) => sent.filter((s) => s.node === node).map((s) => s.request.frame);
 
+  /** A first dialog to `userId` finds them on `node` and is delivered: the route is remembered. */
+  async function routeKnown(userId: string, node: string, frame: string): Promise<void> {
+    deliver(userId, frame);
+    await answerRead(reads.length - 1, session(userId, node));
+    await answerSent(sent.length - 1, RemoteOutcome.DELIVERED);
+  }
+
   async function answerRead(index: number, value: Session | undefined | Error): Promise<void> {
     if (value instanceof Error) reads[index].answer.reject(value);
     else reads[index].answer.resolve(value);
@@ -133,9 +140,7 @@ describe('RemoteRoutes', () => {
   it.each([RemoteOutcome.REFUSED, RemoteOutcome.UNREACHABLE])(
     'a stale route (%s): the registry is read again and the dialog goes to the user\'s new node, once',
     async (refusal) => {
-      deliver('bob', 'm1');
-      await answerRead(0, session('bob', 'node-b'));
-      await answerSent(0, RemoteOutcome.DELIVERED);
+      await routeKnown('bob', 'node-b', 'm1');
       // Bob moved to node-c; node-b says so.
       deliver('bob', 'm2');
       await answerSent(1, refusal);
@@ -185,9 +190,7 @@ describe('RemoteRoutes', () => {
   });
 
   it('keeps the order across a stale route: the refused ones go again first, in order, then those that waited', async () => {
-    deliver('bob', 'm0');
-    await answerRead(0, session('bob', 'node-b'));
-    await answerSent(0, RemoteOutcome.DELIVERED);
+    await routeKnown('bob', 'node-b', 'm0');
     for (const frame of ['m1', 'm2', 'm3']) deliver('bob', frame);
     expect(framesSentTo('node-b')).toEqual(['m0', 'm1', 'm2', 'm3']);
     await answerSent(1, RemoteOutcome.REFUSED);
@@ -234,9 +237,7 @@ describe('RemoteRoutes', () => {
   });
 
   it('refused dialogs collected before a node stops answering are sent again with the read that follows', async () => {
-    deliver('bob', 'm0');
-    await answerRead(0, session('bob', 'node-b'));
-    await answerSent(0, RemoteOutcome.DELIVERED);
+    await routeKnown('bob', 'node-b', 'm0');
     deliver('bob', 'm1');
     deliver('bob', 'm2');
     await answerSent(1, RemoteOutcome.REFUSED); // waits for m2
@@ -277,11 +278,7 @@ describe('RemoteRoutes', () => {
   describe('REMOTE_ROUTES_MAX', () => {
     it('remembers at most that many idle routes, dropping the oldest idle one', async () => {
       routes = build(2);
-      for (const [i, user] of ['u1', 'u2', 'u3'].entries()) {
-        deliver(user, `${user}-1`);
-        await answerRead(i, session(user, 'node-b'));
-        await answerSent(i, RemoteOutcome.DELIVERED);
-      }
+      for (const user of ['u1', 'u2', 'u3']) await routeKnown(user, 'node-b', `${user}-1`);
       expect(routes.size).toBe(2);
       deliver('u3', 'u3-2');
       deliver('u2', 'u2-2');
@@ -305,9 +302,7 @@ describe('RemoteRoutes', () => {
 
     it('0 remembers none: every dialog reads the registry once its predecessors are answered', async () => {
       routes = build(0);
-      deliver('bob', 'm1');
-      await answerRead(0, session('bob', 'node-b'));
-      await answerSent(0, RemoteOutcome.DELIVERED);
+      await routeKnown('bob', 'node-b', 'm1');
       expect(routes.size).toBe(0);
       deliver('bob', 'm2');
       expect(reads).toHaveLength(2);

@@ -103,7 +103,8 @@ export class RemoteRoutes {
   deliver(userId: string, frame: string, timeoutMs: number, done: (status: DeliveryStatus) => void): void {
     const lane = this.laneOf(userId);
     const delivery: Delivery = { frame, deadline: performance.now() + timeoutMs, done, generation: 0 };
-    if (lane.node !== undefined && lane.waiting === undefined && lane.retries === undefined) {
+    // A known route has nothing waiting: retries and waiting exist only while `node` is unknown.
+    if (lane.node !== undefined) {
       this.send(lane, delivery, lane.node);
       return;
     }
