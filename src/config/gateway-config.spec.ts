@@ -168,6 +168,19 @@ describe('loadConfig', () => {
     });
   });
 
+  it('turns node links on with NODE_LINK_HOST only, with safe defaults', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://one:6379' }).nodeLinks).toBeUndefined();
+    expect(loadConfig({ REDIS_URL: 'redis://one:6379', NODE_LINK_HOST: '' }).nodeLinks).toBeUndefined();
+    expect(loadConfig({ REDIS_URL: 'redis://one:6379', NODE_LINK_HOST: 'gateway1' }).nodeLinks).toEqual({
+      host: 'gateway1',
+      port: 0,
+      maxPeers: 256,
+      maxBufferedBytes: 16 * 1024 * 1024,
+      handshakeTimeoutMs: 2000,
+    });
+    expect(loadConfig({ NODE_LINK_HOST: '10.0.0.5', NODE_LINK_PORT: '8083' }).nodeLinks).toMatchObject({ host: '10.0.0.5', port: 8083 });
+  });
+
   it('never lets a per-type frame limit exceed MAX_FRAME_BYTES', () => {
     const config = loadConfig({ MAX_FRAME_BYTES: '4096' });
     expect(config.maxMessageFrameBytes).toBe(4096);
@@ -219,6 +232,10 @@ describe('loadConfig', () => {
       ['REDIS_URL not redis://', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
       ['CHAT_MAX_LENGTH zero', { CHAT_MAX_LENGTH: '0' }, 'CHAT_MAX_LENGTH'],
       ['REMOTE_ROUTES_MAX negative', { REMOTE_ROUTES_MAX: '-1' }, 'REMOTE_ROUTES_MAX'],
+      ['NODE_LINK_HOST with a space', { NODE_LINK_HOST: 'gateway 1' }, 'NODE_LINK_HOST'],
+      ['NODE_LINK_PORT out of range', { NODE_LINK_PORT: '65536' }, 'NODE_LINK_PORT'],
+      ['NODE_LINK_MAX_PEERS zero', { NODE_LINK_MAX_PEERS: '0' }, 'NODE_LINK_MAX_PEERS'],
+      ['NODE_LINK_MAX_BUFFERED_BYTES under 64 KiB', { NODE_LINK_MAX_BUFFERED_BYTES: '1000' }, 'NODE_LINK_MAX_BUFFERED_BYTES'],
       ['METRICS_EVENT_LOOP_RESOLUTION_MS zero', { METRICS_EVENT_LOOP_RESOLUTION_MS: '0' }, 'METRICS_EVENT_LOOP_RESOLUTION_MS'],
       ['API_KEY_FAILURES_PER_MINUTE zero', { API_KEY_FAILURES_PER_MINUTE: '0' }, 'API_KEY_FAILURES_PER_MINUTE'],
       ['BROADCAST_BATCHING not a boolean', { BROADCAST_BATCHING: 'sometimes' }, 'BROADCAST_BATCHING'],

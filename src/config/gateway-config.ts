@@ -139,6 +139,30 @@ export class EnvironmentDto {
   @Transform(toInt) @IsInt() @Min(1000) @Max(3_600_000)
   PRESENCE_TTL_MS = 15_000;
 
+  /**
+   * Cluster mode: the host (name or address) this node listens on for direct links from the other
+   * nodes, and that they connect to; unset, deliveries between nodes go through Redis only.
+   */
+  @Transform(emptyToUndefined) @IsOptional()
+  @Matches(/^[A-Za-z0-9.:_-]{1,253}$/, { message: 'NODE_LINK_HOST must be a host name or an IP address' })
+  NODE_LINK_HOST?: string;
+
+  /** The port of the node links; 0 takes a free one (the bound port is what the other nodes are told). */
+  @Transform(toInt) @IsInt() @Min(0) @Max(65_535)
+  NODE_LINK_PORT = 0;
+
+  /** Links accepted from other nodes at once (each node opens one to each other node). */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  NODE_LINK_MAX_PEERS = 256;
+
+  /** Bytes queued on one link before deliveries on it are refused (a peer that does not read). */
+  @Transform(toInt) @IsInt() @Min(65_536) @Max(1024 * 1024 * 1024)
+  NODE_LINK_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+  /** Time for a link to connect and be accepted, and for an accepted one to send its hello. */
+  @Transform(toInt) @IsInt() @Min(100) @Max(60_000)
+  NODE_LINK_HANDSHAKE_TIMEOUT_MS = 2000;
+
   @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
   SHUTDOWN_DRAIN_MS = 10_000;
 
@@ -272,6 +296,8 @@ export interface GatewayConfig {
   /** Password of the sentinels. */
   redisSentinelPassword?: string;
   presenceTtlMs: number;
+  /** Direct links between nodes (NodeLinks); undefined when NODE_LINK_HOST is unset. */
+  nodeLinks?: { host: string; port: number; maxPeers: number; maxBufferedBytes: number; handshakeTimeoutMs: number };
   shutdownDrainMs: number;
   logLevel: string;
   demoPage: boolean;
@@ -423,6 +449,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     redisPassword: dto.REDIS_PASSWORD,
     redisSentinelPassword: dto.REDIS_SENTINEL_PASSWORD,
     presenceTtlMs: dto.PRESENCE_TTL_MS,
+    nodeLinks: dto.NODE_LINK_HOST
+      ? {
+          host: dto.NODE_LINK_HOST,
+          port: dto.NODE_LINK_PORT,
+          maxPeers: dto.NODE_LINK_MAX_PEERS,
+          maxBufferedBytes: dto.NODE_LINK_MAX_BUFFERED_BYTES,
+          handshakeTimeoutMs: dto.NODE_LINK_HANDSHAKE_TIMEOUT_MS,
+        }
+      : undefined,
     shutdownDrainMs: dto.SHUTDOWN_DRAIN_MS,
     logLevel: dto.LOG_LEVEL ?? (dto.NODE_ENV === 'test' ? 'warn' : 'info'),
     demoPage: dto.DEMO_PAGE,

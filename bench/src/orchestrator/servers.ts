@@ -154,7 +154,7 @@ export async function startCluster(authUrl: string, tag: string): Promise<Server
   const redis = await startRedis(tag);
   const redisUrl = `redis://127.0.0.1:${redis.port}`;
   const ports = [await freePort(), await freePort()];
-  const nodes = await startNodes(ports.map((port, i) => () => startGatewayNode(port, authUrl, { REDIS_URL: redisUrl }, `${tag}-node${i}`)), redis);
+  const nodes = await startNodes(ports.map((port, i) => () => startGatewayNode(port, authUrl, { REDIS_URL: redisUrl, NODE_LINK_HOST: '127.0.0.1' }, `${tag}-node${i}`)), redis);
   return { name: 'cluster', nodes, urls: ports.map((p) => `ws://127.0.0.1:${p}/ws`), kind: 'ws', extra: [redis], redisInfo: redisInfoClient(redis.port) };
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Status, type DeliveryStatus } from '../../protocol/protocol';
 import { RemoteOutcome, type BroadcastEvent, type ClusterBus, type DeliveryRequest, type NodeCommand } from '../engine.ports';
+import type { NodeLinks, PeerLink } from './node-links';
 import type { RedisConnection } from './redis-connection';
 
 /**
@@ -29,6 +30,9 @@ interface PendingRequest {
   /** Called once: with the answer, NOBODY when no node took the request, or undefined when no answer came. */
   resolve: (answer: Answer) => void;
   timer: NodeJS.Timeout;
+  /** Sent through Redis to this node (counted in redisInFlight), or on this link. */
+  redisTo?: string;
+  link?: PeerLink;
 }
 
 /**
@@ -53,6 +57,14 @@ interface PendingRequest {
  * - Order: every PUBLISH of a node goes out on its one command connection, in call order, and a
  *   node handles the messages of its channel in arrival order, handing frames to the local
  *   connection synchronously: one sender's dialogs to one receiver keep their order.
+ * - Node links (NodeLinks, when NODE_LINK_HOST is set): a delivery goes on the direct link to its
+ *   node instead, with the same messages, and its answer comes back on that link. A link is used
+ *   only while Redis is connected (the cluster rules for an unreachable Redis stay as they are),
+ *   and only when no request to that node is still in flight through Redis, so a delivery on the
+ *   link never overtakes an earlier one on Redis; a link that drops leaves its requests in flight
+ *   unanswered (UNANSWERED), and the next deliveries go through Redis until it is back. A delivery
+ *   the link cannot queue (over its bound) is not sent, so it is REFUSED (not delivered). Commands
+ *   always go through Redis.
  */
 export class RedisClusterBus implements ClusterBus {
   private readonly logger = new Logger('RedisClusterBus');
@@ -60,15 +72,25 @@ export class RedisClusterBus implements ClusterBus {
   private deliverHandler?: (request: DeliveryRequest) => Promise<DeliveryStatus>;
   private commandHandler?: (command: NodeCommand) => Promise<string>;
   private readonly pending = new Map<string, PendingRequest>();
+  /** Requests published to each node and not settled yet: while any is, that node's link waits. */
+  private readonly redisInFlight = new Map<string, number>();
   private sequence = 0;
   private closed = false;
 
   constructor(
     private readonly connection: RedisConnection,
     readonly nodeId: string = randomUUID(),
+    private readonly links?: NodeLinks,
   ) {
     connection.subscribe(connection.keys.broadcastChannel, (message) => this.onBroadcastMessage(message));
     connection.subscribe(connection.keys.nodeChannel(nodeId), (message) => this.onNodeMessage(message));
+    links?.setHandlers({
+      onRequest: (message, reply) => this.onLinkRequest(message, reply),
+      onAnswer: (message) => this.onNodeMessage(message),
+      onLinkDown: (link) => {
+        for (const requestId of [...link.inFlight]) this.settle(requestId, undefined);
+      },
+    });
   }
 
   publish(event: BroadcastEvent): void {
@@ -82,7 +104,10 @@ export class RedisClusterBus implements ClusterBus {
   deliver(nodeId: string, request: DeliveryRequest, timeoutMs: number): Promise<RemoteOutcome> {
     const requestId = this.nextRequestId();
     const header: DeliverHeader = ['D', this.nodeId, requestId, request.userId, Date.now() + timeoutMs];
-    return this.request(nodeId, requestId, `${JSON.stringify(header)}\n${request.frame}`, timeoutMs).then(remoteOutcome);
+    const message = `${JSON.stringify(header)}\n${request.frame}`;
+    const link = this.linkTo(nodeId);
+    const answer = link ? this.requestOnLink(link, requestId, message, timeoutMs) : this.request(nodeId, requestId, message, timeoutMs);
+    return answer.then(remoteOutcome);
   }
 
   command(nodeId: string, command: NodeCommand, timeoutMs: number): Promise<string | undefined> {
@@ -112,6 +137,13 @@ export class RedisClusterBus implements ClusterBus {
     return this.connection.isHealthy();
   }
 
+  /** The link to take to `nodeId` now, if any (see the class comment, "Node links"). */
+  private linkTo(nodeId: string): PeerLink | undefined {
+    if (!this.links || this.closed || !this.connection.connected) return undefined;
+    const link = this.links.linkTo(nodeId);
+    return link && !this.redisInFlight.has(nodeId) ? link : undefined;
+  }
+
   /** Deliveries still waiting for an answer (for tests). */
   get pendingDeliveries(): number {
     return this.pending.size;
@@ -137,7 +169,8 @@ export class RedisClusterBus implements ClusterBus {
     return new Promise<Answer>((resolve) => {
       const timer = setTimeout(() => this.settle(requestId, undefined), timeoutMs);
       timer.unref();
-      this.pending.set(requestId, { resolve, timer });
+      this.pending.set(requestId, { resolve, timer, redisTo: nodeId });
+      this.redisInFlight.set(nodeId, (this.redisInFlight.get(nodeId) ?? 0) + 1);
       this.send(this.connection.keys.nodeChannel(nodeId), message).then(
         (receivers) => {
           // Nobody subscribed to that node's channel: the node is gone (or cut off from Redis).
@@ -151,6 +184,17 @@ export class RedisClusterBus implements ClusterBus {
     });
   }
 
+  /** Sends a request on a link and resolves with the answer that comes back on it (see request()). */
+  private requestOnLink(link: PeerLink, requestId: string, message: string, timeoutMs: number): Promise<Answer> {
+    return new Promise<Answer>((resolve) => {
+      const timer = setTimeout(() => this.settle(requestId, undefined), timeoutMs);
+      timer.unref();
+      this.pending.set(requestId, { resolve, timer, link });
+      if (link.send(message)) link.inFlight.add(requestId);
+      else this.settle(requestId, Status.ERROR); // not sent (the link's queue is full): not delivered
+    });
+  }
+
   private async send(channel: string, message: string): Promise<number> {
     // With the offline queue disabled this rejects at once while the connection is down.
     return this.connection.commands.publish(channel, message);
@@ -161,6 +205,12 @@ export class RedisClusterBus implements ClusterBus {
     if (!pending) return;
     this.pending.delete(requestId);
     clearTimeout(pending.timer);
+    if (pending.link) pending.link.inFlight.delete(requestId);
+    if (pending.redisTo !== undefined) {
+      const left = this.redisInFlight.get(pending.redisTo)! - 1;
+      if (left > 0) this.redisInFlight.set(pending.redisTo, left);
+      else this.redisInFlight.delete(pending.redisTo);
+    }
     pending.resolve(answer);
   }
 
@@ -193,12 +243,27 @@ export class RedisClusterBus implements ClusterBus {
       this.handleCommand(from, requestId, parsed.body, typeof deadline === 'number' ? deadline : Infinity);
       return;
     }
-    if (header[0] === 'D' && typeof header[1] === 'string' && typeof header[2] === 'string' && typeof header[3] === 'string') {
-      const [, from, requestId, userId, deadline] = header as DeliverHeader;
-      this.handleDelivery(from, requestId, { userId, frame: parsed.body }, typeof deadline === 'number' ? deadline : 0);
+    if (isDeliverHeader(header)) {
+      const [, from, requestId, userId, deadline] = header;
+      this.handleDelivery({ userId, frame: parsed.body }, orZero(deadline), (status) => this.reply(from, requestId, status));
       return;
     }
     this.logger.warn('unknown node message ignored');
+  }
+
+  /** A request on a link from another node: only deliveries come that way; answered on the link. */
+  private onLinkRequest(message: string, reply: (message: string) => void): void {
+    const parsed = splitMessage(message);
+    const header = parsed?.header;
+    if (!parsed || !isDeliverHeader(header)) {
+      this.logger.warn('malformed node link request ignored');
+      return;
+    }
+    const [, , requestId, userId, deadline] = header;
+    this.handleDelivery({ userId, frame: parsed.body }, orZero(deadline), (status) => {
+      const answer: ReplyHeader = ['R', requestId, status];
+      reply(`${JSON.stringify(answer)}\n`);
+    });
   }
 
   private reply(to: string, requestId: string, answer: string): void {
@@ -234,8 +299,7 @@ export class RedisClusterBus implements ClusterBus {
     );
   }
 
-  private handleDelivery(from: string, requestId: string, request: DeliveryRequest, deadline: number): void {
-    const answer = (status: DeliveryStatus) => this.reply(from, requestId, status);
+  private handleDelivery(request: DeliveryRequest, deadline: number, answer: (status: DeliveryStatus) => void): void {
     // Too late: the sender has already answered ERROR to its client.
     if (!this.deliverHandler || Date.now() > deadline) {
       answer(Status.ERROR);
@@ -260,6 +324,18 @@ function remoteOutcome(answer: Answer): RemoteOutcome {
   if (answer === Status.SUCCESS) return RemoteOutcome.DELIVERED;
   if (answer === NOBODY) return RemoteOutcome.UNREACHABLE;
   return answer === undefined ? RemoteOutcome.UNANSWERED : RemoteOutcome.REFUSED;
+}
+
+/** A deadline as sent; none (a malformed header) is 0: too late. */
+function orZero(deadline: unknown): number {
+  return typeof deadline === 'number' ? deadline : 0;
+}
+
+function isDeliverHeader(header: unknown): header is DeliverHeader {
+  if (!Array.isArray(header) || header[0] !== 'D' || typeof header[1] !== 'string' || typeof header[2] !== 'string' || typeof header[3] !== 'string') {
+    return false;
+  }
+  return true;
 }
 
 function splitMessage(message: string): { header: unknown; body: string } | undefined {

@@ -5,6 +5,7 @@ import { RedisAvatarIndex } from './redis-avatar-index';
 import { RedisClusterBus } from './redis-cluster-bus';
 import { RedisConnection, type RedisConnectionOptions } from './redis-connection';
 import { RedisDedupStore } from './redis-dedup-store';
+import { NodeLinks } from './node-links';
 import { RedisPresenceRegistry } from './redis-presence-registry';
 import { RedisQuotaStore } from './redis-quota-store';
 import type { RedisSentinelOptions } from './sentinel-watch';
@@ -15,13 +16,14 @@ export const REDIS_COMMAND_TIMEOUT_MS = 2000;
 export type RedisEngineConfig = Pick<
   GatewayConfig,
   'redisUrl' | 'redisSentinels' | 'redisSentinelName' | 'redisPassword' | 'redisSentinelPassword' | 'presenceTtlMs' | 'dedupWindowMs' | 'deliveryTimeoutMs' | 'avatarDir'
->;
+> &
+  Partial<Pick<GatewayConfig, 'nodeLinks' | 'maxFrameBytes'>>;
 
 /**
  * Which Redis a node uses: the primary of REDIS_SENTINEL_NAME through REDIS_SENTINELS when they
  * are set (a failover is then followed by itself), else the standalone REDIS_URL.
  */
-export function redisTarget(config: Omit<RedisEngineConfig, 'presenceTtlMs' | 'dedupWindowMs' | 'deliveryTimeoutMs' | 'avatarDir'>): Pick<RedisConnectionOptions, 'url' | 'sentinel' | 'password'> {
+export function redisTarget(config: Pick<RedisEngineConfig, 'redisUrl' | 'redisSentinels' | 'redisSentinelName' | 'redisPassword' | 'redisSentinelPassword'>): Pick<RedisConnectionOptions, 'url' | 'sentinel' | 'password'> {
   if (config.redisSentinels && config.redisSentinels.length > 0) {
     return {
       sentinel: { sentinels: config.redisSentinels, name: config.redisSentinelName, password: config.redisSentinelPassword },
@@ -46,7 +48,10 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
   readonly dedup: RedisDedupStore;
   readonly avatars: RedisAvatarIndex;
   readonly quotas: RedisQuotaStore;
+  /** Direct links to the other nodes for deliveries, when NODE_LINK_HOST is set. */
+  readonly links?: NodeLinks;
   private readonly sentinel?: RedisSentinelOptions;
+  private readonly linkConfig?: { host: string; port: number };
   private started = false;
   private closing?: Promise<void>;
 
@@ -55,7 +60,15 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
     const target = redisTarget(config);
     this.sentinel = target.sentinel;
     this.connection = new RedisConnection({ ...target, commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, name: nodeId.slice(0, 8) });
-    this.bus = new RedisClusterBus(this.connection, nodeId);
+    if (config.nodeLinks) {
+      this.linkConfig = config.nodeLinks;
+      this.links = new NodeLinks(this.connection, nodeId, {
+        ...config.nodeLinks,
+        // A delivery carries one client frame (at most MAX_FRAME_BYTES) and a short header.
+        maxFrameBytes: (config.maxFrameBytes ?? 1024 * 1024) + 4096,
+      });
+    }
+    this.bus = new RedisClusterBus(this.connection, nodeId, this.links);
     this.presence = new RedisPresenceRegistry(this.connection, nodeId, { ttlMs: config.presenceTtlMs });
     this.dedup = new RedisDedupStore(this.connection, {
       windowMs: config.dedupWindowMs,
@@ -78,7 +91,14 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
     this.presence.start();
   }
 
-  onModuleInit(): void {
+  /** Starts the engine; with node links, the app does not start when their port cannot be bound. */
+  async onModuleInit(): Promise<void> {
+    if (this.links) {
+      const { host, port } = this.linkConfig!;
+      await this.links.start().catch((err: unknown) => {
+        throw new Error(`node links cannot listen on ${host}:${port} (NODE_LINK_HOST, NODE_LINK_PORT): ${err instanceof Error ? err.message : String(err)}`);
+      });
+    }
     this.start();
   }
 
@@ -90,6 +110,7 @@ export class RedisEngine implements OnModuleInit, OnApplicationShutdown {
     if (!this.closing) {
       this.closing = (async () => {
         await this.presence.close();
+        await this.links?.close();
         this.bus.close();
         await this.connection.close();
       })();

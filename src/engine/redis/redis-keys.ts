@@ -9,6 +9,7 @@
  *   <p>dedup:<msgId>:<sender> string P (pending) | D (delivered) | S (succeeded, not remembered)
  *   <p>avatars                hash   userId -> avatar URL
  *   <p>quota:<key>            zset   attempt times of a quota (sliding window), PX the window
+ *   <p>link:<nodeId>          string a node's link address and token (NodeLinks), PX 60 s, refreshed
  *
  *   channel <p>bc             broadcasts (CHAT, presence, avatar updates), every node
  *   channel <p>node:<nodeId>  deliveries to that node and the replies to its own deliveries
@@ -52,6 +53,10 @@ export class RedisKeys {
 
   quota(key: string): string {
     return `${this.prefix}quota:${key}`;
+  }
+
+  link(nodeId: string): string {
+    return `${this.prefix}link:${nodeId}`;
   }
 
   get broadcastChannel(): string {
