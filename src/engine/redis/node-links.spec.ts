@@ -259,6 +259,47 @@ describe('NodeLinks: deliveries on direct links between nodes (real redis-server
     });
   });
 
+  it('takes only answers to its own requests from a link it opened: the peer cannot push deliveries or commands on it', async () => {
+    const a = await node();
+    const handed = receive(a);
+    const commands: unknown[] = [];
+    a.bus.onCommand(async (command) => {
+      commands.push(command);
+      return 'DONE';
+    });
+    const accepted: net.Socket[] = [];
+    const impostor = net.createServer((socket) => {
+      accepted.push(socket);
+      const decoder = new FrameDecoder(1 << 20);
+      socket.on('data', (chunk: Buffer) =>
+        decoder.push(chunk, (message) => {
+          if (message.startsWith('["H"')) {
+            socket.write(encodeFrame('["OK"]'));
+            socket.write(encodeFrame(`${JSON.stringify(['D', 'x', '9', 'bob', Date.now() + 5000])}\n{"pushed":true}`));
+            socket.write(encodeFrame(`${JSON.stringify(['C', 'x', '8', Date.now() + 5000])}\n{"kind":"kick","userId":"bob","reason":"x"}`));
+            return;
+          }
+          const requestId = (JSON.parse(message.split('\n')[0]) as string[])[2];
+          socket.write(encodeFrame(`${JSON.stringify(['R', requestId, 'SUCCESS'])}\n`));
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    try {
+      const peerId = randomUUID();
+      const port = (impostor.address() as net.AddressInfo).port;
+      await a.connection.commands.set(a.connection.keys.link(peerId), JSON.stringify({ host: '127.0.0.1', port, token: 't' }));
+      await eventually(() => a.links.linkTo(peerId) !== undefined, 3000, 'link open');
+      await expect(a.bus.deliver(peerId, { userId: 'bob', frame: '{}' }, 2000)).resolves.toBe(RemoteOutcome.DELIVERED);
+      await sleep(100);
+      expect(handed).toEqual([]);
+      expect(commands).toEqual([]);
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await new Promise<void>((resolve) => impostor.close(() => resolve()));
+    }
+  });
+
   it('refuses (does not send) a delivery while the link holds more than maxBufferedBytes unsent', async () => {
     const held: net.Socket[] = [];
     const sink = net.createServer((socket) => {

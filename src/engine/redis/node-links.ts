@@ -71,8 +71,8 @@ interface PeerState {
 export interface NodeLinkHandlers {
   /** A message from a peer on its link (a request); `reply` answers on the same link. */
   onRequest(message: string, reply: (message: string) => void): void;
-  /** A message from a peer on a link this node opened (an answer to one of its requests). */
-  onAnswer(message: string): void;
+  /** A message from a peer on a link this node opened (an answer to one of its requests on that link). */
+  onAnswer(message: string, link: PeerLink): void;
   /** A link this node opened is gone: its requests in flight will not be answered. */
   onLinkDown(link: PeerLink): void;
 }
@@ -213,7 +213,7 @@ export class NodeLinks {
       try {
         decoder.push(chunk, (message) => {
           if (link.ready) {
-            this.handlers?.onAnswer(message);
+            this.handlers?.onAnswer(message, link);
             return;
           }
           if (message !== ACCEPTED) throw new Error('unexpected answer to hello');

@@ -86,7 +86,7 @@ export class RedisClusterBus implements ClusterBus {
     connection.subscribe(connection.keys.nodeChannel(nodeId), (message) => this.onNodeMessage(message));
     links?.setHandlers({
       onRequest: (message, reply) => this.onLinkRequest(message, reply),
-      onAnswer: (message) => this.onNodeMessage(message),
+      onAnswer: (message, link) => this.onLinkAnswer(message, link),
       onLinkDown: (link) => {
         for (const requestId of [...link.inFlight]) this.settle(requestId, undefined);
       },
@@ -249,6 +249,18 @@ export class RedisClusterBus implements ClusterBus {
       return;
     }
     this.logger.warn('unknown node message ignored');
+  }
+
+  /** A message on a link this node opened: only answers to its own requests come that way. */
+  private onLinkAnswer(message: string, link: PeerLink): void {
+    const header = splitMessage(message)?.header;
+    if (!Array.isArray(header) || header[0] !== 'R' || typeof header[1] !== 'string') {
+      this.logger.warn('node link: a message that is not an answer ignored');
+      return;
+    }
+    const reply = header as ReplyHeader;
+    // Only a request sent on this link is settled by its answers.
+    if (this.pending.get(reply[1])?.link === link) this.settle(reply[1], typeof reply[2] === 'string' ? reply[2] : undefined);
   }
 
   /** A request on a link from another node: only deliveries come that way; answered on the link. */
