@@ -1,5 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { ObservabilityModule } from '../observability/observability.module';
+import { MetricsService } from '../observability/metrics.service';
 import { AVATAR_INDEX, CLUSTER_BUS, DEDUP_STORE, PRESENCE_REGISTRY, QUOTA_STORE } from './engine.ports';
 import type { AvatarIndex, ClusterBus, DedupStore, PresenceRegistry, QuotaStore } from './engine.ports';
 import { FileAvatarIndex } from './memory/file-avatar-index';
@@ -31,6 +33,20 @@ async function memoryEngine(config: GatewayConfig): Promise<Engine> {
   };
 }
 
+/** What the cluster engine reports on /metrics: how deliveries to other nodes went, and the node links. */
+function clusterMetrics(engine: RedisEngine, metrics: MetricsService): void {
+  metrics.addCounterSource(
+    'gateway_node_deliveries_total',
+    'Dialog deliveries handed to another node, by path: on a node link, or through Redis (no link, or while it is down)',
+    'path',
+    engine.bus.deliveriesByPath,
+  );
+  const links = engine.links;
+  if (links) {
+    metrics.addGaugeSource('gateway_node_links', 'Open node links: opened by this node (out) and accepted from others (in)', 'direction', () => links.openLinks);
+  }
+}
+
 /** The engine itself (tests reach the RedisEngine of a node through it). */
 export const ENGINE = Symbol('ENGINE');
 
@@ -44,12 +60,17 @@ const port = (token: symbol, pick: (engine: Engine) => unknown): Provider => ({ 
  * A RedisEngine connects in its onModuleInit and leaves the registry in its onApplicationShutdown.
  */
 @Module({
+  imports: [ObservabilityModule],
   providers: [
     {
       provide: ENGINE,
-      inject: [GATEWAY_CONFIG],
-      useFactory: (config: GatewayConfig): Engine | Promise<Engine> =>
-        config.redisUrl || config.redisSentinels ? new RedisEngine(config) : memoryEngine(config),
+      inject: [GATEWAY_CONFIG, { token: MetricsService, optional: true }],
+      useFactory: (config: GatewayConfig, metrics?: MetricsService): Engine | Promise<Engine> => {
+        if (!config.redisUrl && !config.redisSentinels) return memoryEngine(config);
+        const engine = new RedisEngine(config);
+        if (metrics) clusterMetrics(engine, metrics);
+        return engine;
+      },
     },
     port(CLUSTER_BUS, (engine) => engine.bus),
     port(PRESENCE_REGISTRY, (engine) => engine.presence),

@@ -116,6 +116,27 @@ export class MetricsService {
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: options?.eventLoopResolutionMs ?? DEFAULT_EVENT_LOOP_RESOLUTION_MS });
   }
 
+  /**
+   * A counter by one label, read at scrape time from a Map another part keeps (the cluster
+   * engine's deliveries by path, for example), so that part needs no prom-client.
+   */
+  addCounterSource(name: string, help: string, label: string, counts: ReadonlyMap<string, number>): void {
+    countedFrom(this.registry, name, help, label, counts);
+  }
+
+  /** A gauge by one label, read at scrape time. */
+  addGaugeSource(name: string, help: string, label: string, read: () => Record<string, number>): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      collect() {
+        for (const [value, n] of Object.entries(read())) this.set({ [label]: value }, n);
+      },
+    });
+  }
+
   /** Tells the gauge where to read connection counts from. */
   setConnectionSource(source: () => { open: number; authenticated: number }): void {
     this.connectionSource = source;

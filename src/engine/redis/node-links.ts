@@ -96,6 +96,8 @@ export class NodeLinks {
   private readonly token = randomBytes(24).toString('base64url');
   private readonly server: net.Server;
   private readonly accepted = new Set<net.Socket>();
+  /** Accepted links that said a right hello and are still open. */
+  private trusted = 0;
   private readonly peers = new Map<string, PeerState>();
   private handlers?: NodeLinkHandlers;
   private address?: LinkAddress;
@@ -109,6 +111,13 @@ export class NodeLinks {
   ) {
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error(`node link server: ${err.message}`));
+  }
+
+  /** Open links: those this node opened ('out') and those accepted after a right hello ('in'). */
+  get openLinks(): { out: number; in: number } {
+    let out = 0;
+    for (const peer of this.peers.values()) if (peer.link?.ready) out++;
+    return { out, in: this.trusted };
   }
 
   get listening(): boolean {
@@ -203,7 +212,11 @@ export class NodeLinks {
     const link = new PeerLink(nodeId, socket, this.options.maxBufferedBytes);
     peer.link = link;
     const decoder = new FrameDecoder(HELLO_MAX_BYTES);
-    const timer = setTimeout(() => socket.destroy(), this.options.handshakeTimeoutMs);
+    let lastError = 'closed by the other end';
+    const timer = setTimeout(() => {
+      lastError = `not accepted within ${this.options.handshakeTimeoutMs} ms`;
+      socket.destroy();
+    }, this.options.handshakeTimeoutMs);
     timer.unref();
     socket.once('connect', () => {
       const hello: Hello = ['H', this.nodeId, nodeId, address.token];
@@ -224,18 +237,28 @@ export class NodeLinks {
           this.logger.log(`node link to ${nodeId.slice(0, 8)} open`);
         });
       } catch (err) {
-        this.logger.warn(`node link to ${nodeId.slice(0, 8)}: ${err instanceof Error ? err.message : String(err)}`);
+        lastError = err instanceof Error ? err.message : String(err);
+        if (link.ready) this.logger.warn(`node link to ${nodeId.slice(0, 8)}: ${lastError}`);
         socket.destroy();
       }
     });
-    socket.on('error', (err) => this.logger.debug(`node link to ${nodeId.slice(0, 8)}: ${err.message}`));
+    socket.on('error', (err) => {
+      lastError = err.message;
+      this.logger.debug(`node link to ${nodeId.slice(0, 8)}: ${err.message}`);
+    });
     socket.on('close', () => {
       clearTimeout(timer);
       const wasReady = link.ready;
       link.ready = false;
       if (peer.link === link) peer.link = undefined;
-      if (wasReady) this.logger.log(`node link to ${nodeId.slice(0, 8)} closed`);
       this.failed(peer);
+      if (wasReady) this.logger.log(`node link to ${nodeId.slice(0, 8)} closed`);
+      else if (!this.closed) {
+        // Never opened: a wrong NODE_LINK_HOST, a firewall, a peer that refused the hello.
+        this.logger.warn(
+          `node link to ${nodeId.slice(0, 8)} at ${address.host}:${address.port} could not be opened (${lastError}); its dialogs go through Redis, next attempt in ${Math.round((peer.retryAt - Date.now()) / 1000)} s`,
+        );
+      }
       this.handlers?.onLinkDown(link);
     });
   }
@@ -279,6 +302,7 @@ export class NodeLinks {
             return;
           }
           peer = this.checkHello(message);
+          this.trusted++;
           clearTimeout(timer);
           decoder.maxBytes = this.options.maxFrameBytes;
           socket.write(encodeFrame(ACCEPTED));
@@ -292,6 +316,7 @@ export class NodeLinks {
     socket.on('close', () => {
       clearTimeout(timer);
       this.accepted.delete(socket);
+      if (peer !== undefined) this.trusted--;
     });
   }
 

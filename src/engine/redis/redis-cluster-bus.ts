@@ -72,6 +72,11 @@ export class RedisClusterBus implements ClusterBus {
   private deliverHandler?: (request: DeliveryRequest) => Promise<DeliveryStatus>;
   private commandHandler?: (command: NodeCommand) => Promise<string>;
   private readonly pending = new Map<string, PendingRequest>();
+  /** Deliveries handed to other nodes, by the way they went ('link' or 'redis'), for /metrics. */
+  readonly deliveriesByPath = new Map<'link' | 'redis', number>([
+    ['link', 0],
+    ['redis', 0],
+  ]);
   /** Requests published to each node and not settled yet: while any is, that node's link waits. */
   private readonly redisInFlight = new Map<string, number>();
   private sequence = 0;
@@ -106,6 +111,8 @@ export class RedisClusterBus implements ClusterBus {
     const header: DeliverHeader = ['D', this.nodeId, requestId, request.userId, Date.now() + timeoutMs];
     const message = `${JSON.stringify(header)}\n${request.frame}`;
     const link = this.linkTo(nodeId);
+    const path = link ? 'link' : 'redis';
+    this.deliveriesByPath.set(path, this.deliveriesByPath.get(path)! + 1);
     const answer = link ? this.requestOnLink(link, requestId, message, timeoutMs) : this.request(nodeId, requestId, message, timeoutMs);
     return answer.then(remoteOutcome);
   }

@@ -6,6 +6,7 @@
  */
 import { engineOf, startClusterDeployment, type ClusterDeployment } from '../../support/cluster';
 import { makeUser } from '../../support/factories';
+import { metricValue, scrape } from '../../support/metrics';
 import { redisInfo } from '../../support/redis-sentinel';
 import { Scope } from '../../support/scope';
 import { eventually, sleep } from '../../support/time';
@@ -69,6 +70,15 @@ describe('cluster: node links', () => {
       expect(got).toEqual(Array.from({ length: 30 }, (_, i) => i));
     }
     expect((await publishes()) - before).toBe(0);
+
+    // /metrics says which way the deliveries went, and that the links are open.
+    for (const node of cluster.nodes.slice(0, 2)) {
+      const { samples } = await scrape(node);
+      expect(metricValue(samples, 'gateway_node_deliveries_total', { path: 'link' })).toBeGreaterThanOrEqual(30);
+      expect(metricValue(samples, 'gateway_node_deliveries_total', { path: 'redis' })).toBeGreaterThanOrEqual(1);
+      expect(metricValue(samples, 'gateway_node_links', { direction: 'out' })).toBe(1);
+      expect(metricValue(samples, 'gateway_node_links', { direction: 'in' })).toBe(1);
+    }
   });
 
   it('reaches a node without links through Redis, both ways', async () => {
