@@ -324,6 +324,17 @@ describe('NodeLinks: deliveries on direct links between nodes (real redis-server
     }
   });
 
+  it('keeps every link it is opening past maxPeers, so that close() closes them all', async () => {
+    const a = await node({ maxPeers: 1 });
+    const [b, c] = [await node(), await node()];
+    // Both asked for at once: the second goes past maxPeers while the first is being opened.
+    a.links.linkTo(b.nodeId);
+    a.links.linkTo(c.nodeId);
+    await eventually(() => a.links.openLinks.out === 2 && b.links.openLinks.in === 1 && c.links.openLinks.in === 1, 3000, 'both links open');
+    await a.links.close();
+    await eventually(() => b.links.openLinks.in === 0 && c.links.openLinks.in === 0, 3000, 'both links closed');
+  });
+
   it('removes its address from Redis when it closes', async () => {
     const b = await node();
     const key = b.connection.keys.link(b.nodeId);

@@ -163,7 +163,7 @@ export class NodeLinks {
     if (!peer) {
       peer = { retryAt: 0, retryDelayMs: RETRY_MIN_MS };
       this.peers.set(nodeId, peer);
-      this.boundPeers();
+      this.boundPeers(nodeId);
     }
     if (!peer.link && Date.now() >= peer.retryAt) void this.open(nodeId, peer);
     return undefined;
@@ -268,11 +268,14 @@ export class NodeLinks {
     peer.retryDelayMs = Math.min(RETRY_MAX_MS, peer.retryDelayMs * 2);
   }
 
-  /** Forgets peers without a link, oldest first, past maxPeers (ids of gone nodes). */
-  private boundPeers(): void {
+  /**
+   * Forgets peers without a link or an attempt in progress (ids of gone nodes), oldest first, past
+   * maxPeers; never `added`, the one asked for now.
+   */
+  private boundPeers(added: string): void {
     for (const [nodeId, peer] of this.peers) {
       if (this.peers.size <= this.options.maxPeers) return;
-      if (!peer.link) this.peers.delete(nodeId);
+      if (nodeId !== added && !peer.link && peer.retryAt !== Number.POSITIVE_INFINITY) this.peers.delete(nodeId);
     }
   }
 
@@ -292,7 +295,14 @@ export class NodeLinks {
     }, this.options.handshakeTimeoutMs);
     timer.unref();
     const reply = (message: string) => {
-      if (!socket.destroyed) socket.write(encodeFrame(message));
+      if (socket.destroyed) return;
+      // A peer that sends requests and does not read their answers is cut off, not buffered for.
+      if (socket.writableLength > this.options.maxBufferedBytes) {
+        this.logger.warn(`node link from ${peer?.slice(0, 8)}: over ${this.options.maxBufferedBytes} answer bytes unread, closed`);
+        socket.destroy();
+        return;
+      }
+      socket.write(encodeFrame(message));
     };
     socket.on('data', (chunk: Buffer) => {
       try {
