@@ -174,10 +174,7 @@ export class RedisClusterBus implements ClusterBus {
   private request(nodeId: string, requestId: string, message: string, timeoutMs: number): Promise<Answer> {
     if (this.closed) return Promise.resolve(undefined);
     return new Promise<Answer>((resolve) => {
-      const timer = setTimeout(() => this.settle(requestId, undefined), timeoutMs);
-      timer.unref();
-      this.pending.set(requestId, { resolve, timer, redisTo: nodeId });
-      this.redisInFlight.set(nodeId, (this.redisInFlight.get(nodeId) ?? 0) + 1);
+      this.track(requestId, timeoutMs, { resolve, redisTo: nodeId });
       this.send(this.connection.keys.nodeChannel(nodeId), message).then(
         (receivers) => {
           // Nobody subscribed to that node's channel: the node is gone (or cut off from Redis).
@@ -194,12 +191,18 @@ export class RedisClusterBus implements ClusterBus {
   /** Sends a request on a link and resolves with the answer that comes back on it (see request()). */
   private requestOnLink(link: PeerLink, requestId: string, message: string, timeoutMs: number): Promise<Answer> {
     return new Promise<Answer>((resolve) => {
-      const timer = setTimeout(() => this.settle(requestId, undefined), timeoutMs);
-      timer.unref();
-      this.pending.set(requestId, { resolve, timer, link });
+      this.track(requestId, timeoutMs, { resolve, link });
       if (link.send(message)) link.inFlight.add(requestId);
       else this.settle(requestId, Status.ERROR); // not sent (the link's queue is full): not delivered
     });
+  }
+
+  /** Registers a pending request, settled without an answer after `timeoutMs`; one sent through Redis counts for its node. */
+  private track(requestId: string, timeoutMs: number, request: Omit<PendingRequest, 'timer'>): void {
+    const timer = setTimeout(() => this.settle(requestId, undefined), timeoutMs);
+    timer.unref();
+    this.pending.set(requestId, { ...request, timer });
+    if (request.redisTo !== undefined) this.redisInFlight.set(request.redisTo, (this.redisInFlight.get(request.redisTo) ?? 0) + 1);
   }
 
   private async send(channel: string, message: string): Promise<number> {
