@@ -3,12 +3,13 @@ import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config/gateway-config';
 import { rawHttpRefusal } from '../http/gateway-http.adapter';
 import type { ChatClient } from '../messaging/chat-client';
 import { PROTOCOL_SUBPROTOCOL } from '../protocol/protocol';
 import { Admission } from './admission';
+import { GatewaySocket } from './gateway-socket';
 import { normalizeSubprotocolHeader } from './subprotocol-header';
 import { WsGateway } from './ws.gateway';
 
@@ -53,7 +54,10 @@ export class GatewayWsAdapter extends WsAdapter {
       path: this.config.wsPath,
       maxPayload: this.config.maxFrameBytes,
       perMessageDeflate: false,
-      clientTracking: true,
+      // The gateway keeps the open connections (and their events come to it without listeners):
+      // ws's own client set would cost every connection a 'close' listener, its closure and a set entry.
+      clientTracking: false,
+      WebSocket: GatewaySocket,
       handleProtocols: (protocols: Set<string>) => (protocols.has(PROTOCOL_SUBPROTOCOL) ? PROTOCOL_SUBPROTOCOL : false),
       verifyClient: (
         info: { req: IncomingMessage },
@@ -70,14 +74,14 @@ export class GatewayWsAdapter extends WsAdapter {
     });
     // The gateway takes every connection first (listeners attached before any frame can arrive),
     // before the connection hooks of any gateway run.
-    server.on('connection', (socket: WebSocket, request: IncomingMessage) => gateway.accept(socket, request));
+    server.on('connection', (socket: GatewaySocket, request: IncomingMessage) => gateway.accept(socket, request));
     this.server = server;
     return server;
   }
 
   /** A gateway's connection hook gets the ChatClient, not the raw socket. */
   override bindClientConnect(server: WebSocketServer, callback: (...args: unknown[]) => void): void {
-    server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    server.on('connection', (socket: GatewaySocket, request: IncomingMessage) => {
       const client = this.gateway?.clientOf(socket);
       if (client) callback(client, request);
     });
@@ -91,6 +95,13 @@ export class GatewayWsAdapter extends WsAdapter {
   /** A gateway's disconnect hook, called once the connection is gone, with its ChatClient. */
   override bindClientDisconnect(client: ChatClient, callback: () => void): void {
     client.onClosed(callback);
+  }
+
+  /** Closes the server and drops the sockets still open (ws keeps no client set here: clientTracking is off). */
+  override async close(server: WebSocketServer): Promise<void> {
+    const closed = new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+    if (server === this.server) this.gateway?.terminateAll();
+    await closed;
   }
 
   /** Socket errors are handled per connection by WsGateway (with its connection id). */

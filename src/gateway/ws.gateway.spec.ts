@@ -1,19 +1,18 @@
-import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { Logger } from '@nestjs/common';
-import type { WebSocket } from 'ws';
 import { strictMock } from '../../test/support/strict-mock';
 import { loadConfig } from '../config/gateway-config';
 import type { ConnectionRegistry } from '../messaging/connection-registry';
 import type { MetricsService } from '../observability/metrics.service';
 import type { SessionService } from '../session/session.service';
 import type { Admission } from './admission';
+import type { GatewaySocket } from './gateway-socket';
 import type { MessageRouter } from './message-router';
 import { WsGateway } from './ws.gateway';
 
-/** A socket as far as the gateway's accept and close touch it: listeners, state, pause/resume. */
-function fakeSocket(): WebSocket & EventEmitter {
-  return Object.assign(new EventEmitter(), { readyState: 1, pause: jest.fn(), resume: jest.fn(), terminate: jest.fn() }) as unknown as WebSocket & EventEmitter;
+/** A socket as far as the gateway's accept and close touch it: its events slot, state, pause/resume. */
+function fakeSocket(): GatewaySocket {
+  return { events: undefined, readyState: 1, pause: jest.fn(), resume: jest.fn(), terminate: jest.fn() } as unknown as GatewaySocket;
 }
 
 describe('WsGateway', () => {
@@ -42,8 +41,9 @@ describe('WsGateway', () => {
     expect(client).toBeDefined();
     expect(login).toHaveBeenCalledTimes(1);
     expect(gateway.openCount).toBe(1);
-    socket.emit('close', 1000);
-    socket.emit('close', 1006);
+    // What GatewaySocket's emit does with a 'close' event: the accepted connection gets it.
+    socket.events!.onSocketClose(1000);
+    socket.events!.onSocketClose(1006);
     expect(gateway.openCount).toBe(0);
     expect(leave).toHaveBeenCalledTimes(1);
     expect(leave).toHaveBeenCalledWith(client, 1000);

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
-import type { RawData, WebSocket } from 'ws';
+import type { RawData } from 'ws';
 import { extractToken } from '../auth/token-extractor';
 import { ChatClient } from '../messaging/chat-client';
 import { HANDSHAKE_LOGIN } from '../protocol/inbound';
@@ -15,6 +15,7 @@ import { CloseCode, FrameErrorCode, MessageType, Status } from '../protocol/prot
 import { SessionService } from '../session/session.service';
 import { Admission, type ConnectionPool } from './admission';
 import { GATEWAY_LIMITS, type GatewayLimits } from './gateway-limits';
+import type { GatewaySocket, SocketEvents } from './gateway-socket';
 import type { BudgetLimits } from './inbound-budget';
 import { byteLength, frameBytes } from './inbound-frame';
 import { FrameQueue, MessageRouter } from './message-router';
@@ -34,30 +35,8 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_INVALID_UTF8: 1007,
 };
 
-/** Where a socket keeps its Link, so that the gateway's listeners are shared, not a closure each. */
-const LINK = Symbol('link');
-type LinkedSocket = WebSocket & { [LINK]: Link };
-const linkOf = (socket: WebSocket): Link => (socket as LinkedSocket)[LINK];
-
-/** The gateway's listeners of every socket, called with the socket as `this`. */
-function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
-  const link = linkOf(this);
-  link.gateway.onFrame(link, data, isBinary);
-}
-function onSocketError(this: WebSocket, err: Error & { code?: string }): void {
-  const link = linkOf(this);
-  link.gateway.onSocketError(link, err);
-}
-function onSocketClose(this: WebSocket, code: number): void {
-  const link = linkOf(this);
-  link.gateway.onClose(link, code);
-}
-function onSocketPong(this: WebSocket): void {
-  linkOf(this).transport.onPong();
-}
-
-/** What the gateway keeps of one open connection. */
-class Link {
+/** What the gateway keeps of one open connection; its socket's events come here (GatewaySocket). */
+class Link implements SocketEvents {
   /** Frames of the logged-in client wait here while a handler runs. */
   readonly queue = new FrameQueue();
   client!: ChatClient;
@@ -73,6 +52,22 @@ class Link {
   gaveWay = false;
 
   constructor(readonly gateway: WsGateway) {}
+
+  onSocketMessage(data: RawData, isBinary: boolean): void {
+    this.gateway.onFrame(this, data, isBinary);
+  }
+
+  onSocketPong(): void {
+    this.transport.onPong();
+  }
+
+  onSocketClose(code: number): void {
+    this.gateway.onClose(this, code);
+  }
+
+  onSocketError(err: Error & { code?: string }): void {
+    this.gateway.onSocketError(this, err);
+  }
 
   clearDeadline(): void {
     if (this.deadline) clearTimeout(this.deadline);
@@ -129,19 +124,15 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
    * Takes every upgraded socket, synchronously (GatewayWsAdapter calls it before any gateway's
    * connection hook): listeners are attached before any frame can arrive, then the login starts.
    */
-  accept(socket: WebSocket, request: IncomingMessage): ChatClient | undefined {
+  accept(socket: GatewaySocket, request: IncomingMessage): ChatClient | undefined {
     try {
       const link = new Link(this);
       link.transport = new WsTransport(socket, request.socket as Socket, this.transportOptions, link);
       link.client = new ChatClient(link.transport, request);
-      (socket as LinkedSocket)[LINK] = link;
+      // Its events ('message', 'pong', 'close', 'error') come to the link from now on, without a
+      // listener each (see GatewaySocket). ws emits 'close' once; onClose ignores a repeat.
+      socket.events = link;
       this.open.set(link.client, link);
-      socket.on('error', onSocketError);
-      socket.on('message', onSocketMessage);
-      socket.on('pong', onSocketPong);
-      // `on`, not `once` (ws emits 'close' once; onClose ignores a repeat): once() costs every
-      // connection a wrapper, its state and a bound function for as long as it is open.
-      socket.on('close', onSocketClose);
       if (extractToken(request, this.limits.allowQueryToken).kind === 'none') {
         // Its token is to come in a frame: nothing of the upgrade request is needed any more.
         link.client.takeRequest();
@@ -161,8 +152,13 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
   }
 
   /** The ChatClient of a socket the gateway accepted (for the connection hooks of the app's gateways). */
-  clientOf(socket: WebSocket): ChatClient | undefined {
-    return linkOf(socket)?.client;
+  clientOf(socket: GatewaySocket): ChatClient | undefined {
+    return (socket.events as Link | undefined)?.client;
+  }
+
+  /** Every open socket dropped at once, without a close frame (the app is closing; the drain closed them properly before). */
+  terminateAll(): void {
+    for (const link of this.open.values()) link.transport.drop();
   }
 
   /** Open connections that count toward MAX_CONNECTIONS. */
@@ -226,7 +222,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
     this.router.answer(link.client, error, MessageType.AUTH);
   }
 
-  /** @internal (called by the shared socket listeners) */
+  /** @internal (called by the connection's Link) */
   onFrame(link: Link, data: RawData, isBinary: boolean): void {
     const { client, transport } = link;
     const size = byteLength(data);
@@ -294,14 +290,14 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
    * A protocol violation detected by `ws` (it then closes the socket itself, and the close event
    * reports 1006): remember the code ws sent to the peer, for metrics and logs.
    */
-  /** @internal (called by the shared socket listeners) */
+  /** @internal (called by the connection's Link) */
   onSocketError(link: Link, err: Error & { code?: string }): void {
     const code = err.code !== undefined ? WS_ERROR_CLOSE_CODES[err.code] ?? 1002 : undefined;
     if (code !== undefined && link.transport.closeCode === undefined) link.transport.closeCode = code;
     this.logger.log({ connId: link.client.id, closeCode: code, err: err.code ?? err.message }, 'socket error');
   }
 
-  /** @internal (called by the shared socket listeners) */
+  /** @internal (called by the connection's Link) */
   onClose(link: Link, code: number): void {
     if (this.open.get(link.client) !== link) return;
     link.clearDeadline();

@@ -317,6 +317,14 @@ describe('ChatClient', () => {
       expect(transport.calls).toEqual([]); // the transport is already closed: nothing is written or closed
     });
 
+    it('runs a single hook once, as it does one of many (a lone hook is kept without an array)', () => {
+      const hook = jest.fn();
+      client.onClosed(hook);
+      client.closed();
+      client.closed();
+      expect(hook).toHaveBeenCalledTimes(1);
+    });
+
     it('runs the other hooks when one throws', () => {
       const order: string[] = [];
       client.onClosed(() => order.push('a'));

@@ -68,8 +68,12 @@ export class ChatClient {
   private online?: UserProfile;
   /** Frames sent to it while JOINING, written right after its AUTH SUCCESS. */
   private held?: { text: string; done?: (err?: Error) => void }[];
-  /** Called once the socket is gone (the disconnect hooks of the app's gateways). */
-  private closedHooks?: (() => void)[];
+  /**
+   * Called once the socket is gone (the disconnect hooks of the app's gateways): one function, or
+   * an array once there are more (most connections have one: an array would cost each of them
+   * ~180 bytes for as long as it is open).
+   */
+  private closedHooks?: (() => void) | (() => void)[];
 
   /** The upgrade request until the login takes it (takeRequest). */
   #request?: IncomingMessage;
@@ -242,7 +246,10 @@ export class ChatClient {
 
   /** Registers a call for when the socket is gone. */
   onClosed(hook: () => void): void {
-    (this.closedHooks ??= []).push(hook);
+    const hooks = this.closedHooks;
+    if (hooks === undefined) this.closedHooks = hook;
+    else if (typeof hooks === 'function') this.closedHooks = [hooks, hook];
+    else hooks.push(hook);
   }
 
   /** The socket is gone (whoever closed it). */
@@ -252,7 +259,7 @@ export class ChatClient {
     const hooks = this.closedHooks;
     this.closedHooks = undefined;
     if (!hooks) return;
-    for (const hook of hooks) {
+    for (const hook of typeof hooks === 'function' ? [hooks] : hooks) {
       try {
         hook();
       } catch {
