@@ -143,6 +143,44 @@ describe('TokenService', () => {
       expect(verify).toHaveBeenCalledTimes(2);
     });
 
+    it('sweeps expired answers of both caches without their tokens coming again (an idle node keeps none)', async () => {
+      const sizes = () => {
+        const internals = service as unknown as { cache: Map<string, unknown>; invalidCache: Map<string, unknown> };
+        return [internals.cache.size, internals.invalidCache.size];
+      };
+      verify.mockImplementation((token) => Promise.resolve(token.startsWith('bad') ? INVALID : valid(token)));
+      for (const token of ['a', 'b', 'bad-1']) await service.verify(token);
+      clock += 1000;
+      for (const token of ['c', 'bad-2']) await service.verify(token);
+      expect(sizes()).toEqual([3, 2]);
+      service.sweepExpired();
+      expect(sizes()).toEqual([3, 2]);
+      clock += INVALID_TTL - 1000; // bad-1 expires, bad-2 is 1 s from it
+      service.sweepExpired();
+      expect(sizes()).toEqual([3, 1]);
+      clock += TTL - INVALID_TTL; // a and b expire, c is 1 s from it
+      service.sweepExpired();
+      expect(sizes()).toEqual([1, 0]);
+      await expect(service.verify('c')).resolves.toEqual(valid('c')); // still cached
+      expect(verify).toHaveBeenCalledTimes(5);
+    });
+
+    it('sweeps on its own every AUTH_CACHE_TTL_MS or AUTH_INVALID_CACHE_MS, whichever is shorter, and stops with the module', () => {
+      jest.useFakeTimers();
+      try {
+        const sweep = jest.spyOn(service, 'sweepExpired');
+        service.onModuleInit();
+        jest.advanceTimersByTime(INVALID_TTL * 3);
+        expect(sweep).toHaveBeenCalledTimes(3);
+        service.onModuleDestroy();
+        jest.advanceTimersByTime(INVALID_TTL * 3);
+        expect(sweep).toHaveBeenCalledTimes(3);
+        expect(jest.getTimerCount()).toBe(0);
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
     it('hands out the verified profile frozen: it is shared by the cache and every login of the token', async () => {
       verify.mockResolvedValue(valid('u1'));
       const first = await service.verify('tok');

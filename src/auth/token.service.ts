@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
 import { MetricsService } from '../observability/metrics.service';
 import { TOKEN_VERIFIER, type TokenCheck, type TokenVerifier } from './token-verifier';
@@ -38,7 +38,7 @@ const OVERLOADED: TokenCheck = Object.freeze({ outcome: 'unavailable', reason: '
  *   queue being full.
  */
 @Injectable()
-export class TokenService implements OnModuleDestroy {
+export class TokenService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(TokenService.name);
   private readonly cache = new Map<string, CachedCheck>();
   /** Token hash -> until when its "invalid" answer may be reused. Insertion order is expiry order. */
@@ -51,6 +51,7 @@ export class TokenService implements OnModuleDestroy {
   private consecutiveFailures = 0;
   private openUntil = 0;
   private probing = false;
+  private sweeper?: NodeJS.Timeout;
 
   constructor(
     @Inject(TOKEN_VERIFIER) private readonly verifier: TokenVerifier,
@@ -104,8 +105,33 @@ export class TokenService implements OnModuleDestroy {
     return request;
   }
 
+  /**
+   * Expired answers are swept every AUTH_CACHE_TTL_MS (at least every second), not only when their
+   * token comes again: an idle node keeps no entry (a 43-character key and two objects, ~180 bytes)
+   * per connection that logged in long ago.
+   */
+  onModuleInit(): void {
+    const every = Math.max(1000, Math.min(this.config.authCacheTtlMs || Infinity, this.config.authInvalidCacheMs || Infinity));
+    if (!Number.isFinite(every)) return;
+    this.sweeper = setInterval(() => this.sweepExpired(), every);
+    this.sweeper.unref();
+  }
+
+  /** Drops every expired answer of both caches. @internal (the sweeper's tick; called directly in unit tests) */
+  sweepExpired(): void {
+    const now = this.now();
+    for (const [key, entry] of this.cache) if (entry.expiresAt <= now) this.cache.delete(key);
+    // One TTL for all invalid answers: insertion order is expiry order, the first live one ends it.
+    for (const [key, until] of this.invalidCache) {
+      if (until > now) break;
+      this.invalidCache.delete(key);
+    }
+  }
+
   /** Resolves every waiting check as unavailable and drops its timer (the app is closing). */
   onModuleDestroy(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const waiter of this.waiting) {
       clearTimeout(waiter.timer);
       waiter.settle(false);

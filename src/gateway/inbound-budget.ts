@@ -28,7 +28,7 @@ export class InboundBudget {
 
   constructor(
     private limits: BudgetLimits,
-    private readonly socket: Pausable,
+    private readonly reader: Pausable,
     now: number,
   ) {
     this.balance = limits.capacity;
@@ -47,11 +47,11 @@ export class InboundBudget {
     this.refill(now);
     this.balance -= bytes + this.limits.frameOverhead;
     if (this.balance < 0 && !this.resumeTimer) {
-      this.socket.pause();
+      this.reader.pause();
       const waitMs = Math.ceil((-this.balance * 1000) / this.limits.perSecond);
       this.resumeTimer = setTimeout(() => {
         this.resumeTimer = undefined;
-        this.socket.resume();
+        this.reader.resume();
       }, waitMs);
       this.resumeTimer.unref();
     }
@@ -67,7 +67,7 @@ export class InboundBudget {
     if (!this.resumeTimer) return;
     clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
-    this.socket.resume();
+    this.reader.resume();
   }
 
   /** The connection is gone: no timer is left behind. */

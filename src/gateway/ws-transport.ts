@@ -60,11 +60,9 @@ export function outboundType(data: string): string {
  * dropped here), its liveness (pings, probes), its inbound budget (the socket stops being read
  * when the client sends too much) and its close. The net socket comes from the upgrade request.
  */
-export class WsTransport implements Transport {
+export class WsTransport extends InboundBudget implements Transport {
   /** The close code the gateway used (or ws reported), once closed or dropped. */
   closeCode?: number;
-  /** How many bytes it may make the node read (TCP backpressure beyond). */
-  readonly inbound: InboundBudget;
   /** Answered the last heartbeat ping. */
   private alive = true;
   private pongWaiters?: (() => void)[];
@@ -81,7 +79,14 @@ export class WsTransport implements Transport {
     /** Who the gateway keeps for this connection (handed back on a slow consumer): no closure per connection. */
     private readonly owner: unknown,
   ) {
-    this.inbound = new InboundBudget(options.preAuthBudget, socket, Date.now());
+    // It is its connection's inbound budget too (it extends InboundBudget rather than holding one:
+    // one object fewer per connection, ~70 bytes of heap for as long as it is open).
+    super(options.preAuthBudget, socket, Date.now());
+  }
+
+  /** How many bytes it may make the node read (TCP backpressure beyond). */
+  get inbound(): InboundBudget {
+    return this;
   }
 
   get isOpen(): boolean {

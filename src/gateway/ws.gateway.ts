@@ -35,10 +35,12 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_INVALID_UTF8: 1007,
 };
 
-/** What the gateway keeps of one open connection; its socket's events come here (GatewaySocket). */
-class Link implements SocketEvents {
-  /** Frames of the logged-in client wait here while a handler runs. */
-  readonly queue = new FrameQueue();
+/**
+ * What the gateway keeps of one open connection; its socket's events come here (GatewaySocket). It
+ * is the queue where the frames of its logged-in client wait while a handler runs (it extends
+ * FrameQueue rather than holding one: one object fewer per connection).
+ */
+class Link extends FrameQueue implements SocketEvents {
   client!: ChatClient;
   transport!: WsTransport;
   /** Created at the first frame after AUTH SUCCESS: only the data frames of a logged-in client are rate limited. */
@@ -51,7 +53,9 @@ class Link implements SocketEvents {
   /** It gave its place to a login (the node was full): it no longer counts toward MAX_CONNECTIONS. */
   gaveWay = false;
 
-  constructor(readonly gateway: WsGateway) {}
+  constructor(readonly gateway: WsGateway) {
+    super();
+  }
 
   onSocketMessage(data: RawData, isBinary: boolean): void {
     this.gateway.onFrame(this, data, isBinary);
@@ -85,7 +89,7 @@ class Link implements SocketEvents {
 @WebSocketGateway({ path: '/ws' })
 export class WsGateway implements OnGatewayInit, OnApplicationShutdown, ConnectionPool {
   private readonly logger = new Logger(WsGateway.name);
-  private readonly open = new Map<ChatClient, Link>();
+  private readonly open = new Set<Link>();
   /** Connections that came without a token and may still send one, oldest first. */
   private readonly tokenless = new Set<Link>();
   private givenWay = 0;
@@ -132,7 +136,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
       // Its events ('message', 'pong', 'close', 'error') come to the link from now on, without a
       // listener each (see GatewaySocket). ws emits 'close' once; onClose ignores a repeat.
       socket.events = link;
-      this.open.set(link.client, link);
+      this.open.add(link);
       if (extractToken(request, this.limits.allowQueryToken).kind === 'none') {
         // Its token is to come in a frame: nothing of the upgrade request is needed any more.
         link.client.takeRequest();
@@ -158,7 +162,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
 
   /** Every open socket dropped at once, without a close frame (the app is closing; the drain closed them properly before). */
   terminateAll(): void {
-    for (const link of this.open.values()) link.transport.drop();
+    for (const link of this.open) link.transport.drop();
   }
 
   /** Open connections that count toward MAX_CONNECTIONS. */
@@ -186,16 +190,16 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
    * Resolves when all are closed.
    */
   async drain(windowMs: number): Promise<void> {
-    const clients = [...this.open.keys()];
-    if (clients.length === 0) return;
-    this.logger.log(`draining ${clients.length} connections over ${windowMs} ms`);
-    const step = clients.length > 1 ? windowMs / clients.length : 0;
+    const links = [...this.open];
+    if (links.length === 0) return;
+    this.logger.log(`draining ${links.length} connections over ${windowMs} ms`);
+    const step = links.length > 1 ? windowMs / links.length : 0;
     const start = Date.now();
-    for (let i = 0; i < clients.length; i++) {
+    for (let i = 0; i < links.length; i++) {
       const wait = start + i * step - Date.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      const client = clients[i];
-      if (!this.open.has(client)) continue;
+      if (!this.open.has(links[i])) continue;
+      const client = links[i].client;
       client.close(CloseCode.GOING_AWAY, 'server shutting down');
       await this.sessions.leave(client, CloseCode.GOING_AWAY).catch((err: unknown) => this.logger.warn({ connId: client.id, err: String(err) }, 'leave failed'));
     }
@@ -245,7 +249,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
       if (verdict === RateVerdict.FLOOD) this.closeAndLeave(link, CloseCode.FLOODING, 'flooding');
       return;
     }
-    if (!this.router.route(client, link.queue, data, isBinary)) {
+    if (!this.router.route(client, link, data, isBinary)) {
       this.metrics.rateLimited.inc();
       this.closeAndLeave(link, CloseCode.FLOODING, 'too much data queued');
     }
@@ -299,12 +303,12 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
 
   /** @internal (called by the connection's Link) */
   onClose(link: Link, code: number): void {
-    if (this.open.get(link.client) !== link) return;
+    if (!this.open.has(link)) return;
     link.clearDeadline();
-    link.queue.clear();
+    link.clear();
     link.transport.closed();
     link.client.closed();
-    this.open.delete(link.client);
+    this.open.delete(link);
     this.tokenless.delete(link);
     if (link.gaveWay) this.givenWay--;
     const closeCode = link.transport.closeCode ?? code;
@@ -327,7 +331,7 @@ export class WsGateway implements OnGatewayInit, OnApplicationShutdown, Connecti
 
   /** A peer that has not answered the previous ping is dropped (no close frame: it sees 1006). */
   private beat(): void {
-    for (const link of this.open.values()) {
+    for (const link of this.open) {
       if (link.transport.beat()) continue;
       this.logger.log({ connId: link.client.id }, 'heartbeat missed: dropped');
       link.client.drop();

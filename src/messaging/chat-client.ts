@@ -63,8 +63,12 @@ export class ChatClient {
   readonly id = `${nodeTag}-${(++sequence).toString(36)}`;
   private current = ClientState.PRE_AUTH;
   private verified?: UserProfile;
-  /** A JS private field: not even a serializer or inspect that walks the object can read the token. */
-  #credential?: Credential;
+  /**
+   * Its credential, in JS private fields: not even a serializer or inspect that walks the object
+   * can read the token. Two fields rather than the Credential object: one object fewer per connection.
+   */
+  #token?: string;
+  #expiresAt?: number;
   private online?: UserProfile;
   /** Frames sent to it while JOINING, written right after its AUTH SUCCESS. */
   private held?: { text: string; done?: (err?: Error) => void }[];
@@ -135,19 +139,20 @@ export class ChatClient {
 
   /** The token it holds now (memory only: never log it); undefined before its login was verified. */
   get token(): string | undefined {
-    return this.#credential?.token;
+    return this.#token;
   }
 
   /** When its token stops being valid (Unix ms), if it does. */
   get tokenExpiresAt(): number | undefined {
-    return this.#credential?.expiresAt;
+    return this.#expiresAt;
   }
 
   /** AuthGuard: the token was verified for this user (`credential`: that token and its expiry). */
   authenticate(profile: UserProfile, credential?: Credential): void {
     if (this.current !== ClientState.PRE_AUTH) return;
     this.verified = profile;
-    this.#credential = credential;
+    this.#token = credential?.token;
+    this.#expiresAt = credential?.expiresAt;
   }
 
   /**
@@ -162,7 +167,8 @@ export class ChatClient {
       if (profile.userId !== this.verified.userId) return;
       this.verified = profile;
     }
-    this.#credential = credential;
+    this.#token = credential.token;
+    this.#expiresAt = credential.expiresAt;
   }
 
   /** The session is claimed: broadcasts are held back until the AUTH SUCCESS is written. */

@@ -101,7 +101,8 @@ export class SessionService implements OnModuleInit {
       // Profiles are values, never changed in place (updateProfile replaces them): the verified
       // one (shared with the token cache) is used as is unless the stored avatar differs.
       const profile = frozen(avatar ? { ...verified, avatar } : verified);
-      session = { userId: profile.userId, nodeId: this.bus.nodeId, connId: client.id, profile };
+      // A value too (the memory registry keeps it as is instead of a copy).
+      session = Object.freeze({ userId: profile.userId, nodeId: this.bus.nodeId, connId: client.id, profile });
       if (!client.isOpen) return JoinOutcome.CLOSED;
       this.held.set(client.id, { client, session });
       if (!(await this.claimOrProbe(client, session))) {

@@ -48,6 +48,24 @@ describe('MemoryPresenceRegistry', () => {
     await expect(registry.list()).resolves.toEqual([makeProfile('u1')]);
   });
 
+  it('keeps a frozen session with a frozen profile as it is (one object per connection), and an update makes a new one', async () => {
+    const s = Object.freeze({ ...session('u1', 'c1'), profile: Object.freeze(makeProfile('u1')) });
+    await registry.claim(s);
+    await expect(registry.locate('u1')).resolves.toBe(s);
+    await registry.updateProfile('u1', { nickname: 'renamed' });
+    const after = await registry.locate('u1');
+    expect(after).not.toBe(s);
+    expect(after).toMatchObject({ connId: 'c1', profile: { nickname: 'renamed' } });
+    expect(s.profile.nickname).toBe(makeProfile('u1').nickname);
+  });
+
+  it('copies a session that is not frozen: changing it afterwards changes nothing here', async () => {
+    const s = session('u1', 'c1');
+    await registry.claim(s);
+    s.connId = 'changed-outside';
+    await expect(registry.locate('u1')).resolves.toMatchObject({ connId: 'c1' });
+  });
+
   it('lists frozen profiles in a new array: a caller cannot change the registry', async () => {
     await registry.claim(session('u1', 'c1'));
     const first = await registry.list();

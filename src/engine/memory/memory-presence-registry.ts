@@ -23,9 +23,11 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
 
   async claim(session: Session): Promise<boolean> {
     if (this.entries.has(session.userId)) return false;
-    // A frozen profile is a value and is kept as is; any other is copied (the caller may change it).
-    const profile = Object.isFrozen(session.profile) ? session.profile : Object.freeze({ ...session.profile });
-    const entry = new Entry({ ...session, profile });
+    // A frozen session with a frozen profile is a value and is kept as is (the session core hands
+    // over such, so a connection costs one session object, not two); any other is copied (the
+    // caller may change it).
+    const kept = Object.isFrozen(session) && Object.isFrozen(session.profile);
+    const entry = new Entry(kept ? session : { ...session, profile: Object.isFrozen(session.profile) ? session.profile : Object.freeze({ ...session.profile }) });
     this.entries.set(session.userId, entry);
     this.online.add(entry);
     return true;
@@ -59,7 +61,8 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
   async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
     const entry = this.entries.get(userId);
     if (!entry) return;
-    entry.session.profile = Object.freeze({ ...entry.session.profile, ...patch, userId });
+    // A new session value: the one handed to claim may be frozen, and is the caller's.
+    entry.session = { ...entry.session, profile: Object.freeze({ ...entry.session.profile, ...patch, userId }) };
     this.online.changed(entry);
   }
 
