@@ -93,7 +93,7 @@ function probeUsers(o: CapacityOptions, point: number): number[] {
 }
 
 async function runOne(name: ServerName, target: number, o: CapacityOptions, ctx: { tokens: string[]; authUrl: string; auth: Child; totalUsers: number }): Promise<CapacityRun> {
-  const run: CapacityRun = { server: name, target, segments: [], checkpoints: [], broadcasts: [], failures: [], base: { rss: 0, heapUsed: 0 } };
+  const run: CapacityRun = { server: name, target, segments: [], checkpoints: [], broadcasts: [], failures: [], base: { rss: 0, heapUsed: 0, youngGen: 0 } };
   const t0 = performance.now();
   let server: Server | undefined;
   const loadgens: Loadgen[] = [];
@@ -163,9 +163,11 @@ async function runOne(name: ServerName, target: number, o: CapacityOptions, ctx:
         heapUsed: mem.heapUsed,
         rssPerConnKiB: (mem.rss - run.base.rss) / point / 1024,
         heapPerConnKiB: (mem.heapUsed - run.base.heapUsed) / point / 1024,
+        youngGen: mem.youngGen,
+        rssPerConnNoYoungGenKiB: (mem.rss - run.base.rss - (mem.youngGen - (run.base.youngGen ?? 0))) / point / 1024,
       };
       run.checkpoints.push(checkpoint);
-      log(`capacity ${name}: ${point} online: RSS ${(mem.rss / 2 ** 20).toFixed(1)} MiB (${checkpoint.rssPerConnKiB.toFixed(2)} KiB per connection), heap ${(mem.heapUsed / 2 ** 20).toFixed(1)} MiB`);
+      log(`capacity ${name}: ${point} online: RSS ${(mem.rss / 2 ** 20).toFixed(1)} MiB (${checkpoint.rssPerConnKiB.toFixed(2)} KiB per connection), heap ${(mem.heapUsed / 2 ** 20).toFixed(1)} MiB, young generation ${(mem.youngGen / 2 ** 20).toFixed(1)} MiB`);
       if ((PROBE_POINTS.has(point) || point === target) && o.probes > 0) checkpoint.probe = await probe(name, point, o, server, loadgens, ctx, run);
       if (point === 10_000 || point === target) run.broadcasts.push(...(await broadcasts(point, point === target ? o.chats : 1, server, loadgens, ctx.auth, run)));
     }

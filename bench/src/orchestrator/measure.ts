@@ -98,9 +98,9 @@ export function deploymentCpu(d: Delta): number {
   return d.serverCpu + (Number.isFinite(d.redisCpu) ? d.redisCpu : d.extraCpu);
 }
 
-export async function memory(server: Server): Promise<{ rss: number; heapUsed: number }> {
-  const mems = await Promise.all(server.nodes.map((n) => hook<{ rss: number; heapUsed: number }>(n, { bench: 'mem' })));
-  return { rss: mems.reduce((s, m) => s + m.rss, 0), heapUsed: mems.reduce((s, m) => s + m.heapUsed, 0) };
+export async function memory(server: Server): Promise<{ rss: number; heapUsed: number; youngGen: number }> {
+  const mems = await Promise.all(server.nodes.map((n) => hook<{ rss: number; heapUsed: number; youngGen?: number }>(n, { bench: 'mem' })));
+  return { rss: mems.reduce((s, m) => s + m.rss, 0), heapUsed: mems.reduce((s, m) => s + m.heapUsed, 0), youngGen: mems.reduce((s, m) => s + (m.youngGen ?? 0), 0) };
 }
 
 /**

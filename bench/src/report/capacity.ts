@@ -32,6 +32,14 @@ export interface Checkpoint {
   heapUsed: number;
   rssPerConnKiB: number;
   heapPerConnKiB: number;
+  /**
+   * Pages of V8's young generation (new space) after the forced GC: empty, but in RSS. V8 grows it
+   * with the allocation rate up to --max-semi-space-size, whatever N: a size per process, not per
+   * connection. (Absent in runs before it was recorded.)
+   */
+  youngGen?: number;
+  /** RSS per connection without the young generation's growth since the start (informational). */
+  rssPerConnNoYoungGenKiB?: number;
   /** Login cost at this N (sequential logins of fresh users, then their logouts). */
   probe?: {
     logins: number;
@@ -49,7 +57,7 @@ export interface Checkpoint {
 export interface CapacityRun {
   server: string;
   target: number;
-  base: { rss: number; heapUsed: number };
+  base: { rss: number; heapUsed: number; youngGen?: number };
   segments: Segment[];
   checkpoints: Checkpoint[];
   broadcasts: { n: number; received: number; expected: number; firstMs: number; lastMs: number; serverCpuMs: number }[];
@@ -122,6 +130,12 @@ export function renderCapacity(result: CapacityResult, source?: string): string 
     lines.push(`| RSS per connection at 10,000 (KiB) | ${fmt(o10?.rssPerConnKiB ?? NaN)} | ${fmt(r10?.rssPerConnKiB ?? NaN)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '–'} | ≤ 1.0x ${Number.isFinite(ratio) ? (ratio <= 1 ? '✓' : '✗') : ''} |`);
     const hratio = o10 && r10 ? o10.heapPerConnKiB / r10.heapPerConnKiB : NaN;
     lines.push(`| heap per connection at 10,000 (KiB) | ${fmt(o10?.heapPerConnKiB ?? NaN)} | ${fmt(r10?.heapPerConnKiB ?? NaN)} | ${Number.isFinite(hratio) ? `${hratio.toFixed(2)}x` : '–'} |  |`);
+    const yo = o10?.rssPerConnNoYoungGenKiB;
+    const yr = r10?.rssPerConnNoYoungGenKiB;
+    if (yo !== undefined || yr !== undefined) {
+      const yratio = yo !== undefined && yr !== undefined ? yo / yr : NaN;
+      lines.push(`| RSS per connection at 10,000 without the young generation's growth (KiB; informational) | ${fmt(yo ?? NaN)} | ${fmt(yr ?? NaN)} | ${Number.isFinite(yratio) ? `${yratio.toFixed(2)}x` : '–'} |  |`);
+    }
   }
   const oTop = ours?.checkpoints.at(-1);
   if (oTop && oTop.n !== 10_000) {
@@ -160,13 +174,16 @@ export function renderCapacity(result: CapacityResult, source?: string): string 
 
   lines.push('## Memory');
   lines.push('');
-  lines.push('After presence settled at each checkpoint, memory after a forced GC (the gc-hook); per connection = (value − value right after the start) ÷ N.');
+  lines.push('After presence settled at each checkpoint, memory after a forced GC (the gc-hook); per connection = (value − value right after the start) ÷ N. ' +
+    '*Young generation*: the pages of V8\'s new space, empty after the GC but part of RSS; V8 sizes it by the allocation rate (up to `--max-semi-space-size`), ' +
+    'so its growth since the start is a size per process that depends on the GC history at the two points, not a cost per connection.');
   lines.push('');
-  lines.push('| N | server | RSS (MiB) | RSS per connection (KiB) | heap used (MiB) | heap per connection (KiB) |');
-  lines.push('|---|---|---|---|---|---|');
+  lines.push('| N | server | RSS (MiB) | RSS per connection (KiB) | heap used (MiB) | heap per connection (KiB) | young generation (MiB) |');
+  lines.push('|---|---|---|---|---|---|---|');
+  const young = (v?: number) => (v === undefined ? '–' : mib(v));
   for (const run of result.runs) {
-    lines.push(`| 0 | ${LABEL[run.server] ?? run.server} | ${mib(run.base.rss)} | – | ${mib(run.base.heapUsed)} | – |`);
-    for (const c of run.checkpoints) lines.push(`| ${fmt(c.n)} | ${LABEL[run.server] ?? run.server} | ${mib(c.rss)} | ${fmt(c.rssPerConnKiB)} | ${mib(c.heapUsed)} | ${fmt(c.heapPerConnKiB)} |`);
+    lines.push(`| 0 | ${LABEL[run.server] ?? run.server} | ${mib(run.base.rss)} | – | ${mib(run.base.heapUsed)} | – | ${young(run.base.youngGen)} |`);
+    for (const c of run.checkpoints) lines.push(`| ${fmt(c.n)} | ${LABEL[run.server] ?? run.server} | ${mib(c.rss)} | ${fmt(c.rssPerConnKiB)} | ${mib(c.heapUsed)} | ${fmt(c.heapPerConnKiB)} | ${young(c.youngGen)} |`);
   }
   lines.push('');
 

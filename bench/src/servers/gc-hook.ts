@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 type HookRequest =
   | { bench: 'mem'; id: number }
@@ -57,7 +58,9 @@ function onRequest(message: HookRequest): void {
         const m = process.memoryUsage();
         // The observer is called asynchronously: keep ignoring the forced collections until then.
         setTimeout(() => (forcing = false), 50);
-        reply(message.id, { forced: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers });
+        // The young generation's pages (empty after the collection, but V8 keeps them: RSS includes them).
+        const youngGen = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.physical_space_size ?? 0;
+        reply(message.id, { forced: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, youngGen });
       }, 300);
       return;
     }
