@@ -13,6 +13,17 @@ export interface Session {
   profile: UserProfile;
 }
 
+/**
+ * A registry's own value of a claimed session: a frozen session with a frozen profile is a value and
+ * is kept as it is (the session core hands over such, so a connection costs one session object, not
+ * two); any other is copied, with a frozen copy of its profile (the caller may change it).
+ */
+export function sessionValue(session: Session): Session {
+  if (Object.isFrozen(session) && Object.isFrozen(session.profile)) return session;
+  const profile = Object.isFrozen(session.profile) ? session.profile : Object.freeze({ ...session.profile });
+  return { ...session, profile };
+}
+
 /** A serialized frame for the clients of a deployment, optionally skipping one user. */
 export interface BroadcastEvent {
   frame: string;

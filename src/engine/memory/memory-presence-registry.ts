@@ -1,5 +1,5 @@
 import type { UserProfile } from '../../protocol/protocol';
-import type { PresenceRegistry, Session } from '../engine.ports';
+import { sessionValue, type PresenceRegistry, type Session } from '../engine.ports';
 import { OnlineList, type ListEntry, type OnlineListBlock } from './online-list';
 
 /** The registry's record of a session: the session as claimed, and where its profile is in the online list. */
@@ -23,11 +23,7 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
 
   async claim(session: Session): Promise<boolean> {
     if (this.entries.has(session.userId)) return false;
-    // A frozen session with a frozen profile is a value and is kept as is (the session core hands
-    // over such, so a connection costs one session object, not two); any other is copied (the
-    // caller may change it).
-    const kept = Object.isFrozen(session) && Object.isFrozen(session.profile);
-    const entry = new Entry(kept ? session : { ...session, profile: Object.isFrozen(session.profile) ? session.profile : Object.freeze({ ...session.profile }) });
+    const entry = new Entry(sessionValue(session));
     this.entries.set(session.userId, entry);
     this.online.add(entry);
     return true;

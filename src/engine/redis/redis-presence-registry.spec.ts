@@ -66,6 +66,23 @@ describe('RedisPresenceRegistry (real redis-server)', () => {
     expect(await a.registry.list()).toEqual([]);
   });
 
+  it('keeps a frozen session as it is for its own users (one object per connection); an update makes a new value, a session not frozen is copied', async () => {
+    const a = await node();
+    const frozen = Object.freeze({ ...session(a, 'u1'), profile: Object.freeze(makeProfile('u1')) });
+    await a.registry.claim(frozen);
+    await expect(a.registry.locate('u1')).resolves.toBe(frozen);
+    await a.registry.updateProfile('u1', { nickname: 'renamed' });
+    const after = await a.registry.locate('u1');
+    expect(after).not.toBe(frozen);
+    expect(after).toMatchObject({ connId: frozen.connId, profile: { nickname: 'renamed' } });
+    expect(frozen.profile.nickname).toBe(makeProfile('u1').nickname);
+
+    const loose = session(a, 'u2');
+    await a.registry.claim(loose);
+    loose.profile.nickname = 'changed-outside';
+    await expect(a.registry.locate('u2')).resolves.toMatchObject({ profile: { nickname: makeProfile('u2').nickname } });
+  });
+
   it('the users of two nodes are one list; a user online on one node cannot log in on the other', async () => {
     const a = await node();
     const b = await node();

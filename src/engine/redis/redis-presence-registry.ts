@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { UserProfile } from '../../protocol/protocol';
-import { listBytesOf, type PresenceRegistry, type Session } from '../engine.ports';
+import { listBytesOf, sessionValue, type PresenceRegistry, type Session } from '../engine.ports';
 import { CLAIM, HEARTBEAT, LEAVE_NODE, RECONCILE, RELEASE, SWEEP, UPDATE_PROFILE } from './lua-scripts';
 import type { RedisConnection } from './redis-connection';
 
@@ -192,7 +192,8 @@ export class RedisPresenceRegistry implements PresenceRegistry {
 
   async updateProfile(userId: string, patch: Partial<UserProfile>): Promise<void> {
     const mine = this.local.get(userId);
-    if (mine) mine.profile = { ...mine.profile, ...patch, userId };
+    // A new value: the session kept may be the caller's own frozen one (sessionValue).
+    if (mine) this.local.set(userId, { ...mine, profile: Object.freeze({ ...mine.profile, ...patch, userId }) });
     try {
       await UPDATE_PROFILE.run(this.connection.commands, [this.keys.sessions], [userId, JSON.stringify(patch)]);
     } catch (err) {
@@ -289,7 +290,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
       this.needsReconcile = true;
       throw err;
     }
-    if (result > 0) this.local.set(session.userId, { ...session, profile: { ...session.profile } });
+    if (result > 0) this.local.set(session.userId, sessionValue(session));
     // Claimed over the session of a dead node that was not swept yet: its DISCONNECT goes first.
     if (result === 2) this.reportExpired([session.userId]);
     return result;
