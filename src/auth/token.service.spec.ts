@@ -165,6 +165,21 @@ describe('TokenService', () => {
       expect(verify).toHaveBeenCalledTimes(5);
     });
 
+    it('a sweep walks from the oldest answer to the first live one, no further: one cut short by its expiresAt goes once the older ones have', async () => {
+      const internals = service as unknown as { cache: Map<string, unknown> };
+      verify.mockImplementation((token) => Promise.resolve(token === 'short' ? { ...valid('short'), expiresAt: clock + 5000 } : valid(token)));
+      await service.verify('long');
+      await service.verify('short');
+      clock += 5000;
+      service.sweepExpired();
+      expect(internals.cache.size).toBe(2); // behind 'long', which is live
+      await service.verify('short'); // never reused past its expiresAt: asked again
+      expect(verify).toHaveBeenCalledTimes(3);
+      clock += TTL - 5000;
+      service.sweepExpired();
+      expect(internals.cache.size).toBe(0);
+    });
+
     it('sweeps on its own every AUTH_CACHE_TTL_MS or AUTH_INVALID_CACHE_MS, whichever is shorter, and stops with the module', () => {
       jest.useFakeTimers();
       try {
@@ -176,6 +191,18 @@ describe('TokenService', () => {
         jest.advanceTimersByTime(INVALID_TTL * 3);
         expect(sweep).toHaveBeenCalledTimes(3);
         expect(jest.getTimerCount()).toBe(0);
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
+    it('starts no sweeper when neither cache keeps anything (both TTLs 0)', () => {
+      jest.useFakeTimers();
+      try {
+        const none = create({ authCacheTtlMs: 0, authInvalidCacheMs: 0 });
+        none.onModuleInit();
+        expect(jest.getTimerCount()).toBe(0);
+        none.onModuleDestroy();
       } finally {
         jest.useRealTimers();
       }

@@ -19,6 +19,17 @@ const MAX_CACHE_ENTRIES = 100_000;
 /** Bound on remembered "invalid" answers: a flood of random tokens must not grow memory without end. */
 export const MAX_INVALID_ENTRIES = 100_000;
 
+/**
+ * Deletes the entries of a cache kept in insertion order from its oldest, while they have expired:
+ * it stops at the first live one.
+ */
+function dropExpiredHead<V>(cache: Map<string, V>, expiresAt: (value: V) => number, now: number): void {
+  for (const [key, value] of cache) {
+    if (expiresAt(value) > now) return;
+    cache.delete(key);
+  }
+}
+
 const INVALID: TokenCheck = Object.freeze({ outcome: 'invalid' });
 const CIRCUIT_OPEN: TokenCheck = Object.freeze({ outcome: 'unavailable', reason: 'circuit open' });
 const OVERLOADED: TokenCheck = Object.freeze({ outcome: 'unavailable', reason: 'overloaded' });
@@ -117,15 +128,16 @@ export class TokenService implements OnModuleInit, OnModuleDestroy {
     this.sweeper.unref();
   }
 
-  /** Drops every expired answer of both caches. @internal (the sweeper's tick; called directly in unit tests) */
+  /**
+   * Drops the expired answers at the old end of both caches, up to the first live one: amortized
+   * O(1) per answer, never a walk over a full cache on the event loop. (A SUCCESS answer cut short
+   * by its token's expiresAt may wait behind an older live one, at most AUTH_CACHE_TTL_MS; it is
+   * never reused meanwhile.) @internal (the sweeper's tick; called directly in unit tests)
+   */
   sweepExpired(): void {
     const now = this.now();
-    for (const [key, entry] of this.cache) if (entry.expiresAt <= now) this.cache.delete(key);
-    // One TTL for all invalid answers: insertion order is expiry order, the first live one ends it.
-    for (const [key, until] of this.invalidCache) {
-      if (until > now) break;
-      this.invalidCache.delete(key);
-    }
+    dropExpiredHead(this.cache, (entry) => entry.expiresAt, now);
+    dropExpiredHead(this.invalidCache, (until) => until, now);
   }
 
   /** Resolves every waiting check as unavailable and drops its timer (the app is closing). */
@@ -257,10 +269,7 @@ export class TokenService implements OnModuleInit, OnModuleDestroy {
     const now = this.now();
     // One TTL for all: the oldest entries expire first, so this sweep of the expired ones stops at
     // the first live entry (amortized O(1) per insertion; memory shrinks as a flood ends).
-    for (const [k, until] of this.invalidCache) {
-      if (until > now) break;
-      this.invalidCache.delete(k);
-    }
+    dropExpiredHead(this.invalidCache, (until) => until, now);
     // Still full of live entries: drop the oldest tenth rather than grow without bound.
     if (this.invalidCache.size >= MAX_INVALID_ENTRIES) {
       let drop = Math.ceil(MAX_INVALID_ENTRIES / 10);

@@ -18,7 +18,7 @@ import { httpGet, tryUpgrade } from '../../support/http';
 import { jsonLines, logLines } from '../../support/logs';
 import { Scope } from '../../support/scope';
 import { eventually } from '../../support/time';
-import { received, type TestClient } from '../../support/ws-client';
+import { closedWithin, received, type TestClient } from '../../support/ws-client';
 
 jest.setTimeout(40_000);
 
@@ -156,4 +156,23 @@ describe('graceful shutdown of a cluster node (SIGTERM)', () => {
     ]);
     expect(observer.closeInfo).toBeUndefined();
   }, 90_000);
+});
+
+/**
+ * app.close() on its own (an in-process app, or a process whose drain did not finish): ws keeps no
+ * client set here (clientTracking is off), so the adapter's close drops what the gateway holds.
+ */
+describe('app.close() without a drain', () => {
+  const scope = new Scope({ users, ownAuthServer: true });
+  afterAll(() => scope.closeAll());
+
+  it('drops every socket still open, logged in or still without a token, and resolves at once', async () => {
+    const gw = await scope.gateway();
+    const joined = await scope.login(gw.wsUrl, users[0].token);
+    const tokenless = await scope.connect(gw.wsUrl);
+    const started = Date.now();
+    await scope.stop(gw);
+    expect(Date.now() - started).toBeLessThan(3000);
+    for (const client of [joined, tokenless]) expect((await closedWithin(client, 2000)).code).toBe(1006);
+  });
 });
