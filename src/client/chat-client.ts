@@ -739,12 +739,18 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     if (expiresAt === undefined) return;
     const left = expiresAt - Date.now();
     const before = Math.min(this.options.refreshBeforeMs ?? 30_000, left / 2);
-    const delay = Math.max(0, Math.min(2 ** 31 - 1, Math.floor(left - before)));
-    this.expiryTimer = setTimeout(() => {
-      this.expiryTimer = undefined;
-      if (this.expiresAt !== expiresAt || this.currentState !== 'open') return;
-      this.emit('tokenExpiring', { expiresAt, inMs: Math.max(0, expiresAt - Date.now()) });
-    }, delay);
+    const arm = (delay: number): void => {
+      this.expiryTimer = setTimeout(() => {
+        this.expiryTimer = undefined;
+        if (this.expiresAt !== expiresAt || this.currentState !== 'open') return;
+        const inMs = Math.max(0, expiresAt - Date.now());
+        // Node's timers may fire a millisecond before the wall clock says they are due (and a
+        // delay is capped at 2^31 - 1 ms): wait out the rest rather than announce it too early.
+        if (inMs > before) arm(Math.min(2 ** 31 - 1, Math.ceil(inMs - before)));
+        else this.emit('tokenExpiring', { expiresAt, inMs });
+      }, delay);
+    };
+    arm(Math.max(0, Math.min(2 ** 31 - 1, Math.floor(left - before))));
   }
 
   private failRefreshes(err: ChatClientError): void {
